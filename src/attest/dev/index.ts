@@ -1,0 +1,1 @@
+export { DevAttestationProvider, DevAttestationVerifier } from './dev-attestation.ts';

@@ -1,0 +1,50 @@
+import type { NodeRole } from '../protocol/version.ts';
+
+/**
+ * What a verified peer proved about itself. `tee-gpu` and `tee-cpu` come from hardware quotes;
+ * `dev` is a software attestation for machines without a TEE and is labelled so everywhere.
+ */
+export type TrustTier = 'tee-gpu' | 'tee-cpu' | 'dev';
+export const TRUST_TIER_RANK: Record<TrustTier, number> = { dev: 0, 'tee-cpu': 1, 'tee-gpu': 2 };
+
+/** The statements a node makes in its certificate; REPORTDATA of its quote is SHA-512 of their encoding. */
+export interface CertificateClaims {
+  v: 1;
+  role: NodeRole;
+  /** Raw Ed25519 public key of the TLS certificate, hex. Binds the quote to this TLS key. */
+  publicKey: string;
+  /** Which attestation provider made the quote (selects the verifier). */
+  attestation: string;
+  protocol: { min: number; max: number };
+  /** Models served (workers). */
+  models?: string[];
+}
+
+/** Makes quotes: hardware (`tdx`, later `sev-snp`) or software (`dev`). */
+export interface AttestationProvider {
+  readonly kind: string;
+  /** A quote over `reportData` (64 bytes: SHA-512 of the claims). */
+  quote(reportData: Uint8Array): Promise<Uint8Array>;
+}
+
+export interface VerifiedAttestation {
+  kind: string;
+  tier: TrustTier;
+  /** Identity of the software image the quote measures (hex SHA-256). */
+  imageHash: string;
+}
+
+/** Checks quotes of one kind. Throws AttestationError with a specific reason when a quote is refused. */
+export interface AttestationVerifier {
+  readonly kind: string;
+  verify(quote: Uint8Array, expectedReportData: Uint8Array): Promise<VerifiedAttestation>;
+}
+
+/** A peer after its certificate, claims and quote were verified. */
+export interface PeerIdentity {
+  role: NodeRole;
+  publicKey: string;
+  claims: CertificateClaims;
+  attestation: VerifiedAttestation;
+  notAfter: Date;
+}

@@ -1,0 +1,138 @@
+/**
+ * Every error a daemon reports is a CocoonError: an HTTP status, an OpenAI error type, a stable code and a
+ * human message. Errors are typed here once; `toOpenAIError` is the only place that turns them into the
+ * OpenAI wire shape, and `toWireError`/`fromWireError` the only places they cross a node-to-node hop.
+ */
+
+export interface OpenAIErrorBody {
+  error: { message: string; type: string; param: string | null; code: string | null };
+}
+
+/** The form an error takes inside the node-to-node protocol (RESET frames). */
+export interface WireError {
+  status: number;
+  type: string;
+  code: string | null;
+  message: string;
+  param?: string | null;
+}
+
+export class CocoonError extends Error {
+  constructor(
+    readonly status: number,
+    readonly type: string,
+    readonly code: string | null,
+    message: string,
+    readonly param: string | null = null,
+  ) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+export class BadRequestError extends CocoonError {
+  constructor(message: string, param: string | null = null, code: string | null = 'invalid_request') {
+    super(400, 'invalid_request_error', code, message, param);
+  }
+}
+
+export class AuthenticationError extends CocoonError {
+  constructor(message = 'Invalid or missing API key.') {
+    super(401, 'authentication_error', 'invalid_api_key', message);
+  }
+}
+
+export class ModelNotFoundError extends CocoonError {
+  constructor(model: string) {
+    super(
+      404,
+      'invalid_request_error',
+      'model_not_found',
+      `The model '${model}' does not exist or no worker serves it.`,
+      'model',
+    );
+  }
+}
+
+export class RouteNotFoundError extends CocoonError {
+  constructor(method: string, path: string) {
+    super(404, 'invalid_request_error', 'unknown_url', `Unknown request URL: ${method} ${path}.`);
+  }
+}
+
+export class MethodNotAllowedError extends CocoonError {
+  constructor(method: string, path: string) {
+    super(405, 'invalid_request_error', 'method_not_allowed', `Method ${method} is not allowed on ${path}.`);
+  }
+}
+
+export class PayloadTooLargeError extends CocoonError {
+  constructor(limit: number) {
+    super(
+      413,
+      'invalid_request_error',
+      'request_too_large',
+      `Request body exceeds the limit of ${limit} bytes.`,
+    );
+  }
+}
+
+export class RateLimitError extends CocoonError {
+  constructor(message: string, code = 'rate_limit_exceeded') {
+    super(429, 'rate_limit_error', code, message);
+  }
+}
+
+/** A peer or upstream engine failed or answered nonsense. */
+export class BadGatewayError extends CocoonError {
+  constructor(message: string, code = 'bad_gateway') {
+    super(502, 'server_error', code, message);
+  }
+}
+
+/** Nothing can serve the request right now (no proxy connected, no eligible worker). */
+export class ServiceUnavailableError extends CocoonError {
+  constructor(message: string, code = 'service_unavailable') {
+    super(503, 'server_error', code, message);
+  }
+}
+
+export class GatewayTimeoutError extends CocoonError {
+  constructor(message: string) {
+    super(504, 'server_error', 'timeout', message);
+  }
+}
+
+/** A peer broke the node-to-node protocol; the connection to it is closed. */
+export class ProtocolError extends CocoonError {
+  constructor(message: string, code = 'protocol_error') {
+    super(502, 'server_error', code, message);
+  }
+}
+
+/** The request was cancelled by whoever asked for it (HTTP caller went away). */
+export class CancelledError extends CocoonError {
+  constructor(message = 'Request cancelled by the caller.') {
+    super(499, 'invalid_request_error', 'cancelled', message);
+  }
+}
+
+export function toWireError(err: unknown): WireError {
+  if (err instanceof CocoonError) {
+    return { status: err.status, type: err.type, code: err.code, message: err.message, param: err.param };
+  }
+  return { status: 500, type: 'server_error', code: 'internal_error', message: 'Internal error.' };
+}
+
+export function fromWireError(w: WireError): CocoonError {
+  return new CocoonError(w.status, w.type, w.code, w.message, w.param ?? null);
+}
+
+/** The one mapping from any thrown value to an HTTP status and OpenAI error body. */
+export function toOpenAIError(err: unknown): { status: number; body: OpenAIErrorBody } {
+  const w = toWireError(err);
+  return {
+    status: w.status,
+    body: { error: { message: w.message, type: w.type, param: w.param ?? null, code: w.code } },
+  };
+}

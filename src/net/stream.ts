@@ -1,0 +1,190 @@
+import { CocoonError, fromWireError, ProtocolError, toWireError, type WireError } from '../errors.ts';
+import { FrameType } from '../protocol/frames.ts';
+import type { Session } from './session.ts';
+
+/**
+ * One call on a Session: a header, then a body of DATA parts each way, ended by END (with a JSON trailer)
+ * or aborted by RESET (with an error). Inbound parts are read with `for await`; outbound parts are written
+ * with `write`, which waits while the peer's window is exhausted or the socket is congested (backpressure
+ * reaches the producer instead of piling up in memory).
+ */
+export class Stream implements AsyncIterableIterator<Buffer> {
+  /** Aborted when the stream is reset by either side or its session dies. */
+  readonly signal: AbortSignal;
+  /** The peer's END trailer (parsed JSON), once the inbound side ended. */
+  trailer: unknown = undefined;
+  bytesIn = 0;
+  bytesOut = 0;
+
+  private readonly abort = new AbortController();
+  private readonly queue: Buffer[] = [];
+  private queued = 0;
+  private waiter: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: unknown) => void } | null =
+    null;
+  private inboundEnded = false;
+  private outboundEnded = false;
+  private error: CocoonError | null = null;
+  private sendCredit: number;
+  private creditWaiter: (() => void) | null = null;
+  private consumedSinceGrant = 0;
+
+  constructor(
+    private readonly session: Session,
+    readonly id: number,
+    readonly header: unknown,
+    private readonly windowBytes: number,
+  ) {
+    this.signal = this.abort.signal;
+    this.sendCredit = windowBytes;
+  }
+
+  get isClosed(): boolean {
+    return this.error !== null || (this.inboundEnded && this.outboundEnded);
+  }
+
+  /** Sends one DATA part. Returns a promise only when the caller must wait (flow control). */
+  write(data: Buffer | string): Promise<void> | undefined {
+    if (this.error) throw this.error;
+    if (this.outboundEnded) throw new Error(`stream ${this.id}: write after end`);
+    const buf = typeof data === 'string' ? Buffer.from(data) : data;
+    if (this.sendCredit <= 0) return this.waitForCredit().then(() => this.write(buf));
+    this.sendCredit -= buf.length;
+    this.bytesOut += buf.length;
+    this.session.send(FrameType.Data, this.id, buf);
+    return this.session.whenWritable();
+  }
+
+  /** Half-closes our side with an optional JSON trailer. */
+  end(trailer?: unknown): void {
+    if (this.error || this.outboundEnded) return;
+    this.outboundEnded = true;
+    this.session.send(FrameType.End, this.id, trailer === undefined ? undefined : JSON.stringify(trailer));
+    this.maybeFinish();
+  }
+
+  /** Aborts the stream both ways and tells the peer why (cancellation or failure). */
+  reset(err: unknown): void {
+    if (this.isClosed) return;
+    const e = err instanceof CocoonError ? err : fromWireError(toWireError(err));
+    this.session.send(FrameType.Reset, this.id, JSON.stringify(toWireError(e)));
+    this.fail(e);
+  }
+
+  next(): Promise<IteratorResult<Buffer>> {
+    const part = this.queue.shift();
+    if (part) {
+      this.consumed(part.length);
+      return Promise.resolve({ value: part, done: false });
+    }
+    if (this.error) return Promise.reject(this.error);
+    if (this.inboundEnded) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve, reject) => {
+      this.waiter = { resolve, reject };
+    });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<Buffer> {
+    return this;
+  }
+
+  /** Reads the whole inbound body (for small, non-streaming calls). */
+  async readAll(): Promise<Buffer> {
+    const parts: Buffer[] = [];
+    for await (const p of this) parts.push(p);
+    return parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+  }
+
+  // ---- driven by Session ----
+
+  /** @internal */
+  onPeerData(payload: Buffer): void {
+    if (this.inboundEnded) throw new ProtocolError(`DATA after END on stream ${this.id}`, 'bad_stream');
+    this.bytesIn += payload.length;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      this.consumed(payload.length);
+      w.resolve({ value: payload, done: false });
+      return;
+    }
+    this.queued += payload.length;
+    // The peer may overshoot its credit by at most one part; more is a peer ignoring flow control.
+    if (this.queued > 2 * this.windowBytes + 16 * 1024 * 1024) {
+      throw new ProtocolError(`peer overran the window on stream ${this.id}`, 'flow_control');
+    }
+    this.queue.push(payload);
+  }
+
+  /** @internal */
+  onPeerEnd(payload: Buffer): void {
+    if (this.inboundEnded) throw new ProtocolError(`duplicate END on stream ${this.id}`, 'bad_stream');
+    if (payload.length > 0) {
+      try {
+        this.trailer = JSON.parse(payload.toString('utf8'));
+      } catch {
+        throw new ProtocolError(`END trailer on stream ${this.id} is not valid JSON`, 'bad_message');
+      }
+    }
+    this.inboundEnded = true;
+    if (this.waiter && this.queue.length === 0) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.resolve({ value: undefined, done: true });
+    }
+    this.maybeFinish();
+  }
+
+  /** @internal */
+  onPeerReset(err: WireError): void {
+    if (this.error) return;
+    this.fail(fromWireError(err));
+  }
+
+  /** @internal */
+  onPeerWindow(credit: number): void {
+    this.sendCredit += credit;
+    if (this.sendCredit > 0 && this.creditWaiter) {
+      const w = this.creditWaiter;
+      this.creditWaiter = null;
+      w();
+    }
+  }
+
+  private consumed(n: number): void {
+    this.queued = Math.max(0, this.queued - n);
+    this.consumedSinceGrant += n;
+    if (this.consumedSinceGrant >= this.windowBytes / 2 && !this.inboundEnded && !this.error) {
+      const b = Buffer.allocUnsafe(4);
+      b.writeUInt32BE(this.consumedSinceGrant, 0);
+      this.consumedSinceGrant = 0;
+      this.session.send(FrameType.Window, this.id, b);
+    }
+  }
+
+  private waitForCredit(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const onAbort = () => reject(this.error);
+      this.signal.addEventListener('abort', onAbort, { once: true });
+      this.creditWaiter = () => {
+        this.signal.removeEventListener('abort', onAbort);
+        resolve();
+      };
+    });
+  }
+
+  private fail(e: CocoonError): void {
+    this.error = e;
+    this.queue.length = 0;
+    if (this.waiter) {
+      const w = this.waiter;
+      this.waiter = null;
+      w.reject(e);
+    }
+    this.abort.abort(e);
+    this.session.forget(this.id);
+  }
+
+  private maybeFinish(): void {
+    if (this.inboundEnded && this.outboundEnded) this.session.forget(this.id);
+  }
+}

@@ -1,0 +1,171 @@
+import { constants } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import * as tls from 'node:tls';
+import { verifyPeerCertificate } from '../attest/certificate.ts';
+import { AttestationError } from '../attest/errors.ts';
+import type { AttestationVerifier, PeerIdentity, TrustTier } from '../attest/types.ts';
+import { TRUST_TIER_RANK } from '../attest/types.ts';
+import { CocoonError, toWireError } from '../errors.ts';
+import { encodeFrame, FrameType } from '../protocol/frames.ts';
+import type { NodeRole } from '../protocol/version.ts';
+import { Session, type SessionOptions } from './session.ts';
+
+/** What this node presents: its key and its current RA-TLS certificate. */
+export interface TlsCredentials {
+  privateKeyPem: string;
+  certPem: string;
+}
+
+/** Whom this node accepts as a peer on one link. */
+export interface PeerTrust {
+  verifiers: ReadonlyMap<string, AttestationVerifier>;
+  /** Roles allowed on this link (a proxy's worker port takes only workers). */
+  roles: readonly NodeRole[];
+  /** Lowest trust tier accepted; `dev` accepts the software attestation. */
+  minTier: TrustTier;
+  /** Extra policy (allow-lists) run after the certificate checks; throw AttestationError to refuse. */
+  policy?: (peer: PeerIdentity) => void;
+  now?: () => Date;
+}
+
+const ALPN = ['cocoon/1'];
+
+function baseTlsOptions(creds: TlsCredentials) {
+  return {
+    key: creds.privateKeyPem,
+    cert: creds.certPem,
+    minVersion: 'TLSv1.3' as const,
+    ALPNProtocols: ALPN,
+    // Trust is decided by our own code after the handshake (verifyPeer), never by a CA.
+    rejectUnauthorized: false,
+  };
+}
+
+/** Runs every check on the peer of a finished TLS handshake. */
+export async function verifyPeer(socket: tls.TLSSocket, trust: PeerTrust): Promise<PeerIdentity> {
+  const cert = socket.getPeerX509Certificate();
+  if (!cert) throw new AttestationError('no_certificate', 'peer presented no certificate');
+  const peer = await verifyPeerCertificate(cert.raw, { verifiers: trust.verifiers, now: trust.now?.() });
+  if (!trust.roles.includes(peer.role)) {
+    throw new AttestationError(
+      'role_refused',
+      `a ${peer.role} may not connect here (expects ${trust.roles.join('/')})`,
+    );
+  }
+  if (TRUST_TIER_RANK[peer.attestation.tier] < TRUST_TIER_RANK[trust.minTier]) {
+    throw new AttestationError(
+      'trust_tier_too_low',
+      `peer trust tier '${peer.attestation.tier}' is below the required '${trust.minTier}'`,
+    );
+  }
+  trust.policy?.(peer);
+  return peer;
+}
+
+export interface PeerListenerOptions {
+  host: string;
+  port: number;
+  credentials: TlsCredentials;
+  trust: PeerTrust;
+  session: Omit<SessionOptions, 'side'>;
+  onSession: (session: Session, peer: PeerIdentity) => void;
+  onRefused?: (err: CocoonError, remote: string) => void;
+}
+
+export interface PeerListener {
+  server: tls.Server;
+  port: number;
+  /** Swaps the certificate for new connections (rotation). */
+  setCredentials(creds: TlsCredentials): void;
+  close(): Promise<void>;
+}
+
+/** Accepts mutually authenticated TLS connections and turns each verified peer into a Session. */
+export async function listenForPeers(opts: PeerListenerOptions): Promise<PeerListener> {
+  const server = tls.createServer({
+    ...baseTlsOptions(opts.credentials),
+    requestCert: true,
+    // No session tickets: a resumed TLS 1.3 session would skip the client certificate we must verify.
+    secureOptions: constants.SSL_OP_NO_TICKET,
+  });
+  const sockets = new Set<tls.TLSSocket>();
+  server.on('secureConnection', (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => {});
+    const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    verifyPeer(socket, opts.trust).then(
+      (peer) => {
+        if (socket.destroyed) return;
+        const session = new Session(socket, { ...opts.session, side: 'acceptor' });
+        session.ready.then(
+          () => opts.onSession(session, peer),
+          (err) => opts.onRefused?.(err, remote),
+        );
+      },
+      (err) => {
+        const e = err instanceof CocoonError ? err : new AttestationError('verify_failed', String(err));
+        opts.onRefused?.(e, remote);
+        // Tell the peer why before hanging up, so its operator sees the reason.
+        socket.end(encodeFrame(FrameType.GoAway, 0, JSON.stringify(toWireError(e))));
+        setTimeout(() => socket.destroy(), 1000).unref();
+      },
+    );
+  });
+  server.on('tlsClientError', (err, socket) => {
+    opts.onRefused?.(new AttestationError('tls_error', err.message), `${socket.remoteAddress}`);
+  });
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', rej);
+      res();
+    });
+  });
+  return {
+    server,
+    port: (server.address() as AddressInfo).port,
+    setCredentials: (creds) => server.setSecureContext(baseTlsOptions(creds)),
+    close: () =>
+      new Promise<void>((res) => {
+        server.close(() => res());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+export interface DialOptions {
+  host: string;
+  port: number;
+  credentials: TlsCredentials;
+  trust: PeerTrust;
+  session: Omit<SessionOptions, 'side'>;
+  connectTimeoutMs?: number;
+}
+
+/** Connects, verifies the peer, runs the protocol handshake; resolves with a ready Session. */
+export function dialPeer(opts: DialOptions): Promise<{ session: Session; peer: PeerIdentity }> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host: opts.host, port: opts.port, ...baseTlsOptions(opts.credentials) });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new AttestationError('connect_timeout', `connecting to ${opts.host}:${opts.port} timed out`));
+    }, opts.connectTimeoutMs ?? 10_000);
+    const fail = (err: unknown) => {
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    };
+    socket.once('error', fail);
+    socket.once('secureConnect', () => {
+      verifyPeer(socket, opts.trust).then((peer) => {
+        socket.off('error', fail);
+        const session = new Session(socket, { ...opts.session, side: 'dialer' });
+        session.ready.then(() => {
+          clearTimeout(timer);
+          resolve({ session, peer });
+        }, fail);
+      }, fail);
+    });
+  });
+}

@@ -1,0 +1,54 @@
+/**
+ * The inference request as it travels client → proxy → worker, and the token usage that comes back.
+ * The OpenAI body is carried as the caller sent it (minus Cocoon's own extras); each hop only reads the
+ * few normalized fields it needs, so engines see every OpenAI field we do not interpret ourselves.
+ */
+
+export type InferenceKind = 'chat' | 'completion';
+
+export interface InferenceRequest {
+  kind: InferenceKind;
+  /** Base model name as the caller asked for it (routing key). */
+  model: string;
+  /** Validated OpenAI request body, Cocoon extras removed; `max_tokens`/`max_completion_tokens` filled in. */
+  body: Record<string, unknown>;
+  stream: boolean;
+  /** Did the caller ask for the usage chunk at the end of a stream (`stream_options.include_usage`)? */
+  includeUsage: boolean;
+  /** Upper bound on completion tokens (the reservation basis for payments). */
+  maxTokens: number;
+  /** Time budget left for this request in ms; each hop shrinks it. */
+  timeoutMs: number;
+  /** Highest worker price coefficient (1000 = 1×) the caller accepts. */
+  maxCoefficient: number;
+}
+
+/** Raw token counts of one finished request, as the engine reported them. */
+export interface TokenUsage {
+  promptTokens: number;
+  cachedTokens: number;
+  completionTokens: number;
+  reasoningTokens: number;
+}
+
+export const ZERO_USAGE: TokenUsage = {
+  promptTokens: 0,
+  cachedTokens: 0,
+  completionTokens: 0,
+  reasoningTokens: 0,
+};
+
+/** Reads OpenAI-style `usage` (as vLLM, SGLang, llama.cpp and Ollama emit it) into TokenUsage. */
+export function usageFromOpenAI(usage: unknown): TokenUsage | null {
+  if (!usage || typeof usage !== 'object') return null;
+  const u = usage as Record<string, unknown>;
+  const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? Math.floor(v) : 0);
+  const details = (u.prompt_tokens_details ?? {}) as Record<string, unknown>;
+  const cdetails = (u.completion_tokens_details ?? {}) as Record<string, unknown>;
+  return {
+    promptTokens: num(u.prompt_tokens),
+    cachedTokens: num(details?.cached_tokens),
+    completionTokens: num(u.completion_tokens),
+    reasoningTokens: Math.max(num(cdetails?.reasoning_tokens), num(u.reasoning_tokens)),
+  };
+}

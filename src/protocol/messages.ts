@@ -1,0 +1,121 @@
+import { z } from 'zod';
+import { ProtocolError, type WireError } from '../errors.ts';
+
+/**
+ * The JSON messages of the node-to-node protocol. Every message from a peer is parsed here, once, and is
+ * typed from then on; anything malformed is a ProtocolError (the peer is disconnected).
+ */
+
+const role = z.enum(['client', 'proxy', 'worker']);
+
+/** First frame in each direction. The dialer offers [minVersion, maxVersion]; the acceptor answers with `version`. */
+export const helloSchema = z.object({
+  protocol: z.literal('cocoon'),
+  minVersion: z.number().int().positive(),
+  maxVersion: z.number().int().positive(),
+  version: z.number().int().positive().optional(),
+  role,
+  name: z.string().max(200),
+  /** Role-specific data (a worker's models and capacity). Validated by the role. */
+  info: z.unknown().optional(),
+});
+export type Hello = z.infer<typeof helloSchema>;
+
+/** What a worker serves, sent in its Hello and again whenever it changes (Control `worker.status`). */
+export const workerModelSchema = z.object({
+  name: z.string().min(1).max(300),
+  maxConcurrent: z.number().int().min(1).max(100_000),
+  /** Price coefficient, 1000 = 1×. */
+  coefficient: z.number().int().min(0).max(1_000_000_000),
+});
+export const workerInfoSchema = z.object({
+  models: z.array(workerModelSchema).min(1).max(64),
+  enabled: z.boolean().default(true),
+  backend: z.string().max(64).optional(),
+});
+export type WorkerInfo = z.infer<typeof workerInfoSchema>;
+export type WorkerModel = z.infer<typeof workerModelSchema>;
+
+export const controlSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('worker.status'), info: workerInfoSchema }),
+]);
+export type ControlMessage = z.infer<typeof controlSchema>;
+
+const tokenUsageSchema = z.object({
+  promptTokens: z.number().int().nonnegative(),
+  cachedTokens: z.number().int().nonnegative(),
+  completionTokens: z.number().int().nonnegative(),
+  reasoningTokens: z.number().int().nonnegative(),
+});
+
+export const inferenceRequestSchema = z.object({
+  kind: z.enum(['chat', 'completion']),
+  model: z.string().min(1).max(300),
+  body: z.record(z.string(), z.unknown()),
+  stream: z.boolean(),
+  includeUsage: z.boolean(),
+  maxTokens: z.number().int().nonnegative(),
+  timeoutMs: z.number().int().positive(),
+  maxCoefficient: z.number().int().nonnegative(),
+});
+
+/** OPEN header: the call a stream carries. */
+export const callSchema = z.discriminatedUnion('method', [
+  z.object({
+    method: z.literal('inference'),
+    requestId: z.string().max(100),
+    request: inferenceRequestSchema,
+  }),
+  z.object({ method: z.literal('models') }),
+]);
+export type Call = z.infer<typeof callSchema>;
+
+/** END trailer of an inference stream (worker → proxy → client). */
+export const inferenceTrailerSchema = z.object({
+  usage: tokenUsageSchema,
+  worker: z.string().max(200).optional(),
+  workerMs: z.number().nonnegative().optional(),
+});
+export type InferenceTrailer = z.infer<typeof inferenceTrailerSchema>;
+
+/** Body of the `models` call: the network's models as the proxy sees them. */
+export const modelListSchema = z.object({
+  models: z.array(
+    z.object({
+      id: z.string(),
+      workers: z.array(z.object({ coefficient: z.number(), running: z.number(), maxConcurrent: z.number() })),
+    }),
+  ),
+});
+export type ModelList = z.infer<typeof modelListSchema>;
+
+export const wireErrorSchema = z.object({
+  status: z.number().int().min(100).max(599),
+  type: z.string().max(100),
+  code: z.string().max(100).nullable(),
+  message: z.string().max(10_000),
+  param: z.string().max(200).nullable().optional(),
+});
+
+/** Parses a JSON payload against a schema; any failure is the peer's protocol violation. */
+export function parseMessage<T>(schema: z.ZodType<T>, payload: Buffer | string, what: string): T {
+  let json: unknown;
+  try {
+    json = JSON.parse(typeof payload === 'string' ? payload : payload.toString('utf8'));
+  } catch {
+    throw new ProtocolError(`${what}: payload is not valid JSON`, 'bad_message');
+  }
+  const r = schema.safeParse(json);
+  if (!r.success) {
+    const issue = r.error.issues[0];
+    throw new ProtocolError(
+      `${what}: ${issue?.path.join('.') || 'message'}: ${issue?.message}`,
+      'bad_message',
+    );
+  }
+  return r.data;
+}
+
+export function parseWireError(payload: Buffer): WireError {
+  return parseMessage(wireErrorSchema, payload, 'error frame') as WireError;
+}
