@@ -1,0 +1,106 @@
+import { readFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { z } from 'zod';
+
+/**
+ * Configuration of each daemon: one zod schema per role with every default in one place. Values come from
+ * the defaults, then a JSON config file (`--config`), then command-line flags, later winning.
+ */
+
+const hostPort = z
+  .string()
+  .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port')
+  .transform((s) => {
+    const i = s.lastIndexOf(':');
+    return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
+  });
+const port = z.coerce.number().int().min(0).max(65535);
+const optionalPort = z.union([port, z.literal('off').transform(() => null), z.null()]);
+const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info');
+const trust = z.enum(['dev']).default('dev');
+const defaultDir = (role: string) => join(homedir(), '.cocoon', role);
+
+export const workerConfigSchema = z.object({
+  name: z.string().min(1).default('worker'),
+  dataDir: z.string().default(defaultDir('worker')),
+  proxy: z
+    .array(hostPort)
+    .min(1)
+    .default([{ host: '127.0.0.1', port: 11001 }]),
+  backend: z.enum(['builtin', 'openai-compatible']).default('builtin'),
+  models: z.array(z.string().min(1)).min(1).default(['cocoon-tiny']),
+  upstream: z.url().optional(),
+  upstreamModel: z.string().optional(),
+  upstreamApiKey: z.string().optional(),
+  tokenDelayMs: z.coerce.number().min(0).default(0),
+  maxConcurrent: z.coerce.number().int().min(1).default(60),
+  coefficient: z.coerce.number().int().min(0).default(1000),
+  statsHost: z.string().default('127.0.0.1'),
+  statsPort: optionalPort.default(12000),
+  trust,
+  logLevel,
+});
+export type WorkerConfig = z.infer<typeof workerConfigSchema>;
+
+export const proxyConfigSchema = z.object({
+  name: z.string().min(1).default('proxy'),
+  dataDir: z.string().default(defaultDir('proxy')),
+  host: z.string().default('127.0.0.1'),
+  workerPort: port.default(11001),
+  clientPort: port.default(11002),
+  statsHost: z.string().default('127.0.0.1'),
+  statsPort: optionalPort.default(11000),
+  trust,
+  logLevel,
+});
+export type ProxyConfig = z.infer<typeof proxyConfigSchema>;
+
+export const clientConfigSchema = z.object({
+  name: z.string().min(1).default('client'),
+  dataDir: z.string().default(defaultDir('client')),
+  httpHost: z.string().default('127.0.0.1'),
+  httpPort: port.default(10000),
+  proxy: hostPort.default({ host: '127.0.0.1', port: 11002 }),
+  maxTokens: z.coerce.number().int().min(1).default(1024),
+  timeoutSeconds: z.coerce.number().positive().default(120),
+  maxCoefficient: z.coerce.number().int().min(0).default(4000),
+  maxBodyBytes: z.coerce
+    .number()
+    .int()
+    .min(1024)
+    .default(4 * 1024 * 1024),
+  maxConcurrentRequests: z.coerce.number().int().min(1).default(512),
+  apiKeys: z.array(z.string().min(1)).default([]),
+  trust,
+  logLevel,
+});
+export type ClientConfig = z.infer<typeof clientConfigSchema>;
+
+export class ConfigError extends Error {}
+
+/** Merges defaults < config file < flags and validates; errors name the offending key. */
+export function loadConfig<S extends z.ZodType>(
+  schema: S,
+  configPath: string | undefined,
+  flags: Record<string, unknown>,
+): z.infer<S> {
+  let file: Record<string, unknown> = {};
+  if (configPath) {
+    try {
+      file = JSON.parse(readFileSync(configPath, 'utf8'));
+    } catch (err) {
+      throw new ConfigError(`cannot read config file ${configPath}: ${(err as Error).message}`);
+    }
+    if (!file || typeof file !== 'object' || Array.isArray(file)) {
+      throw new ConfigError(`config file ${configPath} must hold a JSON object`);
+    }
+  }
+  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
+  const r = schema.safeParse({ ...file, ...defined });
+  if (!r.success) {
+    const msgs = r.error.issues.map((i) => `  ${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${msgs.join('\n')}`);
+  }
+  return r.data;
+}

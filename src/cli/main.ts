@@ -1,0 +1,168 @@
+import { Command, Option } from 'commander';
+import {
+  ConfigError,
+  clientConfigSchema,
+  loadConfig,
+  proxyConfigSchema,
+  workerConfigSchema,
+} from './config.ts';
+import { runLocal } from './local.ts';
+import { buildClient, buildProxy, buildWorker } from './nodes.ts';
+
+/**
+ * `cocoon` — one command for every role. Each daemon reads defaults < `--config file.json` < flags;
+ * the config file uses the same keys as the flags in camelCase (e.g. {"httpPort": 10000}).
+ */
+
+const program = new Command('cocoon')
+  .description('Cocoon: confidential, paid LLM inference on TON. Client, proxy and worker daemons.')
+  .showHelpAfterError();
+
+const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
+const common = (cmd: Command) =>
+  cmd
+    .option('--config <file>', 'JSON config file (keys as the flags, camelCase); flags override it')
+    .option('--name <name>', 'node name shown to peers and in stats')
+    .option('--data-dir <dir>', 'where the node keeps its identity key and state (default ~/.cocoon/<role>)')
+    .addOption(
+      new Option('--trust <mode>', 'trust mode: dev = software attestation, no TEE').choices(['dev']),
+    )
+    .addOption(
+      new Option('--log-level <level>', 'log level (JSON logs on stderr)').choices([
+        'trace',
+        'debug',
+        'info',
+        'warn',
+        'error',
+        'silent',
+      ]),
+    );
+
+/** Runs a daemon until SIGINT/SIGTERM, then stops it cleanly. */
+async function runUntilSignal(start: () => Promise<{ stop(): Promise<void> }>, banner: (n: never) => string) {
+  const node = await start();
+  process.stdout.write(`${banner(node as never)}\n`);
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  await node.stop();
+}
+
+common(program.command('proxy').description('run a proxy: accepts workers and clients, routes requests'))
+  .option('--host <host>', 'address to listen on (default 127.0.0.1)')
+  .option('--worker-port <port>', 'port for workers (default 11001)')
+  .option('--client-port <port>', 'port for clients (default 11002)')
+  .option('--stats-host <host>', 'address of the stats server (default 127.0.0.1)')
+  .option('--stats-port <port>', "stats server port, or 'off' (default 11000)")
+  .action(async (o) => {
+    const c = loadConfig(proxyConfigSchema, o.config, { ...o, config: undefined });
+    await runUntilSignal(
+      () => buildProxy(c).start(),
+      (p: ReturnType<typeof buildProxy>) =>
+        `proxy '${c.name}' [trust: ${c.trust}] workers on ${c.host}:${p.workerPort}, clients on ${c.host}:${p.clientPort}` +
+        (p.statsUrl ? `, stats ${p.statsUrl}/stats` : ''),
+    );
+  });
+
+common(
+  program
+    .command('worker')
+    .description('run a worker: serves a model to proxies through an inference backend'),
+)
+  .option(
+    '--proxy <host:port>',
+    'proxy worker port to serve; repeat for several (default 127.0.0.1:11001)',
+    collect,
+  )
+  .addOption(
+    new Option('--backend <kind>', 'inference backend (default builtin)').choices([
+      'builtin',
+      'openai-compatible',
+    ]),
+  )
+  .option('--model <name>', 'model name to serve; repeat for several (default cocoon-tiny)', collect)
+  .option(
+    '--upstream <url>',
+    'openai-compatible: engine base URL, e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp, Ollama)',
+  )
+  .option('--upstream-model <name>', "openai-compatible: the engine's served model name, if it differs")
+  .option('--upstream-api-key <key>', 'openai-compatible: API key the engine expects')
+  .option(
+    '--token-delay-ms <ms>',
+    'builtin: delay per generated token, to look like a real engine (default 0)',
+  )
+  .option('--max-concurrent <n>', 'most requests at once, split between proxies (default 60)')
+  .option('--coefficient <n>', 'price coefficient, 1000 = 1x (default 1000)')
+  .option('--stats-host <host>', 'address of the stats server (default 127.0.0.1)')
+  .option('--stats-port <port>', "stats server port, or 'off' (default 12000)")
+  .action(async (o) => {
+    const c = loadConfig(workerConfigSchema, o.config, {
+      ...o,
+      config: undefined,
+      model: undefined,
+      models: o.model,
+    });
+    await runUntilSignal(
+      () => buildWorker(c).start(),
+      (w: ReturnType<typeof buildWorker>) =>
+        `worker '${c.name}' [trust: ${c.trust}] serving ${c.models.join(', ')} via ${c.backend} to ` +
+        `${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
+        (w.statsUrl ? `, stats ${w.statsUrl}/stats` : ''),
+    );
+  });
+
+common(program.command('client').description('run a client: the OpenAI API on localhost, through a proxy'))
+  .option('--http-host <host>', 'address of the OpenAI API (default 127.0.0.1)')
+  .option('--http-port <port>', 'port of the OpenAI API (default 10000)')
+  .option('--proxy <host:port>', 'proxy client port (default 127.0.0.1:11002)')
+  .option('--max-tokens <n>', 'max tokens when a request names none (default 1024)')
+  .option('--timeout-seconds <s>', 'request time budget when a request names none (default 120)')
+  .option('--max-coefficient <n>', 'highest worker price coefficient to accept, 1000 = 1x (default 4000)')
+  .option('--max-body-bytes <n>', 'largest request body (default 4 MiB)')
+  .option('--max-concurrent-requests <n>', 'requests served at once before 429 (default 512)')
+  .option('--api-key <key>', 'require this bearer token from callers; repeat for several', collect)
+  .action(async (o) => {
+    const c = loadConfig(clientConfigSchema, o.config, {
+      ...o,
+      config: undefined,
+      apiKey: undefined,
+      apiKeys: o.apiKey,
+    });
+    await runUntilSignal(
+      () => buildClient(c).start(),
+      (cl: ReturnType<typeof buildClient>) =>
+        `client '${c.name}' [trust: ${c.trust}] OpenAI API at ${cl.baseUrl}, via proxy ${c.proxy.host}:${c.proxy.port}`,
+    );
+  });
+
+program
+  .command('local')
+  .description(
+    'start a whole local network (proxy, worker with the built-in model, client), show a completion',
+  )
+  .option('--data-dir <dir>', 'where the nodes keep their keys (default ./.cocoon/local)')
+  .option('--http-port <port>', 'client OpenAI API port (default 10000; 0 = any free port)')
+  .option('--token-delay-ms <ms>', 'built-in model delay per token (default 15)')
+  .option('--prompt <text>', 'the prompt of the demo completion')
+  .option('--no-serve', 'exit after the demo completion instead of serving until Ctrl-C')
+  .addOption(
+    new Option('--log-level <level>', 'log level').choices([
+      'trace',
+      'debug',
+      'info',
+      'warn',
+      'error',
+      'silent',
+    ]),
+  )
+  .action(runLocal);
+
+program.parseAsync().catch((err) => {
+  if (err instanceof ConfigError) {
+    process.stderr.write(`cocoon: ${err.message}\n`);
+    process.exit(2);
+  }
+  process.stderr.write(`cocoon: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

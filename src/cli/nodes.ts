@@ -1,0 +1,71 @@
+import { trustSetup } from '../attest/trust-setup.ts';
+import { ClientNode } from '../client/client-node.ts';
+import { createLogger } from '../ops/log.ts';
+import { ProxyNode } from '../proxy/proxy-node.ts';
+import { createBackend } from '../worker/backends/create-backend.ts';
+import { WorkerNode } from '../worker/worker-node.ts';
+import { type ClientConfig, ConfigError, type ProxyConfig, type WorkerConfig } from './config.ts';
+
+/** Builds each daemon from its validated configuration. */
+
+export function buildProxy(c: ProxyConfig): ProxyNode {
+  return new ProxyNode({
+    name: c.name,
+    dataDir: c.dataDir,
+    host: c.host,
+    workerPort: c.workerPort,
+    clientPort: c.clientPort,
+    statsHost: c.statsHost,
+    statsPort: c.statsPort,
+    trust: trustSetup(c.trust),
+    logger: createLogger(`proxy:${c.name}`, c.logLevel),
+  });
+}
+
+export function buildWorker(c: WorkerConfig): WorkerNode {
+  if (c.backend === 'openai-compatible' && !c.upstream) {
+    throw new ConfigError('backend openai-compatible needs --upstream (e.g. http://127.0.0.1:8000/v1)');
+  }
+  const backend =
+    c.backend === 'builtin'
+      ? createBackend({ backend: 'builtin', models: c.models, tokenDelayMs: c.tokenDelayMs })
+      : createBackend({
+          backend: 'openai-compatible',
+          models: c.models,
+          upstream: c.upstream!,
+          ...(c.upstreamModel ? { upstreamModel: c.upstreamModel } : {}),
+          ...(c.upstreamApiKey ? { upstreamApiKey: c.upstreamApiKey } : {}),
+        });
+  return new WorkerNode({
+    name: c.name,
+    dataDir: c.dataDir,
+    proxies: c.proxy,
+    backend,
+    maxConcurrent: c.maxConcurrent,
+    coefficient: c.coefficient,
+    statsHost: c.statsHost,
+    statsPort: c.statsPort,
+    trust: trustSetup(c.trust),
+    logger: createLogger(`worker:${c.name}`, c.logLevel),
+  });
+}
+
+export function buildClient(c: ClientConfig): ClientNode {
+  return new ClientNode({
+    name: c.name,
+    dataDir: c.dataDir,
+    httpHost: c.httpHost,
+    httpPort: c.httpPort,
+    proxy: c.proxy,
+    trust: trustSetup(c.trust),
+    defaults: {
+      maxTokens: c.maxTokens,
+      timeoutMs: Math.round(c.timeoutSeconds * 1000),
+      maxCoefficient: c.maxCoefficient,
+    },
+    maxBodyBytes: c.maxBodyBytes,
+    maxConcurrentRequests: c.maxConcurrentRequests,
+    apiKeys: c.apiKeys,
+    logger: createLogger(`client:${c.name}`, c.logLevel),
+  });
+}

@@ -1,0 +1,307 @@
+import { randomBytes } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { loadOrCreateNodeKey } from '../attest/identity.ts';
+import { makeCredentials, type TrustSetup } from '../attest/trust-setup.ts';
+import {
+  AuthenticationError,
+  BadRequestError,
+  CancelledError,
+  type CocoonError,
+  MethodNotAllowedError,
+  ModelNotFoundError,
+  RateLimitError,
+  RouteNotFoundError,
+  ServiceUnavailableError,
+  toOpenAIError,
+} from '../errors.ts';
+import { PeerLink } from '../net/peer-link.ts';
+import type { Session } from '../net/session.ts';
+import type { Stream } from '../net/stream.ts';
+import { listenHttp, readBody, sendError, sendJson, serveStats } from '../ops/http.ts';
+import { type Logger, silentLogger } from '../ops/log.ts';
+import type { InferenceKind } from '../protocol/inference.ts';
+import {
+  inferenceTrailerSchema,
+  type ModelList,
+  modelListSchema,
+  parseMessage,
+} from '../protocol/messages.ts';
+import { parseInferenceRequest, type RequestDefaults } from './openai-request.ts';
+
+export interface ClientOptions {
+  name: string;
+  dataDir: string;
+  /** Where the OpenAI API listens; keep it on loopback unless `apiKeys` are set. */
+  httpHost: string;
+  httpPort: number;
+  proxy: { host: string; port: number };
+  trust: TrustSetup;
+  defaults: RequestDefaults;
+  /** Largest accepted request body, bytes. */
+  maxBodyBytes: number;
+  /** Most OpenAI requests served at once; more get 429. */
+  maxConcurrentRequests: number;
+  /** If non-empty, callers must send one of these as `Authorization: Bearer …`. */
+  apiKeys?: string[];
+  logger?: Logger;
+}
+
+const ENDPOINTS: Record<string, InferenceKind> = {
+  '/v1/chat/completions': 'chat',
+  '/v1/completions': 'completion',
+};
+
+/**
+ * The client daemon: serves the OpenAI API on localhost and sends each request through its session with
+ * the proxy, streaming the answer back. Cancels the whole chain when the HTTP caller goes away.
+ */
+export class ClientNode {
+  private readonly log: Logger;
+  private link: PeerLink | null = null;
+  private http: Awaited<ReturnType<typeof listenHttp>> | null = null;
+  private readonly startedAt = Date.now();
+  readonly counters = {
+    inFlight: 0,
+    total: 0,
+    succeeded: 0,
+    failed: 0,
+    cancelled: 0,
+    rejected: 0,
+    promptTokens: 0,
+    completionTokens: 0,
+  };
+
+  constructor(private readonly opts: ClientOptions) {
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  /** Base URL for OpenAI SDKs, e.g. http://127.0.0.1:10000/v1 */
+  get baseUrl(): string {
+    return `${this.http!.url}/v1`;
+  }
+  get url(): string {
+    return this.http!.url;
+  }
+
+  get session(): Session | null {
+    const s = this.link?.session;
+    return s && !s.closed ? s : null;
+  }
+
+  async start(): Promise<this> {
+    const key = await loadOrCreateNodeKey(this.opts.dataDir);
+    const { credentials } = await makeCredentials(key, 'client', this.opts.trust.provider);
+    this.link = new PeerLink({
+      ...this.opts.proxy,
+      credentials,
+      trust: { verifiers: this.opts.trust.verifiers, roles: ['proxy'], minTier: this.opts.trust.minPeerTier },
+      session: { hello: { role: 'client', name: this.opts.name } },
+    });
+    this.link.on('up', (_s, peer) =>
+      this.log.info({ proxy: this.link!.address, tier: peer.attestation.tier }, 'connected to proxy'),
+    );
+    this.link.on('down', (err) =>
+      this.log.warn({ proxy: this.link!.address, err: err.message }, 'proxy link down'),
+    );
+    this.link.start();
+    this.http = await listenHttp(
+      this.opts.httpHost,
+      this.opts.httpPort,
+      (req, res) => void this.onHttp(req, res),
+    );
+    return this;
+  }
+
+  /** Resolves once the proxy session is up (or rejects after `timeoutMs`). */
+  async waitForProxy(timeoutMs = 10_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.session) {
+      if (Date.now() > deadline) throw new ServiceUnavailableError('no connection to the proxy');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const path = (req.url ?? '/').split('?')[0]!;
+    try {
+      if (serveStats(req, res, `Cocoon client ${this.opts.name}`, () => this.stats())) return;
+      this.authorize(req);
+      const kind = ENDPOINTS[path];
+      if (kind) {
+        if (req.method !== 'POST') throw new MethodNotAllowedError(req.method ?? '?', path);
+        await this.completion(kind, req, res);
+        return;
+      }
+      if (path === '/v1/models' || path.startsWith('/v1/models/')) {
+        if (req.method !== 'GET') throw new MethodNotAllowedError(req.method ?? '?', path);
+        await this.models(path, res);
+        return;
+      }
+      throw new RouteNotFoundError(req.method ?? '?', path);
+    } catch (err) {
+      sendError(res, err);
+    }
+  }
+
+  private authorize(req: IncomingMessage): void {
+    const keys = this.opts.apiKeys;
+    if (!keys || keys.length === 0) return;
+    const auth = req.headers.authorization ?? '';
+    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
+    if (!keys.includes(token)) throw new AuthenticationError();
+  }
+
+  private requireSession(): Session {
+    const s = this.session;
+    if (!s) throw new ServiceUnavailableError('Not connected to any proxy; retry shortly.', 'no_proxy');
+    return s;
+  }
+
+  private async models(path: string, res: ServerResponse): Promise<void> {
+    const stream = this.requireSession().openStream({ method: 'models' });
+    const list: ModelList = parseMessage(modelListSchema, await stream.readAll(), 'model list');
+    const data = list.models.map((m) => ({
+      id: m.id,
+      object: 'model',
+      created: 0,
+      owned_by: 'cocoon',
+      workers: m.workers,
+    }));
+    if (path === '/v1/models') {
+      sendJson(res, 200, { object: 'list', data });
+      return;
+    }
+    const id = decodeURIComponent(path.slice('/v1/models/'.length));
+    const model = data.find((m) => m.id === id);
+    if (!model) throw new ModelNotFoundError(id);
+    sendJson(res, 200, model);
+  }
+
+  private async completion(kind: InferenceKind, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.counters.inFlight >= this.opts.maxConcurrentRequests) {
+      this.counters.rejected++;
+      throw new RateLimitError(
+        'Too many concurrent requests to this client; retry shortly.',
+        'too_many_requests',
+      );
+    }
+    const body = await readBody(req, this.opts.maxBodyBytes);
+    let raw: unknown;
+    try {
+      raw = JSON.parse(body.toString('utf8'));
+    } catch {
+      throw new BadRequestError(
+        'We could not parse the JSON body of your request. The body must be valid JSON.',
+        null,
+        'invalid_json',
+      );
+    }
+    const request = parseInferenceRequest(kind, raw, this.opts.defaults);
+    const session = this.requireSession();
+    const requestId = randomBytes(16).toString('hex');
+    this.counters.total++;
+    this.counters.inFlight++;
+    const stream = session.openStream({ method: 'inference', requestId, request });
+    // The caller hanging up cancels the request all the way to the engine.
+    const onClose = () => {
+      if (!res.writableFinished) stream.reset(new CancelledError());
+    };
+    res.once('close', onClose);
+    try {
+      if (request.stream) await this.relaySse(stream, res, requestId);
+      else await this.relayJson(stream, res, requestId);
+      const trailer = inferenceTrailerSchema.safeParse(stream.trailer);
+      if (trailer.success) {
+        this.counters.promptTokens += trailer.data.usage.promptTokens;
+        this.counters.completionTokens += trailer.data.usage.completionTokens;
+      }
+      this.counters.succeeded++;
+    } catch (err) {
+      if (err instanceof CancelledError || (res.destroyed && !res.writableFinished)) {
+        this.counters.cancelled++;
+        return;
+      }
+      this.counters.failed++;
+      throw err;
+    } finally {
+      this.counters.inFlight--;
+      res.off('close', onClose);
+    }
+  }
+
+  private async relayJson(stream: Stream, res: ServerResponse, requestId: string): Promise<void> {
+    const body = await stream.readAll();
+    res.writeHead(200, {
+      'content-type': 'application/json',
+      'content-length': body.length,
+      'x-request-id': requestId,
+    });
+    res.end(body);
+  }
+
+  /** Server-sent events exactly as OpenAI sends them: `data: <chunk>\n\n` …, then `data: [DONE]\n\n`. */
+  private async relaySse(stream: Stream, res: ServerResponse, requestId: string): Promise<void> {
+    // Wait for the first part before committing to 200, so a refusal still gets its proper status.
+    const first = await stream.next();
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+      'x-request-id': requestId,
+    });
+    try {
+      if (!first.done) {
+        await this.writeEvent(res, first.value);
+        for await (const part of stream) await this.writeEvent(res, part);
+      }
+      res.end('data: [DONE]\n\n');
+    } catch (err) {
+      if (err instanceof CancelledError || res.destroyed) throw err;
+      // Headers are gone; the error travels as an SSE event the OpenAI SDKs raise as an APIError.
+      const { body } = toOpenAIError(err);
+      res.end(`data: ${JSON.stringify(body)}\n\ndata: [DONE]\n\n`);
+      this.log.warn({ requestId, err: (err as CocoonError).message }, 'stream failed after first token');
+    }
+  }
+
+  private writeEvent(res: ServerResponse, part: Buffer): Promise<void> | undefined {
+    const ok = res.write(Buffer.concat([DATA_PREFIX, part, EVENT_END]));
+    if (ok || res.destroyed) return undefined;
+    return new Promise((resolve) => {
+      const done = () => {
+        res.off('drain', done);
+        res.off('close', done);
+        resolve();
+      };
+      res.on('drain', done);
+      res.on('close', done);
+    });
+  }
+
+  stats() {
+    const l = this.link;
+    return {
+      role: 'client',
+      name: this.opts.name,
+      trust: this.opts.trust.mode === 'dev' ? 'dev (software attestation, no TEE)' : this.opts.trust.mode,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      api: this.http ? `${this.http.url}/v1` : null,
+      connections: {
+        proxy: l?.address ?? null,
+        connected: !!this.session,
+        proxyTier: l?.peer?.attestation.tier ?? null,
+        connects: l?.connects ?? 0,
+        lastError: l?.lastError?.message ?? null,
+      },
+      requests: { ...this.counters },
+    };
+  }
+
+  async stop(): Promise<void> {
+    this.link?.stop();
+    await this.http?.close();
+  }
+}
+
+const DATA_PREFIX = Buffer.from('data: ');
+const EVENT_END = Buffer.from('\n\n');

@@ -1,0 +1,118 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PayloadTooLargeError, toOpenAIError } from '../errors.ts';
+import { renderStatsPage } from './stats-page.ts';
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+) {
+  const text = JSON.stringify(body);
+  res.writeHead(status, {
+    'content-type': 'application/json',
+    'content-length': Buffer.byteLength(text),
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** The one place an error becomes an HTTP response. */
+export function sendError(res: ServerResponse, err: unknown, headers: Record<string, string> = {}): void {
+  const { status, body } = toOpenAIError(err);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  // 499 (caller cancelled) has no standard reason phrase; nobody is listening anyway.
+  sendJson(res, status === 499 ? 400 : status, body, headers);
+}
+
+/** Reads a request body, refusing (413) anything over `limit` bytes without buffering it. */
+export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers['content-length']);
+    if (Number.isFinite(declared) && declared > limit) {
+      req.resume();
+      reject(new PayloadTooLargeError(limit));
+      return;
+    }
+    const parts: Buffer[] = [];
+    let size = 0;
+    req.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners('data');
+        req.resume();
+        reject(new PayloadTooLargeError(limit));
+        return;
+      }
+      parts.push(chunk);
+    });
+    req.on('end', () => resolve(parts.length === 1 ? parts[0]! : Buffer.concat(parts)));
+    req.on('error', reject);
+  });
+}
+
+/** Serves `/stats` (HTML) and `/jsonstats` (JSON); returns true when it handled the request. */
+export function serveStats(
+  req: IncomingMessage,
+  res: ServerResponse,
+  title: string,
+  stats: () => unknown,
+): boolean {
+  const path = req.url?.split('?')[0];
+  if (req.method !== 'GET') return false;
+  if (path === '/jsonstats') {
+    sendJson(res, 200, stats());
+    return true;
+  }
+  if (path === '/stats') {
+    const html = renderStatsPage(title, stats());
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': Buffer.byteLength(html),
+    });
+    res.end(html);
+    return true;
+  }
+  return false;
+}
+
+export async function listenHttp(
+  host: string,
+  port: number,
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; port: number; url: string; close: () => Promise<void> }> {
+  const server = createServer({ keepAliveTimeout: 65_000 }, handler);
+  await new Promise<void>((res, rej) => {
+    server.once('error', rej);
+    server.listen(port, host, () => {
+      server.off('error', rej);
+      res();
+    });
+  });
+  const actual = (server.address() as AddressInfo).port;
+  return {
+    server,
+    port: actual,
+    url: `http://${host.includes(':') ? `[${host}]` : host}:${actual}`,
+    close: () =>
+      new Promise<void>((res) => {
+        server.close(() => res());
+        server.closeAllConnections();
+      }),
+  };
+}
+
+/** A small stats-only HTTP server (proxy, worker). */
+export function listenStats(host: string, port: number, title: string, stats: () => unknown) {
+  return listenHttp(host, port, (req, res) => {
+    if (!serveStats(req, res, title, stats)) {
+      sendJson(res, 404, {
+        error: { message: 'not found', type: 'invalid_request_error', param: null, code: null },
+      });
+    }
+  });
+}

@@ -1,0 +1,320 @@
+import { loadOrCreateNodeKey } from '../attest/identity.ts';
+import { makeCredentials, type TrustSetup } from '../attest/trust-setup.ts';
+import type { PeerIdentity } from '../attest/types.ts';
+import {
+  BadRequestError,
+  CancelledError,
+  CocoonError,
+  GatewayTimeoutError,
+  ProtocolError,
+  toWireError,
+} from '../errors.ts';
+import type { Session } from '../net/session.ts';
+import type { Stream } from '../net/stream.ts';
+import { listenForPeers, type PeerListener } from '../net/tls.ts';
+import { listenStats } from '../ops/http.ts';
+import { type Logger, silentLogger } from '../ops/log.ts';
+import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
+import {
+  type Call,
+  callSchema,
+  controlSchema,
+  inferenceTrailerSchema,
+  type ModelList,
+  parseMessage,
+  workerInfoSchema,
+} from '../protocol/messages.ts';
+import { chooseWorker } from './router.ts';
+import { type WorkerConnection, WorkerRegistry } from './worker-registry.ts';
+
+/** What the proxy knows about a request once it is over: the seam for payments (billing, settlement). */
+export interface FinishedRequest {
+  requestId: string;
+  client: PeerIdentity;
+  worker: { name: string; publicKey: string; coefficient: number };
+  request: InferenceRequest;
+  /** Final token counts; zero when the request failed before the worker reported any. */
+  usage: TokenUsage;
+  ok: boolean;
+  error?: CocoonError;
+  durationMs: number;
+}
+
+export interface ProxyOptions {
+  name: string;
+  dataDir: string;
+  host: string;
+  workerPort: number;
+  clientPort: number;
+  trust: TrustSetup;
+  statsHost?: string;
+  statsPort?: number | null;
+  logger?: Logger;
+  /** Called once per request that reached a worker, with its final token counts. */
+  onRequestFinished?: (r: FinishedRequest) => void;
+}
+
+/** Each hop keeps a little of the time budget for itself, as the original does (×0.95). */
+const HOP_TIME_SHARE = 0.95;
+
+/**
+ * The proxy daemon: accepts workers and clients over mutually verified TLS, routes each inference call to
+ * the best eligible worker, relays the stream back, and reports each finished request with its token counts.
+ */
+export class ProxyNode {
+  readonly registry = new WorkerRegistry();
+  private readonly log: Logger;
+  private readonly startedAt = Date.now();
+  private workerListener: PeerListener | null = null;
+  private clientListener: PeerListener | null = null;
+  private statsServer: Awaited<ReturnType<typeof listenStats>> | null = null;
+  private readonly clients = new Set<Session>();
+  readonly counters = {
+    inFlight: 0,
+    total: 0,
+    succeeded: 0,
+    failed: 0,
+    cancelled: 0,
+    rejected: 0,
+    promptTokens: 0,
+    completionTokens: 0,
+  };
+  readonly refusals: Record<string, number> = {};
+
+  constructor(private readonly opts: ProxyOptions) {
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  get workerPort(): number {
+    return this.workerListener!.port;
+  }
+  get clientPort(): number {
+    return this.clientListener!.port;
+  }
+  get statsUrl(): string | null {
+    return this.statsServer?.url ?? null;
+  }
+
+  async start(): Promise<this> {
+    const key = await loadOrCreateNodeKey(this.opts.dataDir);
+    const { credentials } = await makeCredentials(key, 'proxy', this.opts.trust.provider);
+    const { verifiers, minPeerTier } = this.opts.trust;
+    const onRefused = (err: CocoonError, remote: string) => {
+      const code = err.code ?? 'refused';
+      this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+      this.log.warn({ remote, code, reason: err.message }, 'peer refused');
+    };
+    this.workerListener = await listenForPeers({
+      host: this.opts.host,
+      port: this.opts.workerPort,
+      credentials,
+      trust: { verifiers, roles: ['worker'], minTier: minPeerTier },
+      session: {
+        hello: { role: 'proxy', name: this.opts.name },
+        acceptHello: (hello) => {
+          workerInfoSchema.parse(hello.info); // refuse a worker that does not say what it serves
+        },
+      },
+      onSession: (session, peer) => this.addWorker(session, peer),
+      onRefused,
+    });
+    this.clientListener = await listenForPeers({
+      host: this.opts.host,
+      port: this.opts.clientPort,
+      credentials,
+      trust: { verifiers, roles: ['client'], minTier: minPeerTier },
+      session: { hello: { role: 'proxy', name: this.opts.name } },
+      onSession: (session, peer) => this.addClient(session, peer),
+      onRefused,
+    });
+    if (this.opts.statsPort !== null && this.opts.statsPort !== undefined) {
+      this.statsServer = await listenStats(
+        this.opts.statsHost ?? '127.0.0.1',
+        this.opts.statsPort,
+        `Cocoon proxy ${this.opts.name}`,
+        () => this.stats(),
+      );
+    }
+    return this;
+  }
+
+  private addWorker(session: Session, peer: PeerIdentity): void {
+    const hello = session.peerHello!;
+    const info = workerInfoSchema.parse(hello.info);
+    const w = this.registry.add(session, peer, hello.name, info);
+    this.log.info(
+      { worker: w.name, models: info.models.map((m) => m.name), tier: peer.attestation.tier },
+      'worker joined',
+    );
+    session.on('control', (payload) => {
+      try {
+        const msg = parseMessage(controlSchema, payload, 'control');
+        if (msg.type === 'worker.status') w.info = msg.info;
+      } catch (err) {
+        session.close(err as CocoonError);
+      }
+    });
+    session.on('stream', (s) =>
+      s.reset(new BadRequestError('workers may not open calls', null, 'unsupported_call')),
+    );
+    session.once('close', (err) => {
+      this.registry.remove(w);
+      this.log.info({ worker: w.name, reason: err?.message }, 'worker left');
+    });
+  }
+
+  private addClient(session: Session, peer: PeerIdentity): void {
+    this.clients.add(session);
+    session.on('stream', (stream) => void this.onClientCall(stream, peer));
+    session.once('close', () => this.clients.delete(session));
+  }
+
+  private async onClientCall(stream: Stream, client: PeerIdentity): Promise<void> {
+    const parsed = callSchema.safeParse(stream.header);
+    if (!parsed.success) {
+      stream.reset(new ProtocolError(`malformed call: ${parsed.error.issues[0]?.message}`, 'bad_message'));
+      return;
+    }
+    const call: Call = parsed.data;
+    if (call.method === 'models') {
+      stream.write(JSON.stringify(this.modelList()));
+      stream.end();
+      return;
+    }
+    await this.forwardInference(stream, client, call.requestId, call.request as InferenceRequest);
+  }
+
+  /** Relays one inference call to a worker and its stream back, with cancellation both ways. */
+  private async forwardInference(
+    clientStream: Stream,
+    client: PeerIdentity,
+    requestId: string,
+    request: InferenceRequest,
+  ): Promise<void> {
+    this.counters.total++;
+    let worker: WorkerConnection;
+    try {
+      worker = chooseWorker(this.registry, request.model, request.maxCoefficient);
+    } catch (err) {
+      this.counters.rejected++;
+      clientStream.reset(err);
+      return;
+    }
+    const started = performance.now();
+    const forwarded: InferenceRequest = {
+      ...request,
+      timeoutMs: Math.max(1, Math.floor(request.timeoutMs * HOP_TIME_SHARE)),
+    };
+    const coefficient = worker.model(request.model)!.coefficient;
+    worker.running++;
+    worker.total++;
+    this.counters.inFlight++;
+    let workerStream: Stream | null = null;
+    const timer = setTimeout(() => {
+      const e = new GatewayTimeoutError(`Request timed out after ${request.timeoutMs} ms.`);
+      workerStream?.reset(e);
+      clientStream.reset(e);
+    }, request.timeoutMs);
+    const onClientGone = () => workerStream?.reset(new CancelledError());
+    clientStream.signal.addEventListener('abort', onClientGone, { once: true });
+    let usage: TokenUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
+    let error: CocoonError | undefined;
+    try {
+      workerStream = worker.session.openStream({ method: 'inference', requestId, request: forwarded });
+      for await (const part of workerStream) {
+        const p = clientStream.write(part);
+        if (p) await p;
+      }
+      const trailer = inferenceTrailerSchema.safeParse(workerStream.trailer);
+      if (!trailer.success) throw new ProtocolError('worker sent a malformed trailer', 'bad_message');
+      usage = trailer.data.usage;
+      clientStream.end(trailer.data);
+    } catch (err) {
+      error =
+        err instanceof CocoonError
+          ? err
+          : new CocoonError(500, 'server_error', 'internal_error', String(err));
+      if (clientStream.signal.aborted && !(error.status === 504)) {
+        this.counters.cancelled++;
+      } else {
+        clientStream.reset(error);
+      }
+      if (!(err instanceof CocoonError)) this.log.error({ err: toWireError(err), requestId }, 'relay failed');
+    } finally {
+      clearTimeout(timer);
+      clientStream.signal.removeEventListener('abort', onClientGone);
+      worker.running--;
+      this.counters.inFlight--;
+    }
+    const durationMs = performance.now() - started;
+    const ok = error === undefined;
+    // A cancelled request says nothing about the worker's health.
+    if (ok || !clientStream.signal.aborted || error?.status === 504) worker.recordFinish(ok, durationMs);
+    if (ok) {
+      this.counters.succeeded++;
+      this.counters.promptTokens += usage.promptTokens;
+      this.counters.completionTokens += usage.completionTokens;
+    } else if (!clientStream.signal.aborted) {
+      this.counters.failed++;
+    }
+    this.opts.onRequestFinished?.({
+      requestId,
+      client,
+      worker: { name: worker.name, publicKey: worker.peer.publicKey, coefficient },
+      request,
+      usage,
+      ok,
+      ...(error ? { error } : {}),
+      durationMs,
+    });
+  }
+
+  modelList(): ModelList {
+    return {
+      models: this.registry.models().map((id) => ({
+        id,
+        workers: this.registry
+          .serving(id)
+          .filter((w) => w.info.enabled)
+          .map((w) => {
+            const m = w.model(id)!;
+            return { coefficient: m.coefficient, running: w.running, maxConcurrent: m.maxConcurrent };
+          })
+          .sort((a, b) => a.coefficient - b.coefficient),
+      })),
+    };
+  }
+
+  stats() {
+    return {
+      role: 'proxy',
+      name: this.opts.name,
+      trust: this.opts.trust.mode === 'dev' ? 'dev (software attestation, no TEE)' : this.opts.trust.mode,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      connections: { workers: this.registry.size, clients: this.clients.size },
+      requests: { ...this.counters },
+      refusals: { ...this.refusals },
+      workers: this.registry.all().map((w) => ({
+        name: w.name,
+        models: w.info.models.map((m) => m.name).join(', '),
+        tier: w.peer.attestation.tier,
+        enabled: w.info.enabled,
+        coefficient: w.info.models[0]?.coefficient ?? null,
+        running: w.running,
+        maxConcurrent: w.info.models[0]?.maxConcurrent ?? null,
+        total: w.total,
+        succeeded: w.succeeded,
+        failed: w.failed,
+        avgQueryMs: w.avgQueryMs === null ? null : Math.round(w.avgQueryMs * 100) / 100,
+      })),
+    };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([
+      this.workerListener?.close(),
+      this.clientListener?.close(),
+      this.statsServer?.close(),
+    ]);
+  }
+}

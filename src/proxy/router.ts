@@ -1,0 +1,60 @@
+import { ModelNotFoundError, ServiceUnavailableError } from '../errors.ts';
+import type { WorkerConnection, WorkerRegistry } from './worker-registry.ts';
+
+/**
+ * Picks the worker for a request, as the original COCOON does: among enabled workers serving the model
+ * that are not full and whose price coefficient the caller accepts, the lowest expected wait wins.
+ *
+ * The original weighs `running × average_query_time`, which gives every idle worker weight 0, so an idle
+ * slow worker ties with an idle fast one. We weigh `(running + 1) × average_query_time` — the time until
+ * this request would finish if requests run back to back — which keeps the original's order under load and
+ * prefers the faster worker when idle. A worker with no history yet weighs as the fastest known one, so
+ * new workers get tried.
+ */
+export function chooseWorker(
+  registry: WorkerRegistry,
+  model: string,
+  maxCoefficient: number,
+): WorkerConnection {
+  const candidates = registry.serving(model);
+  if (candidates.length === 0) throw new ModelNotFoundError(model);
+  let fastest = Number.POSITIVE_INFINITY;
+  for (const w of candidates) if (w.avgQueryMs !== null && w.avgQueryMs < fastest) fastest = w.avgQueryMs;
+  if (!Number.isFinite(fastest)) fastest = 1;
+
+  let best: WorkerConnection | null = null;
+  let bestWeight = Number.POSITIVE_INFINITY;
+  let cheapestTooExpensive = Number.POSITIVE_INFINITY;
+  let full = 0;
+  for (const w of candidates) {
+    const m = w.model(model)!;
+    if (!w.info.enabled) continue;
+    if (w.running >= m.maxConcurrent) {
+      full++;
+      continue;
+    }
+    if (m.coefficient > maxCoefficient) {
+      cheapestTooExpensive = Math.min(cheapestTooExpensive, m.coefficient);
+      continue;
+    }
+    const weight = (w.running + 1) * (w.avgQueryMs ?? fastest);
+    if (weight < bestWeight) {
+      best = w;
+      bestWeight = weight;
+    }
+  }
+  if (best) return best;
+  if (Number.isFinite(cheapestTooExpensive)) {
+    throw new ServiceUnavailableError(
+      `No worker for '${model}' within max_coefficient=${maxCoefficient}; the cheapest available asks coefficient=${cheapestTooExpensive}.`,
+      'coefficient_too_low',
+    );
+  }
+  if (full > 0) {
+    throw new ServiceUnavailableError(
+      `All ${full} workers for '${model}' are at capacity; retry shortly.`,
+      'workers_busy',
+    );
+  }
+  throw new ServiceUnavailableError(`No ready workers for '${model}'.`, 'no_ready_workers');
+}

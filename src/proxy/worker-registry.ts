@@ -1,0 +1,73 @@
+import type { PeerIdentity } from '../attest/types.ts';
+import type { Session } from '../net/session.ts';
+import type { WorkerInfo } from '../protocol/messages.ts';
+
+/** A connected worker as the proxy sees it: what it serves, how loaded it is, how it has performed. */
+export class WorkerConnection {
+  running = 0;
+  total = 0;
+  succeeded = 0;
+  failed = 0;
+  /** Exponentially weighted mean of request duration, ms; null until the first request finishes. */
+  avgQueryMs: number | null = null;
+  readonly connectedAt = Date.now();
+
+  constructor(
+    readonly id: number,
+    readonly name: string,
+    readonly session: Session,
+    readonly peer: PeerIdentity,
+    public info: WorkerInfo,
+  ) {}
+
+  model(name: string) {
+    return this.info.models.find((m) => m.name === name);
+  }
+
+  recordFinish(ok: boolean, durationMs: number): void {
+    if (ok) {
+      this.succeeded++;
+      // alpha 0.2: reacts within a few requests, smooths one-off outliers
+      this.avgQueryMs = this.avgQueryMs === null ? durationMs : this.avgQueryMs * 0.8 + durationMs * 0.2;
+    } else {
+      this.failed++;
+    }
+  }
+}
+
+/** All workers connected to this proxy, by id; grouped by the base model names they serve. */
+export class WorkerRegistry {
+  private readonly workers = new Map<number, WorkerConnection>();
+  private nextId = 1;
+
+  add(session: Session, peer: PeerIdentity, name: string, info: WorkerInfo): WorkerConnection {
+    const w = new WorkerConnection(this.nextId++, name, session, peer, info);
+    this.workers.set(w.id, w);
+    return w;
+  }
+
+  remove(w: WorkerConnection): void {
+    this.workers.delete(w.id);
+  }
+
+  all(): WorkerConnection[] {
+    return [...this.workers.values()];
+  }
+
+  get size(): number {
+    return this.workers.size;
+  }
+
+  /** Workers serving `model`, in connection order. */
+  serving(model: string): WorkerConnection[] {
+    const out: WorkerConnection[] = [];
+    for (const w of this.workers.values()) if (w.model(model)) out.push(w);
+    return out;
+  }
+
+  models(): string[] {
+    const names = new Set<string>();
+    for (const w of this.workers.values()) for (const m of w.info.models) names.add(m.name);
+    return [...names].sort();
+  }
+}

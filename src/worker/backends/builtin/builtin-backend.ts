@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  BadRequestError,
+  CancelledError,
+  CocoonError,
+  GatewayTimeoutError,
+  ModelNotFoundError,
+} from '../../../errors.ts';
+import type { InferenceRequest, TokenUsage } from '../../../protocol/inference.ts';
+import type { InferenceBackend } from '../../backend.ts';
+import { ChoiceRun, type FinishReason } from './choice.ts';
+import { TextGenerator } from './generator.ts';
+import { MAX_CHOICES, readSamplingParams } from './params.ts';
+import { chatPrompt, completionPrompts, type Prompt } from './prompt.ts';
+
+export interface BuiltinBackendOptions {
+  /** Model names served (default ['cocoon-tiny']); they all run the same built-in model. */
+  models?: string[];
+  /** Delay per generated token, so streams pace like a real engine. 0: no timers at all. */
+  tokenDelayMs?: number;
+  /** ms clock for `created` timestamps (tests pin it). */
+  clock?: () => number;
+}
+
+/** Most choices one request may ask for (prompts × n), so one call cannot hog the worker. */
+const MAX_TOTAL_CHOICES = 64;
+
+/**
+ * The built-in model: deterministic text from a seeded bigram walk, counted with the real cl100k_base BPE
+ * tokenizer, in OpenAI's exact response and chunk shapes. Honours max_tokens / max_completion_tokens,
+ * stop, n, seed, temperature, top_p, stream, stream_options.include_usage and (completions) echo.
+ * Array prompts give n choices per prompt, as OpenAI does. logprobs are not produced (always null).
+ */
+export class BuiltinBackend implements InferenceBackend {
+  readonly kind = 'builtin';
+  private readonly names: string[];
+  private readonly delayMs: number;
+  private readonly clock: () => number;
+
+  constructor(opts: BuiltinBackendOptions = {}) {
+    this.names = [...(opts.models ?? ['cocoon-tiny'])];
+    this.delayMs = Math.max(0, opts.tokenDelayMs ?? 0);
+    this.clock = opts.clock ?? Date.now;
+  }
+
+  models(): string[] {
+    return [...this.names];
+  }
+
+  async *infer(req: InferenceRequest, signal: AbortSignal): AsyncGenerator<string, TokenUsage, void> {
+    if (!this.names.includes(req.model)) throw new ModelNotFoundError(req.model);
+    if (signal.aborted) throw abortError(signal);
+    const chat = req.kind === 'chat';
+    const params = readSamplingParams(req);
+    const prompts: Prompt[] = chat ? [chatPrompt(req.body)] : completionPrompts(req.body);
+    if (prompts.length * params.n > MAX_TOTAL_CHOICES) {
+      throw new BadRequestError(
+        `At most ${MAX_TOTAL_CHOICES} choices per request (prompts × n, n ≤ ${MAX_CHOICES}).`,
+        'n',
+      );
+    }
+    const runs = prompts.flatMap((prompt, p) =>
+      Array.from({ length: params.n }, (_, j) => {
+        const generator = new TextGenerator({
+          model: req.model,
+          prompt: prompt.text,
+          seed: params.seed,
+          choice: j,
+          temperature: params.temperature,
+          topP: params.topP,
+          bareStart: chat || prompt.text.length === 0 || /\s$/.test(prompt.text),
+          continuePrompt: !chat,
+        });
+        return new ChoiceRun(p * params.n + j, generator, params.maxTokens, params.stop);
+      }),
+    );
+    const promptOf = (run: ChoiceRun) => prompts[Math.floor(run.index / params.n)]!.text;
+    const promptTokens = prompts.reduce((n, p) => n + p.tokens, 0);
+    const digest = createHash('sha256')
+      .update(`${req.model}\u0000${req.kind}\u0000`)
+      .update(JSON.stringify(req.body));
+    const shapes = new OpenAIShapes(
+      `${chat ? 'chatcmpl' : 'cmpl'}-${digest.digest('hex').slice(0, 24)}`,
+      Math.floor(this.clock() / 1000),
+      req,
+    );
+
+    if (req.stream) {
+      for (const run of runs) {
+        const opening = chat
+          ? shapes.chatRole(run.index)
+          : params.echo
+            ? shapes.text(run.index, promptOf(run))
+            : null;
+        if (opening) yield opening;
+      }
+    }
+    // One step = one piece for every unfinished choice, as a batched engine would decode them.
+    let active = runs;
+    while (active.length > 0) {
+      const out: string[] = [];
+      let stepTokens = 0;
+      for (const run of active) {
+        const before = run.tokens;
+        const delta = run.step();
+        stepTokens = Math.max(stepTokens, run.tokens - before);
+        if (!req.stream) continue;
+        if (delta) out.push(chat ? shapes.chatDelta(run.index, delta) : shapes.text(run.index, delta));
+        if (run.finishReason) {
+          out.push(
+            chat
+              ? shapes.chatFinish(run.index, run.finishReason)
+              : shapes.text(run.index, '', run.finishReason),
+          );
+        }
+      }
+      if (this.delayMs > 0 && stepTokens > 0) {
+        try {
+          await sleep(this.delayMs * stepTokens, undefined, { signal });
+        } catch {
+          throw abortError(signal);
+        }
+      }
+      for (const chunk of out) {
+        if (signal.aborted) throw abortError(signal);
+        yield chunk;
+      }
+      if (signal.aborted) throw abortError(signal);
+      active = active.filter((r) => !r.finishReason);
+    }
+
+    const completionTokens = runs.reduce((n, r) => n + r.tokens, 0);
+    const usage = {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      prompt_tokens_details: { cached_tokens: 0 },
+      completion_tokens_details: { reasoning_tokens: 0 },
+    };
+    if (req.stream) {
+      if (req.includeUsage) yield shapes.usage(usage);
+    } else {
+      yield chat
+        ? shapes.chatCompletion(runs, usage)
+        : shapes.textCompletion(runs, usage, params.echo ? promptOf : () => '');
+    }
+    return { promptTokens, cachedTokens: 0, completionTokens, reasoningTokens: 0 };
+  }
+}
+
+/** Why generation stopped: the budget ran out (504) or whoever asked went away (499). */
+function abortError(signal: AbortSignal): CocoonError {
+  const reason: unknown = signal.reason;
+  if (reason instanceof CocoonError) return reason;
+  if (reason instanceof Error && reason.name === 'TimeoutError') {
+    return new GatewayTimeoutError('The built-in model ran out of time.');
+  }
+  return new CancelledError();
+}
+
+type Usage = Record<string, unknown>;
+
+/** OpenAI's wire objects, serialized. Stream chunks carry `usage: null` when the usage chunk will follow. */
+class OpenAIShapes {
+  private readonly model: string;
+  private readonly chunkObject: string;
+  private readonly includeUsage: boolean;
+
+  constructor(
+    private readonly id: string,
+    private readonly created: number,
+    req: InferenceRequest,
+  ) {
+    this.model = req.model;
+    this.chunkObject = req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+    this.includeUsage = req.includeUsage;
+  }
+
+  private chunk(choices: unknown[]): string {
+    const c = { id: this.id, object: this.chunkObject, created: this.created, model: this.model, choices };
+    return JSON.stringify(this.includeUsage ? { ...c, usage: null } : c);
+  }
+
+  chatRole(index: number): string {
+    return this.chunk([
+      { index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null },
+    ]);
+  }
+
+  chatDelta(index: number, content: string): string {
+    return this.chunk([{ index, delta: { content }, logprobs: null, finish_reason: null }]);
+  }
+
+  chatFinish(index: number, reason: FinishReason): string {
+    return this.chunk([{ index, delta: {}, logprobs: null, finish_reason: reason }]);
+  }
+
+  text(index: number, text: string, reason: FinishReason | null = null): string {
+    return this.chunk([{ text, index, logprobs: null, finish_reason: reason }]);
+  }
+
+  usage(usage: Usage): string {
+    const { id, chunkObject: object, created, model } = this;
+    return JSON.stringify({ id, object, created, model, choices: [], usage });
+  }
+
+  chatCompletion(runs: ChoiceRun[], usage: Usage): string {
+    return JSON.stringify({
+      id: this.id,
+      object: 'chat.completion',
+      created: this.created,
+      model: this.model,
+      choices: runs.map((r) => ({
+        index: r.index,
+        message: { role: 'assistant', content: r.text, refusal: null },
+        logprobs: null,
+        finish_reason: r.finishReason,
+      })),
+      usage,
+    });
+  }
+
+  textCompletion(runs: ChoiceRun[], usage: Usage, echoOf: (r: ChoiceRun) => string): string {
+    return JSON.stringify({
+      id: this.id,
+      object: 'text_completion',
+      created: this.created,
+      model: this.model,
+      choices: runs.map((r) => ({
+        text: echoOf(r) + r.text,
+        index: r.index,
+        logprobs: null,
+        finish_reason: r.finishReason,
+      })),
+      usage,
+    });
+  }
+}

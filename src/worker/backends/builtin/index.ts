@@ -1,0 +1,1 @@
+export { BuiltinBackend, type BuiltinBackendOptions } from './builtin-backend.ts';

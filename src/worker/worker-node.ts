@@ -1,0 +1,212 @@
+import { loadOrCreateNodeKey } from '../attest/identity.ts';
+import { makeCredentials, type TrustSetup } from '../attest/trust-setup.ts';
+import { BadRequestError, CocoonError, ModelNotFoundError, RateLimitError, toWireError } from '../errors.ts';
+import { PeerLink } from '../net/peer-link.ts';
+import type { Session } from '../net/session.ts';
+import type { Stream } from '../net/stream.ts';
+import { listenStats } from '../ops/http.ts';
+import { type Logger, silentLogger } from '../ops/log.ts';
+import { type InferenceRequest, ZERO_USAGE } from '../protocol/inference.ts';
+import { type Call, callSchema, type InferenceTrailer, type WorkerInfo } from '../protocol/messages.ts';
+import type { InferenceBackend } from './backend.ts';
+
+export interface WorkerOptions {
+  name: string;
+  dataDir: string;
+  /** Proxies to serve; capacity is split between them. */
+  proxies: { host: string; port: number }[];
+  backend: InferenceBackend;
+  /** Most requests this worker runs at once, over all proxies. */
+  maxConcurrent: number;
+  /** Price coefficient, 1000 = 1×. */
+  coefficient: number;
+  trust: TrustSetup;
+  statsHost?: string;
+  /** null: no stats server. */
+  statsPort?: number | null;
+  logger?: Logger;
+}
+
+/**
+ * The worker daemon: keeps a session to each proxy, announces what it serves, and runs the inference calls
+ * the proxies open on those sessions through its backend, streaming the engine's output back.
+ */
+export class WorkerNode {
+  private readonly log: Logger;
+  private readonly links: PeerLink[] = [];
+  private readonly startedAt = Date.now();
+  private statsServer: Awaited<ReturnType<typeof listenStats>> | null = null;
+  private enabled = true;
+  readonly counters = {
+    running: 0,
+    total: 0,
+    failed: 0,
+    cancelled: 0,
+    refusedBusy: 0,
+    promptTokens: 0,
+    completionTokens: 0,
+  };
+
+  constructor(private readonly opts: WorkerOptions) {
+    this.log = opts.logger ?? silentLogger;
+  }
+
+  get statsUrl(): string | null {
+    return this.statsServer?.url ?? null;
+  }
+
+  async start(): Promise<this> {
+    const key = await loadOrCreateNodeKey(this.opts.dataDir);
+    const models = this.opts.backend.models();
+    const { credentials } = await makeCredentials(key, 'worker', this.opts.trust.provider, models);
+    for (const p of this.opts.proxies) {
+      const link = new PeerLink({
+        host: p.host,
+        port: p.port,
+        credentials,
+        trust: {
+          verifiers: this.opts.trust.verifiers,
+          roles: ['proxy'],
+          minTier: this.opts.trust.minPeerTier,
+        },
+        session: { hello: { role: 'worker', name: this.opts.name, info: this.info() } },
+      });
+      link.on('up', (session, peer) => {
+        this.log.info({ proxy: link.address, tier: peer.attestation.tier }, 'connected to proxy');
+        session.on('stream', (stream) => void this.serve(stream));
+      });
+      link.on('down', (err) => this.log.warn({ proxy: link.address, err: err.message }, 'proxy link down'));
+      this.links.push(link.start());
+    }
+    if (this.opts.statsPort !== null && this.opts.statsPort !== undefined) {
+      this.statsServer = await listenStats(
+        this.opts.statsHost ?? '127.0.0.1',
+        this.opts.statsPort,
+        `Cocoon worker ${this.opts.name}`,
+        () => this.stats(),
+      );
+    }
+    return this;
+  }
+
+  /** What this worker announces to each proxy. */
+  info(): WorkerInfo {
+    const perProxy = Math.max(1, Math.ceil(this.opts.maxConcurrent / Math.max(1, this.opts.proxies.length)));
+    return {
+      models: this.opts.backend.models().map((name) => ({
+        name,
+        maxConcurrent: perProxy,
+        coefficient: this.opts.coefficient,
+      })),
+      enabled: this.enabled,
+      backend: this.opts.backend.kind,
+    };
+  }
+
+  /** Workers can take themselves out of routing (and back) without disconnecting. */
+  setEnabled(enabled: boolean): void {
+    this.enabled = enabled;
+    this.broadcastStatus();
+  }
+
+  setCoefficient(coefficient: number): void {
+    this.opts.coefficient = coefficient;
+    this.broadcastStatus();
+  }
+
+  private broadcastStatus(): void {
+    for (const l of this.links) l.session?.sendControl({ type: 'worker.status', info: this.info() });
+  }
+
+  get connectedProxies(): number {
+    return this.links.filter((l) => l.session && !l.session.closed).length;
+  }
+
+  private async serve(stream: Stream): Promise<void> {
+    let call: Call;
+    const parsed = callSchema.safeParse(stream.header);
+    if (!parsed.success || parsed.data.method !== 'inference') {
+      stream.reset(new BadRequestError('worker accepts only inference calls', null, 'unsupported_call'));
+      return;
+    }
+    call = parsed.data;
+    const req = call.request as InferenceRequest;
+    if (!this.opts.backend.models().includes(req.model)) {
+      stream.reset(new ModelNotFoundError(req.model));
+      return;
+    }
+    if (this.counters.running >= this.opts.maxConcurrent || !this.enabled) {
+      this.counters.refusedBusy++;
+      stream.reset(new RateLimitError('worker is at capacity', 'worker_busy'));
+      return;
+    }
+    const started = performance.now();
+    this.counters.running++;
+    this.counters.total++;
+    // The engine call is abandoned both when the proxy resets the stream and when the time budget ends.
+    const timeout = AbortSignal.timeout(req.timeoutMs);
+    const signal = AbortSignal.any([stream.signal, timeout]);
+    const gen = this.opts.backend.infer(req, signal);
+    try {
+      let r = await gen.next();
+      while (!r.done) {
+        const p = stream.write(r.value);
+        if (p) await p;
+        r = await gen.next();
+      }
+      const usage = r.value ?? ZERO_USAGE;
+      this.counters.promptTokens += usage.promptTokens;
+      this.counters.completionTokens += usage.completionTokens;
+      const trailer: InferenceTrailer = {
+        usage,
+        worker: this.opts.name,
+        workerMs: performance.now() - started,
+      };
+      stream.end(trailer);
+    } catch (err) {
+      if (stream.signal.aborted) {
+        this.counters.cancelled++;
+        await gen.return(ZERO_USAGE).catch(() => {});
+      } else {
+        this.counters.failed++;
+        const e = err instanceof CocoonError ? err : toWireError(err);
+        this.log.warn({ requestId: call.requestId, err: e.message }, 'inference failed');
+        stream.reset(err);
+      }
+    } finally {
+      this.counters.running--;
+    }
+  }
+
+  stats() {
+    return {
+      role: 'worker',
+      name: this.opts.name,
+      trust: this.opts.trust.mode === 'dev' ? 'dev (software attestation, no TEE)' : this.opts.trust.mode,
+      uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
+      enabled: this.enabled,
+      backend: this.opts.backend.kind,
+      models: this.opts.backend.models(),
+      coefficient: this.opts.coefficient,
+      maxConcurrent: this.opts.maxConcurrent,
+      requests: { ...this.counters },
+      proxies: this.links.map((l) => ({
+        address: l.address,
+        connected: !!l.session && !l.session.closed,
+        connects: l.connects,
+        lastError: l.lastError?.message ?? null,
+      })),
+    };
+  }
+
+  /** The sessions currently up (tests and diagnostics). */
+  sessions(): Session[] {
+    return this.links.flatMap((l) => (l.session ? [l.session] : []));
+  }
+
+  async stop(): Promise<void> {
+    for (const l of this.links) l.stop();
+    await this.statsServer?.close();
+    await this.opts.backend.close?.();
+  }
+}

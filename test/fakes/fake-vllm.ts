@@ -1,0 +1,193 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * FAKE ENGINE: a real HTTP server on 127.0.0.1 that speaks vLLM's OpenAI-compatible wire format (chunk
+ * shapes, `"usage": null` on chunks when usage is requested, the `choices: []` usage chunk with
+ * `prompt_tokens_details`, `data: [DONE]`, vLLM's error bodies) but runs no model. It stands in for a GPU
+ * engine in tests and benchmarks, and counts what happened so tests can observe cancellation.
+ */
+export interface FakeVllmOptions {
+  /** Completion tokens per reply (one content chunk each). */
+  tokens: number;
+  tokenDelayMs: number;
+  promptTokens: number;
+  cachedTokens: number;
+  /** Emit vLLM's mid-stream error event after this many tokens. */
+  failAfterTokens?: number;
+  /** Answer every request with this status and vLLM's error body. */
+  failWithStatus?: { status: number; message: string };
+  servedModel: string;
+}
+
+export class FakeVllmEngine {
+  readonly options: FakeVllmOptions;
+  requests = 0;
+  completed = 0;
+  aborted = 0;
+  inFlight = 0;
+  lastBody: Record<string, unknown> | null = null;
+  private server: Server | null = null;
+  private readonly words: string[];
+
+  constructor(options: Partial<FakeVllmOptions> = {}) {
+    this.options = {
+      tokens: 8,
+      tokenDelayMs: 0,
+      promptTokens: 12,
+      cachedTokens: 0,
+      servedModel: 'fake-model',
+      ...options,
+    };
+    this.words = Array.from({ length: 64 }, (_, i) => ` w${i}`);
+  }
+
+  async start(port = 0): Promise<string> {
+    this.server = createServer((req, res) => void this.handle(req, res));
+    this.server.keepAliveTimeout = 65_000;
+    await new Promise<void>((r) => this.server!.listen(port, '127.0.0.1', r));
+    return `http://127.0.0.1:${(this.server.address() as AddressInfo).port}/v1`;
+  }
+
+  async close(): Promise<void> {
+    if (!this.server) return;
+    this.server.closeAllConnections();
+    await new Promise<void>((r) => this.server!.close(() => r()));
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = req.url ?? '';
+    if (req.method === 'GET' && url === '/v1/models') {
+      return json(res, 200, {
+        object: 'list',
+        data: [{ id: this.options.servedModel, object: 'model', owned_by: 'vllm' }],
+      });
+    }
+    const chat = url === '/v1/chat/completions';
+    if (req.method !== 'POST' || (!chat && url !== '/v1/completions')) {
+      return json(res, 404, {
+        error: { message: 'Not Found', type: 'NotFoundError', param: null, code: 404 },
+      });
+    }
+    const parts: Buffer[] = [];
+    for await (const c of req) parts.push(c as Buffer);
+    let body: Record<string, unknown>;
+    try {
+      body = JSON.parse(Buffer.concat(parts).toString('utf8'));
+    } catch {
+      return json(res, 400, {
+        error: { message: 'Invalid JSON', type: 'BadRequestError', param: null, code: 400 },
+      });
+    }
+    this.requests++;
+    this.lastBody = body;
+    const o = this.options;
+    if (o.failWithStatus) {
+      return json(res, o.failWithStatus.status, {
+        error: {
+          message: o.failWithStatus.message,
+          type: 'BadRequestError',
+          param: null,
+          code: o.failWithStatus.status,
+        },
+      });
+    }
+    if (body.model !== o.servedModel) {
+      return json(res, 404, {
+        error: {
+          message: `The model \`${String(body.model)}\` does not exist.`,
+          type: 'NotFoundError',
+          param: 'model',
+          code: 404,
+        },
+      });
+    }
+    this.inFlight++;
+    let finished = false;
+    res.on('close', () => {
+      this.inFlight--;
+      if (!finished) this.aborted++;
+    });
+    const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : Number.POSITIVE_INFINITY;
+    const n = Math.min(o.tokens, maxTokens);
+    const finish = n < o.tokens ? 'length' : 'stop';
+    const usage = {
+      prompt_tokens: o.promptTokens,
+      total_tokens: o.promptTokens + n,
+      completion_tokens: n,
+      prompt_tokens_details: { cached_tokens: o.cachedTokens },
+    };
+    const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(8).toString('hex')}`;
+    const created = Math.floor(Date.now() / 1000);
+    const model = o.servedModel;
+    if (body.stream !== true) {
+      const text = this.words.slice(0, n).join('').trimStart();
+      const choice = chat
+        ? {
+            index: 0,
+            message: { role: 'assistant', content: text, tool_calls: [] },
+            logprobs: null,
+            finish_reason: finish,
+          }
+        : { index: 0, text, logprobs: null, finish_reason: finish };
+      finished = true;
+      this.completed++;
+      return json(res, 200, {
+        id,
+        object: chat ? 'chat.completion' : 'text_completion',
+        created,
+        model,
+        choices: [choice],
+        usage,
+      });
+    }
+    const withUsage =
+      (body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+    const extra = withUsage ? ',"usage":null' : '';
+    const object = chat ? 'chat.completion.chunk' : 'text_completion';
+    const prefix = `data: {"id":"${id}","object":"${object}","created":${created},"model":"${model}","choices":[`;
+    res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
+    if (chat) {
+      res.write(
+        `${prefix}{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]${extra}}\n\n`,
+      );
+    }
+    for (let i = 0; i < n; i++) {
+      if (o.tokenDelayMs > 0) await new Promise((r) => setTimeout(r, o.tokenDelayMs));
+      if (res.destroyed) return;
+      if (o.failAfterTokens !== undefined && i === o.failAfterTokens) {
+        res.end(
+          `data: ${JSON.stringify({ error: { object: 'error', message: 'CUDA out of memory', type: 'InternalServerError', param: null, code: 500 } })}\n\ndata: [DONE]\n\n`,
+        );
+        finished = true;
+        return;
+      }
+      const word = JSON.stringify(this.words[i % this.words.length]);
+      res.write(
+        chat
+          ? `${prefix}{"index":0,"delta":{"content":${word}},"logprobs":null,"finish_reason":null}]${extra}}\n\n`
+          : `${prefix}{"index":0,"text":${word},"logprobs":null,"finish_reason":null,"stop_reason":null}]${extra}}\n\n`,
+      );
+    }
+    res.write(
+      chat
+        ? `${prefix}{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":"${finish}","stop_reason":null}]${extra}}\n\n`
+        : `${prefix}{"index":0,"text":"","logprobs":null,"finish_reason":"${finish}","stop_reason":null}]${extra}}\n\n`,
+    );
+    if (withUsage) {
+      res.write(
+        `data: {"id":"${id}","object":"${object}","created":${created},"model":"${model}","choices":[],"usage":${JSON.stringify(usage)}}\n\n`,
+      );
+    }
+    finished = true;
+    this.completed++;
+    res.end('data: [DONE]\n\n');
+  }
+}
+
+function json(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}

@@ -1,0 +1,502 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { encode } from 'gpt-tokenizer/encoding/cl100k_base';
+import {
+  BadRequestError,
+  CancelledError,
+  GatewayTimeoutError,
+  ModelNotFoundError,
+} from '../../src/errors.ts';
+import type { InferenceRequest, TokenUsage } from '../../src/protocol/inference.ts';
+import { allPieces } from '../../src/worker/backends/builtin/bigram-model.ts';
+import { BuiltinBackend } from '../../src/worker/backends/builtin/index.ts';
+import { chatPrompt } from '../../src/worker/backends/builtin/prompt.ts';
+
+const CLOCK_MS = 1_700_000_000_123;
+const backend = new BuiltinBackend({ clock: () => CLOCK_MS });
+const tokens = (text: string) => encode(text, { disallowedSpecial: new Set() }).length;
+
+type Body = Record<string, unknown>;
+// biome-ignore lint/suspicious/noExplicitAny: parsed OpenAI JSON, inspected field by field
+type Json = any;
+
+function chatReq(content: string, body: Body = {}, extra: Partial<InferenceRequest> = {}): InferenceRequest {
+  return {
+    kind: 'chat',
+    model: 'cocoon-tiny',
+    body: { model: 'cocoon-tiny', messages: [{ role: 'user', content }], ...body },
+    stream: false,
+    includeUsage: false,
+    maxTokens: 4096,
+    timeoutMs: 60_000,
+    maxCoefficient: 1000,
+    ...extra,
+  };
+}
+
+function completionReq(
+  prompt: unknown,
+  body: Body = {},
+  extra: Partial<InferenceRequest> = {},
+): InferenceRequest {
+  return { ...chatReq('', {}, extra), kind: 'completion', body: { model: 'cocoon-tiny', prompt, ...body } };
+}
+
+const streaming = (req: InferenceRequest, includeUsage = false): InferenceRequest => ({
+  ...req,
+  stream: true,
+  includeUsage,
+});
+
+async function run(
+  req: InferenceRequest,
+  b: BuiltinBackend = backend,
+  signal = new AbortController().signal,
+): Promise<{ out: Json[]; usage: TokenUsage }> {
+  const gen = b.infer(req, signal);
+  const out: Json[] = [];
+  for (let r = await gen.next(); ; r = await gen.next()) {
+    if (r.done) return { out, usage: r.value };
+    assert.equal(typeof r.value, 'string');
+    out.push(JSON.parse(r.value));
+  }
+}
+
+/** Non-stream: the one response object. */
+async function complete(req: InferenceRequest): Promise<Json> {
+  const { out, usage } = await run(req);
+  assert.equal(out.length, 1);
+  const u = out[0].usage;
+  assert.deepEqual(usage, {
+    promptTokens: u.prompt_tokens,
+    cachedTokens: 0,
+    completionTokens: u.completion_tokens,
+    reasoningTokens: 0,
+  });
+  return out[0];
+}
+
+const content = (r: Json, i = 0): string => r.choices[i].message.content;
+
+/** Streamed text per choice index, from chat or completion chunks. */
+function streamedText(chunks: Json[]): Map<number, string> {
+  const texts = new Map<number, string>();
+  for (const c of chunks) {
+    for (const ch of c.choices) {
+      const piece = ch.delta ? (ch.delta.content ?? '') : ch.text;
+      texts.set(ch.index, (texts.get(ch.index) ?? '') + piece);
+    }
+  }
+  return texts;
+}
+
+describe('BuiltinBackend', () => {
+  test('serves the configured model names', () => {
+    assert.equal(backend.kind, 'builtin');
+    assert.deepEqual(backend.models(), ['cocoon-tiny']);
+    assert.deepEqual(new BuiltinBackend({ models: ['a', 'b'] }).models(), ['a', 'b']);
+  });
+
+  test('unknown model is ModelNotFoundError, before anything is yielded', async () => {
+    const err = await run({ ...chatReq('hi'), model: 'gpt-9' }).catch((e: unknown) => e);
+    assert.ok(err instanceof ModelNotFoundError);
+    assert.equal(err.status, 404);
+    assert.equal(err.code, 'model_not_found');
+  });
+
+  test('invalid sampling parameters are 400s', async () => {
+    for (const body of [
+      { n: 9 },
+      { n: 0 },
+      { temperature: 3 },
+      { top_p: -1 },
+      { stop: ['a', 'b', 'c', 'd', 'e'] },
+    ]) {
+      await assert.rejects(run(chatReq('hi', body)), BadRequestError, JSON.stringify(body));
+    }
+    await assert.rejects(run(chatReq('hi', { messages: 'nope' })), BadRequestError);
+  });
+
+  test('chat completion has exactly the OpenAI shape', async () => {
+    const r = await complete(chatReq('Tell me about TON.', { max_tokens: 30 }));
+    assert.match(r.id, /^chatcmpl-[0-9a-f]{24}$/);
+    const text = content(r);
+    assert.ok(text.length > 0);
+    const u = r.usage;
+    const reason = r.choices[0].finish_reason;
+    assert.deepEqual(r, {
+      id: r.id,
+      object: 'chat.completion',
+      created: Math.floor(CLOCK_MS / 1000),
+      model: 'cocoon-tiny',
+      choices: [
+        {
+          index: 0,
+          message: { role: 'assistant', content: text, refusal: null },
+          logprobs: null,
+          finish_reason: reason,
+        },
+      ],
+      usage: {
+        prompt_tokens: u.prompt_tokens,
+        completion_tokens: tokens(text),
+        total_tokens: u.prompt_tokens + tokens(text),
+        prompt_tokens_details: { cached_tokens: 0 },
+        completion_tokens_details: { reasoning_tokens: 0 },
+      },
+    });
+    assert.ok(u.prompt_tokens > 0 && u.completion_tokens <= 30);
+    assert.ok(['stop', 'length'].includes(reason));
+  });
+
+  test('completion has exactly the OpenAI shape, and echo prepends the prompt', async () => {
+    const r = await complete(completionReq('Once upon a time', { max_tokens: 12 }));
+    assert.match(r.id, /^cmpl-[0-9a-f]{24}$/);
+    const text = r.choices[0].text;
+    assert.deepEqual(r, {
+      id: r.id,
+      object: 'text_completion',
+      created: Math.floor(CLOCK_MS / 1000),
+      model: 'cocoon-tiny',
+      choices: [{ text, index: 0, logprobs: null, finish_reason: 'length' }],
+      usage: {
+        prompt_tokens: tokens('Once upon a time'),
+        completion_tokens: 12,
+        total_tokens: tokens('Once upon a time') + 12,
+        prompt_tokens_details: { cached_tokens: 0 },
+        completion_tokens_details: { reasoning_tokens: 0 },
+      },
+    });
+    assert.equal(tokens(text), 12);
+    const echoed = await complete(completionReq('Once upon a time', { max_tokens: 12, echo: true }));
+    assert.equal(echoed.choices[0].text, `Once upon a time${text}`);
+    assert.equal(echoed.usage.completion_tokens, 12);
+  });
+
+  test('deterministic: same request, same output; prompt and seed change it', async () => {
+    const a = await complete(chatReq('determinism', { seed: 7 }));
+    const b = await complete(chatReq('determinism', { seed: 7 }));
+    assert.deepEqual(a, b);
+    const texts = new Set<string>();
+    for (const seed of [1, 2, 3, 4]) texts.add(content(await complete(chatReq('determinism', { seed }))));
+    assert.equal(texts.size, 4, 'different seeds gave the same text');
+    const other = await complete(chatReq('something else', { seed: 7 }));
+    assert.notEqual(content(other), content(a));
+    // The model name is part of what the output depends on.
+    const two = new BuiltinBackend({ models: ['cocoon-tiny', 'cocoon-other'] });
+    const m2 = await run({ ...chatReq('determinism', { seed: 7 }), model: 'cocoon-other' }, two);
+    assert.notEqual(m2.out[0].choices[0].message.content, content(a));
+  });
+
+  test('temperature 0 is greedy: seed and choice do not matter, the prompt does', async () => {
+    const g = (prompt: string, seed: number) => complete(chatReq(prompt, { temperature: 0, seed, n: 2 }));
+    const a = await g('greedy', 1);
+    const b = await g('greedy', 2);
+    assert.equal(content(a), content(b));
+    assert.equal(content(a, 0), content(a, 1));
+    // Same length, so only the words can differ.
+    const fixed = (prompt: string) => complete(chatReq(prompt, { temperature: 0, max_tokens: 15 }));
+    assert.notEqual(content(await fixed('another prompt')), content(await fixed('greedy')));
+    // A vanishing nucleus keeps only the most likely word: the same words as greedy decoding.
+    const greedy15 = content(await complete(chatReq('greedy', { temperature: 0, max_tokens: 15 })));
+    for (const seed of [1, 2, 3]) {
+      const nucleus = await complete(chatReq('greedy', { top_p: 1e-9, seed, max_tokens: 15 }));
+      assert.equal(content(nucleus), greedy15);
+    }
+  });
+
+  test('every piece is whole cl100k pre-tokens: counts add up, prefixes of pieces split cleanly', () => {
+    const pieces = allPieces();
+    assert.ok(pieces.length > 100);
+    for (const p of pieces) {
+      assert.equal(p.tokens, tokens(p.text), p.text);
+      assert.deepEqual(p.ids, encode(p.text));
+    }
+    // Adjacent pieces do not merge: the count of a joined text is the sum of the counts.
+    const words = pieces.filter((p) => p.text.startsWith(' '));
+    for (let i = 0; i + 2 < words.length; i++) {
+      const [a, b, c] = [words[i]!, words[i + 1]!, words[i + 2]!];
+      assert.equal(tokens(a.text + b.text + ',' + c.text + '.'), a.tokens + b.tokens + c.tokens + 2);
+    }
+  });
+
+  test('completion_tokens is the real token count of the text, for every choice and setting', async () => {
+    let checked = 0;
+    for (const temperature of [0, 0.5, 1, 2]) {
+      for (const prompt of ['hello', 'What is Cocoon?', 'x'.repeat(50), '<|endoftext|> as text']) {
+        const r = await complete(chatReq(prompt, { temperature, n: 3, top_p: 0.9, seed: checked }));
+        let sum = 0;
+        for (const c of r.choices) sum += tokens(c.message.content);
+        assert.equal(r.usage.completion_tokens, sum);
+        const cr = await complete(completionReq(prompt, { temperature, n: 2, max_tokens: 50 }));
+        assert.equal(cr.usage.completion_tokens, tokens(cr.choices[0].text) + tokens(cr.choices[1].text));
+        assert.equal(cr.usage.prompt_tokens, tokens(prompt));
+        checked++;
+      }
+    }
+  });
+
+  test('natural answers end with a full stop at 20..120 tokens', async () => {
+    for (let seed = 0; seed < 30; seed++) {
+      const r = await complete(chatReq('length', { seed }));
+      assert.equal(r.choices[0].finish_reason, 'stop');
+      assert.ok(content(r).endsWith('.'));
+      assert.ok(
+        r.usage.completion_tokens >= 20 && r.usage.completion_tokens <= 125,
+        `${r.usage.completion_tokens}`,
+      );
+    }
+  });
+
+  test('max tokens is honoured exactly, also when the limit falls inside a word', async () => {
+    let midWord = 0;
+    // Several answers, until some limit has fallen inside a multi-token word ('attestation', ...).
+    for (let seed = 0; seed < 20 && midWord === 0; seed++) {
+      const full = content(await complete(chatReq('limits', { seed })));
+      // Below the natural length every limit is hit (a limit equal to it would end with 'length' too).
+      for (let max = 1; max < tokens(full); max++) {
+        const r = await complete(chatReq('limits', { seed, max_tokens: max }));
+        const text = content(r);
+        assert.equal(r.choices[0].finish_reason, 'length');
+        assert.equal(r.usage.completion_tokens, max);
+        assert.equal(tokens(text), max);
+        assert.ok(full.startsWith(text), 'a limit changes where the text ends, not what it says');
+        if (/[a-z]$/i.test(text) && /^[a-z]/i.test(full.slice(text.length))) midWord++;
+      }
+    }
+    assert.ok(midWord > 0, 'no limit fell inside a multi-token word');
+  });
+
+  test('max_completion_tokens wins over max_tokens; the reservation caps both; 0 gives nothing', async () => {
+    const a = await complete(chatReq('caps', { max_tokens: 30, max_completion_tokens: 7 }));
+    assert.equal(a.usage.completion_tokens, 7);
+    const b = await complete(chatReq('caps', { max_tokens: 30 }, { maxTokens: 4 }));
+    assert.equal(b.usage.completion_tokens, 4);
+    const c = await complete(chatReq('caps', {}, { maxTokens: 9 }));
+    assert.equal(c.usage.completion_tokens, 9);
+    const zero = await complete(chatReq('caps', { max_tokens: 0, n: 2 }));
+    for (const ch of zero.choices) {
+      assert.equal(ch.message.content, '');
+      assert.equal(ch.finish_reason, 'length');
+    }
+    assert.equal(zero.usage.completion_tokens, 0);
+  });
+
+  test('stop sequences cut the text before the first match, across piece boundaries', async () => {
+    const full = content(await complete(chatReq('stops', { seed: 11 })));
+    assert.ok(full.length > 60);
+    // Starts mid-word and spans a space: never one piece.
+    const at = full.indexOf(' ', 30) - 2;
+    const stop = full.slice(at, at + 6);
+    assert.ok(stop.includes(' ') && /^[a-z]/i.test(stop), stop);
+    const expected = full.slice(0, full.indexOf(stop));
+    const r = await complete(chatReq('stops', { seed: 11, stop }));
+    assert.equal(content(r), expected);
+    assert.equal(r.choices[0].finish_reason, 'stop');
+    assert.equal(r.usage.completion_tokens, tokens(expected));
+    // The earliest of several stops wins; one that never occurs changes nothing.
+    const early = full.slice(5, 8);
+    const both = await complete(chatReq('stops', { seed: 11, stop: [stop, early, 'zzzz'] }));
+    assert.equal(content(both), full.slice(0, full.indexOf(early)));
+    assert.equal(content(await complete(chatReq('stops', { seed: 11, stop: ['zzzz'] }))), full);
+  });
+
+  test('streaming never sends text that becomes part of a stop sequence', async () => {
+    const full = content(await complete(chatReq('stops', { seed: 11 })));
+    for (let at = 10; at < 50; at += 3) {
+      const stop = full.slice(at, at + 5);
+      const expected = full.slice(0, full.indexOf(stop));
+      const { out, usage } = await run(streaming(chatReq('stops', { seed: 11, stop })));
+      assert.equal(streamedText(out).get(0), expected, JSON.stringify(stop));
+      for (const c of out) assert.ok(!(c.choices[0]?.delta?.content ?? '').includes(stop));
+      assert.equal(out.at(-1).choices[0].finish_reason, 'stop');
+      assert.equal(usage.completionTokens, tokens(expected));
+    }
+    const cs = await run(streaming(completionReq('The river', { seed: 3, stop: [' the'] })));
+    const text = streamedText(cs.out).get(0)!;
+    assert.ok(!text.includes(' the'));
+    assert.equal(cs.usage.completionTokens, tokens(text));
+  });
+
+  test('n choices: indexes 0..n-1, each its own text, usage summed', async () => {
+    const r = await complete(chatReq('choices', { n: 4, seed: 1, max_tokens: 60 }));
+    assert.deepEqual(
+      r.choices.map((c: Json) => c.index),
+      [0, 1, 2, 3],
+    );
+    assert.equal(new Set(r.choices.map((c: Json) => c.message.content)).size, 4);
+    assert.equal(
+      r.usage.completion_tokens,
+      r.choices.reduce((n: number, c: Json) => n + tokens(c.message.content), 0),
+    );
+  });
+
+  test('array prompts give n choices per prompt, prompt tokens summed', async () => {
+    const r = await complete(completionReq(['first prompt', 'second'], { n: 2, max_tokens: 10 }));
+    assert.deepEqual(
+      r.choices.map((c: Json) => c.index),
+      [0, 1, 2, 3],
+    );
+    assert.equal(r.usage.prompt_tokens, tokens('first prompt') + tokens('second'));
+    const single = await complete(completionReq('second', { n: 2, max_tokens: 10 }));
+    assert.equal(r.choices[2].text, single.choices[0].text);
+    const ids = await complete(completionReq(encode('first prompt'), { max_tokens: 10 }));
+    assert.equal(ids.usage.prompt_tokens, tokens('first prompt'));
+    assert.equal(ids.choices[0].text, r.choices[0].text);
+  });
+
+  test('chat stream: role chunk, one chunk per piece, finish chunk; same text as non-stream', async () => {
+    const req = chatReq('Stream please.', { n: 2, seed: 9, max_tokens: 40 });
+    const whole = await complete(req);
+    const { out, usage } = await run(streaming(req));
+    const base = {
+      id: whole.id,
+      object: 'chat.completion.chunk',
+      created: whole.created,
+      model: 'cocoon-tiny',
+    };
+    for (const index of [0, 1]) {
+      const mine = out.filter((c) => c.choices[0]?.index === index);
+      assert.deepEqual(mine[0], {
+        ...base,
+        choices: [{ index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }],
+      });
+      const last = mine.at(-1);
+      assert.deepEqual(last, {
+        ...base,
+        choices: [{ index, delta: {}, logprobs: null, finish_reason: whole.choices[index].finish_reason }],
+      });
+      const middle = mine.slice(1, -1);
+      assert.ok(middle.length >= 5);
+      for (const c of middle) {
+        assert.deepEqual(Object.keys(c), ['id', 'object', 'created', 'model', 'choices']);
+        assert.deepEqual(Object.keys(c.choices[0]), ['index', 'delta', 'logprobs', 'finish_reason']);
+        assert.deepEqual(Object.keys(c.choices[0].delta), ['content']);
+        assert.equal(c.choices[0].finish_reason, null);
+        assert.ok(c.choices[0].delta.content.length > 0);
+      }
+      assert.equal(streamedText(out).get(index), content(whole, index));
+    }
+    assert.ok(!out.some((c) => 'usage' in c), 'usage sent without include_usage');
+    assert.equal(usage.completionTokens, whole.usage.completion_tokens);
+  });
+
+  test('include_usage: usage null on every chunk, then one usage chunk with no choices', async () => {
+    const req = chatReq('usage please', { max_tokens: 25 });
+    const whole = await complete(req);
+    const { out } = await run(streaming(req, true));
+    const last = out.at(-1);
+    assert.deepEqual(last, {
+      id: whole.id,
+      object: 'chat.completion.chunk',
+      created: whole.created,
+      model: 'cocoon-tiny',
+      choices: [],
+      usage: whole.usage,
+    });
+    for (const c of out.slice(0, -1)) {
+      assert.equal(c.usage, null);
+      assert.equal(c.choices.length, 1);
+    }
+  });
+
+  test('completion stream: text chunks, finish_reason only on the last, echo first', async () => {
+    const req = completionReq('Once', { max_tokens: 8, echo: true });
+    const { out } = await run(streaming(req, true));
+    const chunks = out.slice(0, -1);
+    assert.deepEqual(chunks[0].choices, [{ text: 'Once', index: 0, logprobs: null, finish_reason: null }]);
+    for (const c of chunks) {
+      assert.equal(c.object, 'text_completion');
+      assert.deepEqual(Object.keys(c.choices[0]), ['text', 'index', 'logprobs', 'finish_reason']);
+    }
+    assert.ok(chunks.slice(0, -1).every((c) => c.choices[0].finish_reason === null));
+    assert.equal(chunks.at(-1).choices[0].finish_reason, 'length');
+    assert.deepEqual(out.at(-1).choices, []);
+    assert.equal(out.at(-1).usage.completion_tokens, 8);
+    const whole = await complete(req);
+    assert.equal(streamedText(chunks).get(0), whole.choices[0].text);
+  });
+
+  test('chat prompt tokens: ChatML with one token per marker, caller text as plain text', () => {
+    const body = {
+      messages: [
+        { role: 'system', content: 'Be brief.' },
+        {
+          role: 'user',
+          content: [
+            { type: 'text', text: 'Look: ' },
+            { type: 'image_url' },
+            { type: 'text', text: '<|im_end|>' },
+          ],
+        },
+      ],
+    };
+    const p = chatPrompt(body);
+    assert.equal(
+      p.text,
+      '<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nLook: <|im_end|><|im_end|>\n<|im_start|>assistant\n',
+    );
+    const expected =
+      5 +
+      tokens('system\nBe brief.') +
+      tokens('\n') +
+      tokens('user\nLook: <|im_end|>') +
+      tokens('\n') +
+      tokens('assistant\n');
+    assert.equal(p.tokens, expected);
+  });
+
+  test('with tokenDelayMs 0 no timer is awaited: a whole answer completes without a macrotask turn', async () => {
+    let turned = false;
+    const immediate = setImmediate(() => {
+      turned = true;
+    });
+    await run(streaming(chatReq('fast', { n: 3 }), true));
+    await complete(chatReq('fast too', { n: 3 }));
+    assert.equal(turned, false);
+    clearImmediate(immediate);
+  });
+
+  test('tokenDelayMs paces the stream', async () => {
+    const slow = new BuiltinBackend({ tokenDelayMs: 5 });
+    const started = performance.now();
+    const { usage } = await run(streaming(chatReq('pace', { max_tokens: 10 })), slow);
+    assert.equal(usage.completionTokens, 10);
+    assert.ok(performance.now() - started >= 45);
+  });
+
+  test('cancellation mid-stream ends promptly and leaves no timer behind', async () => {
+    const slow = new BuiltinBackend({ tokenDelayMs: 300 });
+    const timers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+    const before = timers();
+    const ac = new AbortController();
+    const gen = slow.infer(streaming(chatReq('cancel me')), ac.signal);
+    const first = await gen.next(); // role chunk, no delay
+    assert.equal(first.done, false);
+    const pending = gen.next(); // now sleeping for the first token
+    setTimeout(() => ac.abort(), 20);
+    const t0 = performance.now();
+    await assert.rejects(pending, CancelledError);
+    assert.ok(performance.now() - t0 < 150, 'abort did not interrupt the token delay');
+    assert.equal(timers(), before);
+    const after = await gen.next();
+    assert.equal(after.done, true, 'yielded after cancellation');
+  });
+
+  test('abort between chunks: no further chunk; aborted before start: nothing at all', async () => {
+    const ac = new AbortController();
+    const gen = backend.infer(streaming(chatReq('abort', { max_tokens: 50 })), ac.signal);
+    await gen.next();
+    await gen.next();
+    ac.abort();
+    await assert.rejects(gen.next(), CancelledError);
+    const pre = new AbortController();
+    pre.abort();
+    await assert.rejects(run(chatReq('never'), backend, pre.signal), CancelledError);
+  });
+
+  test('a time-budget abort is a GatewayTimeoutError', async () => {
+    const slow = new BuiltinBackend({ tokenDelayMs: 200 });
+    await assert.rejects(run(chatReq('budget'), slow, AbortSignal.timeout(30)), GatewayTimeoutError);
+  });
+});
