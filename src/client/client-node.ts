@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { makeCredentials, type TrustSetup } from '../attest/trust-setup.ts';
@@ -159,6 +159,7 @@ export class ClientNode {
 
   private async models(path: string, res: ServerResponse): Promise<void> {
     const stream = this.requireSession().openStream({ method: 'models' });
+    stream.end();
     const list: ModelList = parseMessage(modelListSchema, await stream.readAll(), 'model list');
     const data = list.models.map((m) => ({
       id: m.id,
@@ -198,10 +199,11 @@ export class ClientNode {
     }
     const request = parseInferenceRequest(kind, raw, this.opts.defaults);
     const session = this.requireSession();
-    const requestId = randomBytes(16).toString('hex');
+    const requestId = randomUUID();
     this.counters.total++;
     this.counters.inFlight++;
     const stream = session.openStream({ method: 'inference', requestId, request });
+    stream.end(); // the call is all in OPEN; no request body follows
     // The caller hanging up cancels the request all the way to the engine.
     const onClose = () => {
       if (!res.writableFinished) stream.reset(new CancelledError());
@@ -265,6 +267,11 @@ export class ClientNode {
   }
 
   private writeEvent(res: ServerResponse, part: Buffer): Promise<void> | undefined {
+    // Events that arrive in one tick leave in one write (one syscall), not one each.
+    if (res.writableCorked === 0) {
+      res.cork();
+      process.nextTick(() => res.uncork());
+    }
     const ok = res.write(Buffer.concat([DATA_PREFIX, part, EVENT_END]));
     if (ok || res.destroyed) return undefined;
     return new Promise((resolve) => {

@@ -67,7 +67,8 @@ export class Session extends EventEmitter<SessionEvents> {
   private highestPeerStreamId = 0;
   private lastReceivedAt = Date.now();
   private heartbeat: NodeJS.Timeout | null = null;
-  private corked = false;
+  private outbox: Buffer[] = [];
+  private drained: Promise<void> | null = null;
   private resolveReady!: (h: Hello) => void;
   private rejectReady!: (e: CocoonError) => void;
 
@@ -124,6 +125,7 @@ export class Session extends EventEmitter<SessionEvents> {
   close(reason?: CocoonError): void {
     if (this.closed) return;
     if (reason) this.send(FrameType.GoAway, 0, JSON.stringify(toWireError(reason)));
+    this.flush();
     this.socket.end();
     this.destroy(reason ?? new ServiceUnavailableError('session closed'));
   }
@@ -131,33 +133,37 @@ export class Session extends EventEmitter<SessionEvents> {
   // ---- used by Stream ----
 
   /** @internal */
-  send(type: FrameType, streamId: number, payload?: Buffer | string): boolean {
-    if (this.closed) return false;
-    // Batch the frames written in one tick into as few TLS records as possible.
-    if (!this.corked) {
-      this.corked = true;
-      this.socket.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.socket.uncork();
-      });
-    }
+  send(type: FrameType, streamId: number, payload?: Buffer | string): void {
+    if (this.closed) return;
     this.framesOut++;
-    return this.socket.write(encodeFrame(type, streamId, payload));
+    // Frames written in one tick go out as one buffer: one TLS record and one syscall instead of many.
+    this.outbox.push(encodeFrame(type, streamId, payload));
+    if (this.outbox.length === 1) process.nextTick(this.flush);
   }
 
-  /** @internal resolves when the socket can take more data. */
+  private readonly flush = (): void => {
+    const frames = this.outbox;
+    this.outbox = [];
+    if (this.closed || frames.length === 0) return;
+    this.socket.write(frames.length === 1 ? frames[0]! : Buffer.concat(frames));
+  };
+
+  /** @internal resolves when the socket can take more data (one shared wait, however many writers). */
   whenWritable(): Promise<void> | undefined {
     if (!this.socket.writableNeedDrain) return undefined;
-    return new Promise((res) => {
-      const done = () => {
-        this.socket.off('drain', done);
-        this.socket.off('close', done);
-        res();
-      };
-      this.socket.on('drain', done);
-      this.socket.on('close', done);
-    });
+    if (!this.drained) {
+      this.drained = new Promise((res) => {
+        const done = () => {
+          this.socket.off('drain', done);
+          this.socket.off('close', done);
+          this.drained = null;
+          res();
+        };
+        this.socket.on('drain', done);
+        this.socket.on('close', done);
+      });
+    }
+    return this.drained;
   }
 
   /** @internal */

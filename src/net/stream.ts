@@ -9,14 +9,15 @@ import type { Session } from './session.ts';
  * reaches the producer instead of piling up in memory).
  */
 export class Stream implements AsyncIterableIterator<Buffer> {
-  /** Aborted when the stream is reset by either side or its session dies. */
-  readonly signal: AbortSignal;
   /** The peer's END trailer (parsed JSON), once the inbound side ended. */
   trailer: unknown = undefined;
   bytesIn = 0;
   bytesOut = 0;
 
-  private readonly abort = new AbortController();
+  // Made on first use: most streams end normally, and an AbortController costs more than the rest of a
+  // stream's bookkeeping together.
+  private abort: AbortController | null = null;
+  private resetListeners: ((e: CocoonError) => void)[] | null = null;
   private readonly queue: Buffer[] = [];
   private queued = 0;
   private waiter: { resolve: (r: IteratorResult<Buffer>) => void; reject: (e: unknown) => void } | null =
@@ -34,8 +35,31 @@ export class Stream implements AsyncIterableIterator<Buffer> {
     readonly header: unknown,
     private readonly windowBytes: number,
   ) {
-    this.signal = this.abort.signal;
     this.sendCredit = windowBytes;
+  }
+
+  /** Aborted when the stream is reset by either side or its session dies. */
+  get signal(): AbortSignal {
+    if (!this.abort) {
+      this.abort = new AbortController();
+      if (this.error) this.abort.abort(this.error);
+    }
+    return this.abort.signal;
+  }
+
+  /** The error that reset this stream, if it was reset (by either side). */
+  get resetError(): CocoonError | null {
+    return this.error;
+  }
+
+  /** Calls `listener` once if the stream is reset (cheaper than `signal` for internal plumbing). */
+  onReset(listener: (e: CocoonError) => void): void {
+    if (this.error) {
+      listener(this.error);
+      return;
+    }
+    this.resetListeners ??= [];
+    this.resetListeners.push(listener);
   }
 
   get isClosed(): boolean {
@@ -163,10 +187,13 @@ export class Stream implements AsyncIterableIterator<Buffer> {
 
   private waitForCredit(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onAbort = () => reject(this.error);
-      this.signal.addEventListener('abort', onAbort, { once: true });
+      let settled = false;
+      this.onReset((e) => {
+        if (!settled) reject(e);
+        settled = true;
+      });
       this.creditWaiter = () => {
-        this.signal.removeEventListener('abort', onAbort);
+        settled = true;
         resolve();
       };
     });
@@ -180,7 +207,10 @@ export class Stream implements AsyncIterableIterator<Buffer> {
       this.waiter = null;
       w.reject(e);
     }
-    this.abort.abort(e);
+    this.abort?.abort(e);
+    const listeners = this.resetListeners;
+    this.resetListeners = null;
+    if (listeners) for (const l of listeners) l(e);
     this.session.forget(this.id);
   }
 

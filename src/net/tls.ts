@@ -36,6 +36,8 @@ function baseTlsOptions(creds: TlsCredentials) {
     cert: creds.certPem,
     minVersion: 'TLSv1.3' as const,
     ALPNProtocols: ALPN,
+    // Frames are small and latency-bound: never let Nagle hold one back waiting for an ACK.
+    noDelay: true,
     // Trust is decided by our own code after the handshake (verifyPeer), never by a CA.
     rejectUnauthorized: false,
   };

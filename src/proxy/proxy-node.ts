@@ -177,7 +177,7 @@ export class ProxyNode {
     }
     const call: Call = parsed.data;
     if (call.method === 'models') {
-      stream.write(JSON.stringify(this.modelList()));
+      void stream.write(JSON.stringify(this.modelList()));
       stream.end();
       return;
     }
@@ -215,12 +215,12 @@ export class ProxyNode {
       workerStream?.reset(e);
       clientStream.reset(e);
     }, request.timeoutMs);
-    const onClientGone = () => workerStream?.reset(new CancelledError());
-    clientStream.signal.addEventListener('abort', onClientGone, { once: true });
+    clientStream.onReset(() => workerStream?.reset(new CancelledError()));
     let usage: TokenUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
     let error: CocoonError | undefined;
     try {
       workerStream = worker.session.openStream({ method: 'inference', requestId, request: forwarded });
+      workerStream.end(); // the call is all in OPEN; no request body follows
       for await (const part of workerStream) {
         const p = clientStream.write(part);
         if (p) await p;
@@ -234,7 +234,7 @@ export class ProxyNode {
         err instanceof CocoonError
           ? err
           : new CocoonError(500, 'server_error', 'internal_error', String(err));
-      if (clientStream.signal.aborted && !(error.status === 504)) {
+      if (clientStream.resetError && error.status !== 504) {
         this.counters.cancelled++;
       } else {
         clientStream.reset(error);
@@ -242,19 +242,19 @@ export class ProxyNode {
       if (!(err instanceof CocoonError)) this.log.error({ err: toWireError(err), requestId }, 'relay failed');
     } finally {
       clearTimeout(timer);
-      clientStream.signal.removeEventListener('abort', onClientGone);
       worker.running--;
       this.counters.inFlight--;
     }
     const durationMs = performance.now() - started;
     const ok = error === undefined;
     // A cancelled request says nothing about the worker's health.
-    if (ok || !clientStream.signal.aborted || error?.status === 504) worker.recordFinish(ok, durationMs);
+    const cancelled = !ok && clientStream.resetError !== null && error?.status !== 504;
+    if (!cancelled) worker.recordFinish(ok, durationMs);
     if (ok) {
       this.counters.succeeded++;
       this.counters.promptTokens += usage.promptTokens;
       this.counters.completionTokens += usage.completionTokens;
-    } else if (!clientStream.signal.aborted) {
+    } else if (!cancelled) {
       this.counters.failed++;
     }
     this.opts.onRequestFinished?.({

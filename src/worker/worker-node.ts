@@ -1,6 +1,13 @@
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { makeCredentials, type TrustSetup } from '../attest/trust-setup.ts';
-import { BadRequestError, CocoonError, ModelNotFoundError, RateLimitError, toWireError } from '../errors.ts';
+import {
+  BadRequestError,
+  CocoonError,
+  GatewayTimeoutError,
+  ModelNotFoundError,
+  RateLimitError,
+  toWireError,
+} from '../errors.ts';
 import { PeerLink } from '../net/peer-link.ts';
 import type { Session } from '../net/session.ts';
 import type { Stream } from '../net/stream.ts';
@@ -144,9 +151,13 @@ export class WorkerNode {
     this.counters.running++;
     this.counters.total++;
     // The engine call is abandoned both when the proxy resets the stream and when the time budget ends.
-    const timeout = AbortSignal.timeout(req.timeoutMs);
-    const signal = AbortSignal.any([stream.signal, timeout]);
-    const gen = this.opts.backend.infer(req, signal);
+    const abort = new AbortController();
+    stream.onReset((e) => abort.abort(e));
+    const timer = setTimeout(
+      () => abort.abort(new GatewayTimeoutError(`inference exceeded its ${req.timeoutMs} ms budget`)),
+      req.timeoutMs,
+    );
+    const gen = this.opts.backend.infer(req, abort.signal);
     try {
       let r = await gen.next();
       while (!r.done) {
@@ -164,7 +175,7 @@ export class WorkerNode {
       };
       stream.end(trailer);
     } catch (err) {
-      if (stream.signal.aborted) {
+      if (stream.resetError) {
         this.counters.cancelled++;
         await gen.return(ZERO_USAGE).catch(() => {});
       } else {
@@ -174,6 +185,7 @@ export class WorkerNode {
         stream.reset(err);
       }
     } finally {
+      clearTimeout(timer);
       this.counters.running--;
     }
   }

@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -118,7 +117,7 @@ export class FakeVllmEngine {
       completion_tokens: n,
       prompt_tokens_details: { cached_tokens: o.cachedTokens },
     };
-    const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(8).toString('hex')}`;
+    const id = `${chat ? 'chatcmpl' : 'cmpl'}-${(this.requests + 0x100000).toString(16)}`;
     const created = Math.floor(Date.now() / 1000);
     const model = o.servedModel;
     if (body.stream !== true) {
