@@ -10,6 +10,7 @@ import {
 import { type InferenceRequest, type TokenUsage, usageFromOpenAI } from '../../../protocol/inference.ts';
 import type { InferenceBackend } from '../../backend.ts';
 import { SseDecoder } from './sse-decoder.ts';
+import { readAll, type UpstreamResponse, upstreamRequest } from './upstream-http.ts';
 
 export interface OpenAICompatibleOptions {
   /** Engine base URL including `/v1`, e.g. http://127.0.0.1:8000/v1 */
@@ -40,12 +41,17 @@ export class OpenAICompatibleBackend implements InferenceBackend {
 
   /** The engine's own model list (start-up diagnostics). */
   async probe(signal?: AbortSignal): Promise<string[]> {
-    const res = await this.fetch('/models', {
-      method: 'GET',
-      headers: this.headers(),
-      signal: signal ?? null,
-    });
-    const body = (await res.json().catch(() => null)) as { data?: { id?: unknown }[] } | null;
+    const res = await this.call(
+      '/models',
+      'GET',
+      this.headers(),
+      null,
+      signal ?? AbortSignal.timeout(10_000),
+    );
+    let body: { data?: { id?: unknown }[] } | null = null;
+    try {
+      body = JSON.parse(await readAll(res.body));
+    } catch {}
     return (body?.data ?? []).map((m) => String(m.id));
   }
 
@@ -60,13 +66,9 @@ export class OpenAICompatibleBackend implements InferenceBackend {
       body.stream_options = { ...((req.body.stream_options as object) ?? {}), include_usage: true };
     }
     const path = req.kind === 'chat' ? '/chat/completions' : '/completions';
-    const res = await this.fetch(path, {
-      method: 'POST',
-      headers: { ...this.headers(), 'content-type': 'application/json' },
-      body: JSON.stringify(body),
-      signal,
-    });
-    if (!res.ok) throw await engineError(res);
+    const headers = { ...this.headers(), 'content-type': 'application/json' };
+    const res = await this.call(path, 'POST', headers, JSON.stringify(body), signal);
+    if (res.status >= 400) throw await engineError(res, signal);
     if (!req.stream) {
       const text = await this.readText(res, signal);
       let obj: Record<string, unknown>;
@@ -85,16 +87,15 @@ export class OpenAICompatibleBackend implements InferenceBackend {
   }
 
   private async *relayStream(
-    res: Response,
+    res: UpstreamResponse,
     req: InferenceRequest,
     signal: AbortSignal,
   ): AsyncGenerator<string, TokenUsage, void> {
-    if (!res.body) throw new BadGatewayError(`engine at ${this.base} sent no body`, 'engine_bad_response');
     const decoder = new SseDecoder();
     let usage: TokenUsage | null = null;
     let done = false;
     try {
-      for await (const bytes of res.body as unknown as AsyncIterable<Uint8Array>) {
+      for await (const bytes of res.body as AsyncIterable<Buffer>) {
         for (const data of decoder.push(bytes)) {
           if (data === '[DONE]') {
             done = true;
@@ -146,17 +147,23 @@ export class OpenAICompatibleBackend implements InferenceBackend {
     return this.opts.apiKey ? { authorization: `Bearer ${this.opts.apiKey}` } : {};
   }
 
-  private async fetch(path: string, init: RequestInit): Promise<Response> {
+  private async call(
+    path: string,
+    method: 'GET' | 'POST',
+    headers: Record<string, string>,
+    body: string | null,
+    signal: AbortSignal,
+  ): Promise<UpstreamResponse> {
     try {
-      return await fetch(`${this.base}${path}`, init);
+      return await upstreamRequest(new URL(`${this.base}${path}`), method, headers, body, signal);
     } catch (err) {
-      throw mapFetchError(err, init.signal ?? undefined, this.base);
+      throw mapFetchError(err, signal, this.base);
     }
   }
 
-  private async readText(res: Response, signal: AbortSignal): Promise<string> {
+  private async readText(res: UpstreamResponse, signal: AbortSignal): Promise<string> {
     try {
-      return await res.text();
+      return await readAll(res.body);
     } catch (err) {
       throw mapFetchError(err, signal, this.base);
     }
@@ -182,15 +189,15 @@ function mapFetchError(err: unknown, signal: AbortSignal | undefined, base: stri
       return new GatewayTimeoutError(`engine at ${base} timed out`);
     return new CancelledError();
   }
-  const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-  const why = cause?.code ?? cause?.message ?? (err as Error).message;
+  const e = err as { code?: string; message?: string; cause?: { code?: string; message?: string } };
+  const why = e.code ?? e.cause?.code ?? e.cause?.message ?? e.message;
   return new BadGatewayError(`cannot reach engine at ${base}: ${why}`, 'engine_unreachable');
 }
 
 /** The engine's error body (vLLM old: {object:'error',message}, new: {error:{message}}, or text) → CocoonError. */
-async function engineError(res: Response): Promise<CocoonError> {
-  const text = await res.text().catch(() => '');
-  let message = text.slice(0, 2000) || res.statusText;
+async function engineError(res: UpstreamResponse, signal: AbortSignal): Promise<CocoonError> {
+  const text = signal.aborted ? '' : await readAll(res.body).catch(() => '');
+  let message = text.slice(0, 2000) || res.body.statusMessage || `HTTP ${res.status}`;
   try {
     const j = JSON.parse(text) as { message?: unknown; error?: { message?: unknown } | string };
     const m = typeof j.error === 'string' ? j.error : (j.error?.message ?? j.message);

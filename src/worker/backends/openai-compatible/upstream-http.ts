@@ -1,0 +1,50 @@
+import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+
+/**
+ * A minimal keep-alive HTTP client for the engine hop. node:http costs a fraction of global fetch per
+ * request (no WHATWG streams, no body tee), and this hop runs once per inference request.
+ */
+export interface UpstreamResponse {
+  status: number;
+  body: IncomingMessage;
+}
+
+const agents = {
+  http: new HttpAgent({ keepAlive: true, maxSockets: 1024 }),
+  https: new HttpsAgent({ keepAlive: true, maxSockets: 1024 }),
+};
+
+export function upstreamRequest(
+  url: URL,
+  method: 'GET' | 'POST',
+  headers: Record<string, string>,
+  body: string | null,
+  signal: AbortSignal,
+): Promise<UpstreamResponse> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    const https = url.protocol === 'https:';
+    const req = (https ? httpsRequest : httpRequest)(url, {
+      method,
+      agent: https ? agents.https : agents.http,
+      headers: body === null ? headers : { ...headers, 'content-length': Buffer.byteLength(body) },
+    });
+    // Aborting destroys the socket, so the engine sees its client go away and stops generating.
+    const onAbort = () => req.destroy(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+    signal.addEventListener('abort', onAbort, { once: true });
+    req.once('close', () => signal.removeEventListener('abort', onAbort));
+    req.once('error', reject);
+    req.once('response', (res) => resolve({ status: res.statusCode ?? 0, body: res }));
+    req.end(body ?? undefined);
+  });
+}
+
+export async function readAll(res: IncomingMessage): Promise<string> {
+  const parts: Buffer[] = [];
+  for await (const p of res) parts.push(p as Buffer);
+  return Buffer.concat(parts).toString('utf8');
+}
