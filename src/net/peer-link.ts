@@ -61,6 +61,7 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
       this.peer = peer;
       session.once('close', (err) => {
         this.session = null;
+        if (this.stopped) return; // we hung up ourselves
         this.lastError = err;
         this.emit('down', err ?? new Error('closed'));
         this.scheduleRetry();
