@@ -161,7 +161,9 @@ export class Stream implements AsyncIterableIterator<Buffer> {
   /** @internal */
   onPeerReset(err: WireError): void {
     if (this.error) return;
-    this.fail(fromWireError(err));
+    // Parts that arrived before the reset are still delivered (an engine error after some tokens must
+    // not swallow those tokens); the error surfaces once they are read.
+    this.fail(fromWireError(err), true);
   }
 
   /** @internal */
@@ -199,9 +201,9 @@ export class Stream implements AsyncIterableIterator<Buffer> {
     });
   }
 
-  private fail(e: CocoonError): void {
+  private fail(e: CocoonError, keepReceived = false): void {
     this.error = e;
-    this.queue.length = 0;
+    if (!keepReceived) this.queue.length = 0;
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;

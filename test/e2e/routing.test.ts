@@ -74,3 +74,28 @@ describe('routing across workers', () => {
     assert.equal(ok.status, 200, ok.text);
   });
 });
+
+describe('a worker serving several models', () => {
+  const h = new Harness();
+  after(() => h.stop());
+
+  test('lists each model and routes by model name', async () => {
+    const proxy = await h.proxy();
+    const w = await h.worker(proxy, { models: ['alpha', 'beta'] });
+    const client = await h.client(proxy);
+    const models = (await (await fetch(`${client.baseUrl}/models`)).json()) as {
+      data: { id: string; workers: unknown[] }[];
+    };
+    assert.deepEqual(
+      models.data.map((m) => m.id),
+      ['alpha', 'beta'],
+    );
+    assert.equal(models.data[0]!.workers.length, 1);
+    for (const model of ['alpha', 'beta']) {
+      const r = await post(`${client.baseUrl}/chat/completions`, { ...body(1), model });
+      assert.equal(r.status, 200, r.text);
+      assert.equal((r.json as unknown as { model: string }).model, model);
+    }
+    assert.equal(w.counters.total, 2);
+  });
+});
