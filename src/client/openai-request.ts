@@ -145,7 +145,7 @@ function valueAt(raw: Record<string, unknown>, path: PropertyKey[]): unknown {
 function issueToError(issue: z.core.$ZodIssue, raw: Record<string, unknown>): BadRequestError {
   const param = formatPath(issue.path);
   const value = valueAt(raw, issue.path);
-  if (value === undefined && issue.code === 'invalid_type') {
+  if (value === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_union')) {
     return new BadRequestError(
       `Missing required parameter: '${param}'.`,
       param,

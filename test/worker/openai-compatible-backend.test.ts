@@ -1,0 +1,196 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import type { CocoonError } from '../../src/errors.ts';
+import type { InferenceRequest, TokenUsage } from '../../src/protocol/inference.ts';
+import { OpenAICompatibleBackend, SseDecoder } from '../../src/worker/backends/openai-compatible/index.ts';
+import { FakeVllmEngine } from '../fakes/fake-vllm.ts';
+
+function request(over: Partial<InferenceRequest> = {}): InferenceRequest {
+  const stream = over.stream ?? false;
+  return {
+    kind: 'chat',
+    model: 'ours',
+    body: {
+      model: 'ours',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 100,
+      ...(stream ? { stream: true } : {}),
+    },
+    stream,
+    includeUsage: false,
+    maxTokens: 100,
+    timeoutMs: 10_000,
+    maxCoefficient: 4000,
+    ...over,
+  };
+}
+
+async function drain(gen: AsyncGenerator<string, TokenUsage, void>) {
+  const out: Record<string, unknown>[] = [];
+  let r = await gen.next();
+  while (!r.done) {
+    out.push(JSON.parse(r.value));
+    r = await gen.next();
+  }
+  return { out, usage: r.value };
+}
+
+describe('openai-compatible backend against a fake vLLM engine', () => {
+  const engine = new FakeVllmEngine({
+    tokens: 5,
+    promptTokens: 21,
+    cachedTokens: 4,
+    servedModel: 'vllm-name',
+  });
+  let backend: OpenAICompatibleBackend;
+  before(async () => {
+    const url = await engine.start();
+    backend = new OpenAICompatibleBackend({
+      baseUrl: url,
+      models: ['ours'],
+      upstreamModel: { ours: 'vllm-name' },
+    });
+  });
+  after(() => engine.close());
+
+  test('chat, non-streaming: usage read, model name mapped both ways', async () => {
+    const { out, usage } = await drain(backend.infer(request(), new AbortController().signal));
+    assert.equal(out.length, 1);
+    assert.equal(out[0]!.model, 'ours');
+    assert.equal(engine.lastBody?.model, 'vllm-name');
+    assert.deepEqual(usage, { promptTokens: 21, cachedTokens: 4, completionTokens: 5, reasoningTokens: 0 });
+  });
+
+  test('chat, streaming: asks the engine for usage, forwards chunks in order, usage chunk only if asked', async () => {
+    const quiet = await drain(backend.infer(request({ stream: true }), new AbortController().signal));
+    assert.deepEqual((engine.lastBody?.stream_options as { include_usage: boolean }).include_usage, true);
+    assert.ok(quiet.out.every((c) => (c.choices as unknown[]).length > 0 && !('usage' in c)));
+    const text = quiet.out
+      .map((c) => (c.choices as { delta: { content?: string } }[])[0]!.delta.content ?? '')
+      .join('');
+    assert.equal(text, ' w0 w1 w2 w3 w4');
+    assert.equal(quiet.usage.completionTokens, 5);
+
+    const loud = await drain(
+      backend.infer(request({ stream: true, includeUsage: true }), new AbortController().signal),
+    );
+    const last = loud.out.at(-1)!;
+    assert.deepEqual(last.choices, []);
+    assert.equal((last.usage as { completion_tokens: number }).completion_tokens, 5);
+    assert.equal(last.model, 'ours');
+    assert.deepEqual(loud.usage, quiet.usage);
+  });
+
+  test('completions, streaming and not', async () => {
+    const body = { model: 'ours', prompt: 'Once', max_tokens: 3 };
+    const plain = await drain(
+      backend.infer(request({ kind: 'completion', body }), new AbortController().signal),
+    );
+    assert.equal(plain.out[0]!.object, 'text_completion');
+    assert.equal(plain.usage.completionTokens, 3);
+    const s = await drain(
+      backend.infer(
+        request({ kind: 'completion', body: { ...body, stream: true }, stream: true }),
+        new AbortController().signal,
+      ),
+    );
+    assert.equal(s.out.map((c) => (c.choices as { text: string }[])[0]!.text).join(''), ' w0 w1 w2');
+    assert.equal(s.usage.completionTokens, 3);
+  });
+
+  test('engine status errors map to OpenAI statuses', async () => {
+    for (const [status, expected] of [
+      [400, 400],
+      [429, 429],
+      [500, 502],
+      [503, 502],
+    ] as const) {
+      engine.options.failWithStatus = { status, message: `boom ${status}` };
+      await assert.rejects(
+        drain(backend.infer(request(), new AbortController().signal)),
+        (e: CocoonError) => {
+          assert.equal(e.status, expected);
+          assert.match(e.message, new RegExp(`boom ${status}`));
+          return true;
+        },
+      );
+    }
+    engine.options.failWithStatus = undefined;
+  });
+
+  test('an engine error mid-stream comes after the chunks already sent', async () => {
+    engine.options.failAfterTokens = 2;
+    const seen: string[] = [];
+    const gen = backend.infer(request({ stream: true }), new AbortController().signal);
+    await assert.rejects(
+      (async () => {
+        for await (const c of gen) seen.push(c);
+      })(),
+      (e: CocoonError) =>
+        e.status === 502 && e.code === 'engine_error' && /CUDA out of memory/.test(e.message),
+    );
+    engine.options.failAfterTokens = undefined;
+    assert.equal(seen.length, 3); // role chunk + 2 tokens
+  });
+
+  test('cancelling mid-stream closes the engine connection', async () => {
+    engine.options.tokenDelayMs = 20;
+    engine.options.tokens = 100;
+    const abortedBefore = engine.aborted;
+    const ac = new AbortController();
+    const gen = backend.infer(request({ stream: true }), ac.signal);
+    let n = 0;
+    await assert.rejects(
+      (async () => {
+        for await (const _ of gen) if (++n === 3) ac.abort();
+      })(),
+    );
+    const deadline = Date.now() + 2000;
+    while (engine.aborted === abortedBefore && Date.now() < deadline)
+      await new Promise((r) => setTimeout(r, 10));
+    engine.options.tokenDelayMs = 0;
+    engine.options.tokens = 5;
+    assert.equal(engine.aborted, abortedBefore + 1);
+  });
+
+  test('an unreachable engine is a 502 naming the upstream', async () => {
+    const dead = new OpenAICompatibleBackend({ baseUrl: 'http://127.0.0.1:1/v1', models: ['ours'] });
+    await assert.rejects(drain(dead.infer(request(), new AbortController().signal)), (e: CocoonError) => {
+      assert.equal(e.status, 502);
+      assert.match(e.message, /127\.0\.0\.1:1/);
+      return true;
+    });
+  });
+
+  test('probe lists the engine models', async () => {
+    assert.deepEqual(await backend.probe(), ['vllm-name']);
+  });
+});
+
+describe('SSE decoder', () => {
+  const wire =
+    ': keep-alive\r\n\r\ndata: {"a":1}\r\n\r\ndata: line1\ndata: line2\n\nevent: x\ndata: ü€\n\ndata: [DONE]\n\n';
+  const expected = ['{"a":1}', 'line1\nline2', 'ü€', '[DONE]'];
+
+  test('decodes the same events however the bytes are split', () => {
+    const bytes = Buffer.from(wire);
+    for (let cut = 0; cut <= bytes.length; cut++) {
+      const d = new SseDecoder();
+      const got = [...d.push(bytes.subarray(0, cut)), ...d.push(bytes.subarray(cut)), ...d.end()];
+      assert.deepEqual(got, expected, `cut at ${cut}`);
+    }
+  });
+
+  test('byte by byte', () => {
+    const d = new SseDecoder();
+    const got: string[] = [];
+    for (const b of Buffer.from(wire)) got.push(...d.push(Buffer.from([b])));
+    assert.deepEqual([...got, ...d.end()], expected);
+  });
+
+  test('an unterminated last event is delivered at the end', () => {
+    const d = new SseDecoder();
+    assert.deepEqual(d.push(Buffer.from('data: [DONE]')), []);
+    assert.deepEqual(d.end(), ['[DONE]']);
+  });
+});
