@@ -19,6 +19,11 @@ export interface TrustSetup {
   minPeerTier: TrustTier;
 }
 
+/** How a trust mode is shown to people (stats pages, start-up lines): dev mode always says what it is. */
+export function trustLabel(mode: TrustMode): string {
+  return mode === 'dev' ? 'dev (software attestation, no TEE)' : mode;
+}
+
 export function trustSetup(mode: TrustMode): TrustSetup {
   switch (mode) {
     case 'dev': {

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
-import { makeCredentials, type TrustSetup } from '../attest/trust-setup.ts';
+import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
 import {
   AuthenticationError,
   BadRequestError,
@@ -17,6 +17,7 @@ import {
 import { PeerLink } from '../net/peer-link.ts';
 import type { Session } from '../net/session.ts';
 import type { Stream } from '../net/stream.ts';
+import { requestCounters } from '../ops/counters.ts';
 import { listenHttp, readBody, sendError, sendJson, serveStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
 import type { InferenceKind } from '../protocol/inference.ts';
@@ -60,16 +61,7 @@ export class ClientNode {
   private link: PeerLink | null = null;
   private http: Awaited<ReturnType<typeof listenHttp>> | null = null;
   private readonly startedAt = Date.now();
-  readonly counters = {
-    inFlight: 0,
-    total: 0,
-    succeeded: 0,
-    failed: 0,
-    cancelled: 0,
-    rejected: 0,
-    promptTokens: 0,
-    completionTokens: 0,
-  };
+  readonly counters = requestCounters();
 
   constructor(private readonly opts: ClientOptions) {
     this.log = opts.logger ?? silentLogger;
@@ -290,7 +282,7 @@ export class ClientNode {
     return {
       role: 'client',
       name: this.opts.name,
-      trust: this.opts.trust.mode === 'dev' ? 'dev (software attestation, no TEE)' : this.opts.trust.mode,
+      trust: trustLabel(this.opts.trust.mode),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       api: this.http ? `${this.http.url}/v1` : null,
       connections: {

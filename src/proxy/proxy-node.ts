@@ -1,5 +1,5 @@
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
-import { makeCredentials, type TrustSetup } from '../attest/trust-setup.ts';
+import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
 import type { PeerIdentity } from '../attest/types.ts';
 import {
   BadRequestError,
@@ -12,6 +12,7 @@ import {
 import type { Session } from '../net/session.ts';
 import type { Stream } from '../net/stream.ts';
 import { listenForPeers, type PeerListener } from '../net/tls.ts';
+import { requestCounters } from '../ops/counters.ts';
 import { listenStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
 import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
@@ -69,16 +70,7 @@ export class ProxyNode {
   private clientListener: PeerListener | null = null;
   private statsServer: Awaited<ReturnType<typeof listenStats>> | null = null;
   private readonly clients = new Set<Session>();
-  readonly counters = {
-    inFlight: 0,
-    total: 0,
-    succeeded: 0,
-    failed: 0,
-    cancelled: 0,
-    rejected: 0,
-    promptTokens: 0,
-    completionTokens: 0,
-  };
+  readonly counters = requestCounters();
   readonly refusals: Record<string, number> = {};
 
   constructor(private readonly opts: ProxyOptions) {
@@ -289,7 +281,7 @@ export class ProxyNode {
     return {
       role: 'proxy',
       name: this.opts.name,
-      trust: this.opts.trust.mode === 'dev' ? 'dev (software attestation, no TEE)' : this.opts.trust.mode,
+      trust: trustLabel(this.opts.trust.mode),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       connections: { workers: this.registry.size, clients: this.clients.size },
       requests: { ...this.counters },

@@ -1,5 +1,5 @@
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
-import { makeCredentials, type TrustSetup } from '../attest/trust-setup.ts';
+import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
 import {
   BadRequestError,
   CocoonError,
@@ -194,7 +194,7 @@ export class WorkerNode {
     return {
       role: 'worker',
       name: this.opts.name,
-      trust: this.opts.trust.mode === 'dev' ? 'dev (software attestation, no TEE)' : this.opts.trust.mode,
+      trust: trustLabel(this.opts.trust.mode),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       enabled: this.enabled,
       backend: this.opts.backend.kind,
