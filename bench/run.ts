@@ -89,7 +89,7 @@ async function measure(url: string, s: Scenario): Promise<Result> {
     ...(s.stream ? { stream: true, stream_options: { include_usage: true } } : {}),
   });
   const total = REQUESTS[s.concurrency]!;
-  const warmup = Math.min(200, total / 5);
+  const warmup = Math.min(500, total / 5);
   const lat: number[] = [];
   let issued = 0;
   const t0 = performance.now();

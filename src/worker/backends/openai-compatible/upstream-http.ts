@@ -10,10 +10,9 @@ export interface UpstreamResponse {
   body: IncomingMessage;
 }
 
-const agents = {
-  http: new HttpAgent({ keepAlive: true, maxSockets: 1024 }),
-  https: new HttpsAgent({ keepAlive: true, maxSockets: 1024 }),
-};
+// noDelay: a request is one small write; Nagle would hold it back waiting for an ACK.
+const agentOptions = { keepAlive: true, maxSockets: 1024, noDelay: true };
+const agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
 
 export function upstreamRequest(
   url: URL,
