@@ -73,8 +73,12 @@ export class ProxyNode {
   readonly counters = requestCounters();
   readonly refusals: Record<string, number> = {};
 
+  /** The accounting hook (payments plug in here); may be set after construction. */
+  onRequestFinished: ((r: FinishedRequest) => void) | undefined;
+
   constructor(private readonly opts: ProxyOptions) {
     this.log = opts.logger ?? silentLogger;
+    this.onRequestFinished = opts.onRequestFinished;
   }
 
   get workerPort(): number {
@@ -249,7 +253,7 @@ export class ProxyNode {
     } else if (!cancelled) {
       this.counters.failed++;
     }
-    this.opts.onRequestFinished?.({
+    this.onRequestFinished?.({
       requestId,
       client,
       worker: { name: worker.name, publicKey: worker.peer.publicKey, coefficient },
