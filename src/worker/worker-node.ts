@@ -130,13 +130,12 @@ export class WorkerNode {
   }
 
   private async serve(stream: Stream): Promise<void> {
-    let call: Call;
     const parsed = callSchema.safeParse(stream.header);
     if (!parsed.success || parsed.data.method !== 'inference') {
       stream.reset(new BadRequestError('worker accepts only inference calls', null, 'unsupported_call'));
       return;
     }
-    call = parsed.data;
+    const call: Call = parsed.data;
     const req = call.request as InferenceRequest;
     if (!this.opts.backend.models().includes(req.model)) {
       stream.reset(new ModelNotFoundError(req.model));
