@@ -1,13 +1,13 @@
 import { Command, Option } from 'commander';
+import { buildClient, buildProxy, buildWorker } from '../config/build-nodes.ts';
 import {
   ConfigError,
   clientConfigSchema,
   loadConfig,
   proxyConfigSchema,
   workerConfigSchema,
-} from './config.ts';
+} from '../config/config.ts';
 import { runLocal } from './local.ts';
-import { buildClient, buildProxy, buildWorker } from './nodes.ts';
 
 /**
  * `cocoon` — one command for every role. Each daemon reads defaults < `--config file.json` < flags;

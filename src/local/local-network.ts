@@ -1,7 +1,7 @@
 import { join } from 'node:path';
-import { clientConfigSchema, proxyConfigSchema, workerConfigSchema } from '../cli/config.ts';
-import { buildClient, buildProxy, buildWorker } from '../cli/nodes.ts';
 import type { ClientNode } from '../client/client-node.ts';
+import { buildClient, buildProxy, buildWorker } from '../config/build-nodes.ts';
+import { clientConfigSchema, proxyConfigSchema, workerConfigSchema } from '../config/config.ts';
 import type { LogLevel } from '../ops/log.ts';
 import type { ProxyNode } from '../proxy/proxy-node.ts';
 import type { WorkerNode } from '../worker/worker-node.ts';

@@ -1,9 +1,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientConfigSchema, proxyConfigSchema, workerConfigSchema } from '../../src/cli/config.ts';
-import { buildClient, buildProxy, buildWorker } from '../../src/cli/nodes.ts';
 import type { ClientNode } from '../../src/client/client-node.ts';
+import { buildClient, buildProxy, buildWorker } from '../../src/config/build-nodes.ts';
+import { clientConfigSchema, proxyConfigSchema, workerConfigSchema } from '../../src/config/config.ts';
 import type { ProxyNode } from '../../src/proxy/proxy-node.ts';
 import type { WorkerNode } from '../../src/worker/worker-node.ts';
 
