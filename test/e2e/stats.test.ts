@@ -50,6 +50,12 @@ describe('every daemon serves /stats and /jsonstats', () => {
     assert.ok(c.uptimeSeconds >= 0);
   });
 
+  test('finished requests leave no open streams behind on any link', () => {
+    assert.equal(client.session?.openStreams, 0);
+    for (const w of proxy.registry.all()) assert.equal(w.session.openStreams, 0);
+    for (const s of worker.sessions()) assert.equal(s.openStreams, 0);
+  });
+
   test('/stats is an HTML page with the same figures and the dev-trust label', async () => {
     for (const url of [proxy.statsUrl!, worker.statsUrl!, client.url]) {
       const res = await fetch(`${url}/stats`);
