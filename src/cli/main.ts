@@ -104,8 +104,8 @@ common(
       models: o.model,
     });
     await runUntilSignal(
-      () => buildWorker(c).start(),
-      (w: ReturnType<typeof buildWorker>) =>
+      async () => (await buildWorker(c)).start(),
+      (w: Awaited<ReturnType<typeof buildWorker>>) =>
         `worker '${c.name}' [trust: ${c.trust}] serving ${c.models.join(', ')} via ${c.backend} to ` +
         `${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
         (w.statsUrl ? `, stats ${w.statsUrl}/stats` : ''),

@@ -2,7 +2,6 @@ import { trustSetup } from '../attest/trust-setup.ts';
 import { ClientNode } from '../client/client-node.ts';
 import { createLogger } from '../ops/log.ts';
 import { ProxyNode } from '../proxy/proxy-node.ts';
-import { createBackend } from '../worker/backends/create-backend.ts';
 import { WorkerNode } from '../worker/worker-node.ts';
 import { type ClientConfig, ConfigError, type ProxyConfig, type WorkerConfig } from './config.ts';
 
@@ -22,10 +21,12 @@ export function buildProxy(c: ProxyConfig): ProxyNode {
   });
 }
 
-export function buildWorker(c: WorkerConfig): WorkerNode {
+/** Async because backends load on demand: a proxy or client never pays for the tokenizer's tables. */
+export async function buildWorker(c: WorkerConfig): Promise<WorkerNode> {
   if (c.backend === 'openai-compatible' && !c.upstream) {
     throw new ConfigError('backend openai-compatible needs --upstream (e.g. http://127.0.0.1:8000/v1)');
   }
+  const { createBackend } = await import('../worker/backends/create-backend.ts');
   const backend =
     c.backend === 'builtin'
       ? createBackend({ backend: 'builtin', models: c.models, tokenDelayMs: c.tokenDelayMs })

@@ -47,7 +47,7 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
     }),
   );
   await proxy.start();
-  const worker = buildWorker(
+  const worker = await buildWorker(
     workerConfigSchema.parse({
       name: 'local-worker',
       dataDir: join(o.dataDir, 'worker'),

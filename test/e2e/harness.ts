@@ -35,7 +35,7 @@ export class Harness {
 
   async worker(proxy: ProxyNode, extra: Record<string, unknown> = {}): Promise<WorkerNode> {
     const before = proxy.registry.size;
-    const w = buildWorker(
+    const w = await buildWorker(
       workerConfigSchema.parse({
         name: `worker-${++this.n}`,
         dataDir: join(this.dir, `worker-${this.n}`),
