@@ -214,6 +214,7 @@ export class ProxyNode {
     clientStream.onReset(() => workerStream?.reset(new CancelledError()));
     let usage: TokenUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
     let error: CocoonError | undefined;
+    let callerCancelled = false;
     try {
       workerStream = worker.session.openStream({ method: 'inference', requestId, request: forwarded });
       workerStream.end(); // the call is all in OPEN; no request body follows
@@ -230,7 +231,9 @@ export class ProxyNode {
         err instanceof CocoonError
           ? err
           : new CocoonError(500, 'server_error', 'internal_error', String(err));
-      if (clientStream.resetError && error.status !== 504) {
+      // Decided before we reset the client's stream ourselves: was it the caller who went away?
+      callerCancelled = clientStream.resetError !== null && error.status !== 504;
+      if (callerCancelled) {
         this.counters.cancelled++;
       } else {
         clientStream.reset(error);
@@ -244,13 +247,12 @@ export class ProxyNode {
     const durationMs = performance.now() - started;
     const ok = error === undefined;
     // A cancelled request says nothing about the worker's health.
-    const cancelled = !ok && clientStream.resetError !== null && error?.status !== 504;
-    if (!cancelled) worker.recordFinish(ok, durationMs);
+    if (!callerCancelled) worker.recordFinish(ok, durationMs);
     if (ok) {
       this.counters.succeeded++;
       this.counters.promptTokens += usage.promptTokens;
       this.counters.completionTokens += usage.completionTokens;
-    } else if (!cancelled) {
+    } else if (!callerCancelled) {
       this.counters.failed++;
     }
     this.onRequestFinished?.({
