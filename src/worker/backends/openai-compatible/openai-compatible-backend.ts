@@ -123,6 +123,8 @@ export class OpenAICompatibleBackend implements InferenceBackend {
 
   /** Returns the chunk text to forward (or null to drop it); throws on an engine error event. */
   private rewriteChunk(data: string, req: InferenceRequest, onUsage: (u: TokenUsage) => void): string | null {
+    const fast = this.rewriteWithoutParsing(data, req);
+    if (fast !== null) return fast;
     let chunk: Record<string, unknown>;
     try {
       chunk = JSON.parse(data);
@@ -141,6 +143,30 @@ export class OpenAICompatibleBackend implements InferenceBackend {
     if (!req.includeUsage) delete chunk.usage;
     chunk.model = req.model;
     return JSON.stringify(chunk);
+  }
+
+  /**
+   * Most chunks are plain content deltas in vLLM's compact JSON: for those, the two edits we make (our
+   * model name, dropping `"usage":null` when the caller did not ask for usage) are done on the text. Any
+   * chunk that may carry usage or an error, or is not in the exact compact form, takes the parsing path.
+   * Safe because an unescaped `"` cannot occur inside a JSON string, so these literals only match keys.
+   */
+  private rewriteWithoutParsing(data: string, req: InferenceRequest): string | null {
+    if (data.includes('"usage":{') || data.includes('"error"')) return null;
+    let out = data;
+    const upstream = this.opts.upstreamModel?.[req.model] ?? req.model;
+    if (upstream !== req.model) {
+      const from = `"model":${JSON.stringify(upstream)}`;
+      if (!out.includes(from)) return null;
+      out = out.replace(from, `"model":${JSON.stringify(req.model)}`);
+    } else if (!out.includes(`"model":${JSON.stringify(req.model)}`)) {
+      return null;
+    }
+    if (!req.includeUsage && out.includes('"usage"')) {
+      if (!out.includes(',"usage":null')) return null;
+      out = out.replace(',"usage":null', '');
+    }
+    return out;
   }
 
   private headers(): Record<string, string> {
