@@ -1,6 +1,16 @@
-import { z } from 'zod';
+import type { z } from 'zod';
 import { BadRequestError } from '../errors.ts';
 import type { InferenceKind, InferenceRequest } from '../protocol/inference.ts';
+import {
+  type BaseBody,
+  COCOON_EXTRAS,
+  chatSchema,
+  completionSchema,
+  EXPECTED_INTEGER,
+  MAX_CHOICES,
+} from './openai-schemas.ts';
+
+export { MAX_CHOICES, MAX_STOP_SEQUENCES, MAX_TOKENS_CAP } from './openai-schemas.ts';
 
 /**
  * Validation of OpenAI request bodies, once, at the edge. Fields we interpret are checked strictly; fields
@@ -13,102 +23,52 @@ export interface RequestDefaults {
   maxTokens: number;
   timeoutMs: number;
   maxCoefficient: number;
+  /** Upper bound on a caller's `timeout`. */
   maxTimeoutMs?: number;
 }
 
-const MAX_TOKENS_CAP = 1_000_000;
-export const MAX_CHOICES = 8;
-
-const tokenLimit = z.number().int().min(0).max(MAX_TOKENS_CAP);
-const textPart = z.looseObject({ type: z.string() });
-const message = z
-  .looseObject({
-    role: z.enum(['system', 'developer', 'user', 'assistant', 'tool', 'function']),
-    content: z.union([z.string(), z.array(textPart), z.null()]).optional(),
-    name: z.string().optional(),
-    tool_call_id: z.string().optional(),
-  })
-  .superRefine((m, ctx) => {
-    const hasCalls = m.tool_calls !== undefined || m.function_call !== undefined;
-    if ((m.content === undefined || m.content === null) && !(m.role === 'assistant' && hasCalls)) {
-      ctx.addIssue({ code: 'custom', path: ['content'], message: `a '${m.role}' message needs 'content'` });
-    }
-    if (m.role === 'tool' && typeof m.tool_call_id !== 'string') {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['tool_call_id'],
-        message: "a 'tool' message needs 'tool_call_id'",
-      });
-    }
-  });
-
-const common = {
-  model: z.string().min(1),
-  max_tokens: tokenLimit.nullish(),
-  temperature: z.number().min(0).max(2).nullish(),
-  top_p: z.number().min(0).max(1).nullish(),
-  n: z.number().int().min(1).max(MAX_CHOICES).nullish(),
-  seed: z.number().int().min(Number.MIN_SAFE_INTEGER).max(Number.MAX_SAFE_INTEGER).nullish(),
-  stop: z.union([z.string(), z.array(z.string().min(1)).max(4), z.null()]).optional(),
-  presence_penalty: z.number().min(-2).max(2).nullish(),
-  frequency_penalty: z.number().min(-2).max(2).nullish(),
-  logit_bias: z.record(z.string(), z.number()).nullish(),
-  stream: z.boolean().nullish(),
-  stream_options: z
-    .looseObject({ include_usage: z.boolean().optional(), include_obfuscation: z.boolean().optional() })
-    .nullish(),
-  // Cocoon extras (removed before forwarding)
-  max_coefficient: z.number().int().min(0).optional(),
-  timeout: z.number().positive().optional(),
-  request_guid: z.string().optional(),
-  enable_debug: z.boolean().optional(),
-};
-
-const chatSchema = z.looseObject({
-  ...common,
-  messages: z.array(message).min(1, "'messages' must contain at least one message."),
-  max_completion_tokens: tokenLimit.nullish(),
-});
-
-const completionSchema = z.looseObject({
-  ...common,
-  prompt: z.union([
-    z.string(),
-    z.array(z.string()).min(1),
-    z.array(z.number().int().min(0)).min(1),
-    z.array(z.array(z.number().int().min(0)).min(1)).min(1),
-  ]),
-});
-
-const EXTRAS = ['max_coefficient', 'timeout', 'request_guid', 'enable_debug'] as const;
+/** Node timers overflow (and fire at once) above 2^31−1 ms, so no time budget may exceed that. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export function parseInferenceRequest(
   kind: InferenceKind,
   raw: unknown,
   defaults: RequestDefaults,
 ): InferenceRequest {
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) {
-    throw new BadRequestError('The request body must be a JSON object.', null, 'invalid_body');
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw new BadRequestError(
+      `The request body must be a JSON object, but got ${describeValue(raw)}.`,
+      null,
+      'invalid_body',
+    );
   }
-  const r = (kind === 'chat' ? chatSchema : completionSchema).safeParse(raw);
-  if (!r.success) throw issueToError(r.error.issues[0]!, raw as Record<string, unknown>);
-  const data = r.data as Record<string, unknown> & z.infer<typeof chatSchema>;
+  const input = raw as Record<string, unknown>;
+  const r = (kind === 'chat' ? chatSchema : completionSchema).safeParse(input);
+  if (!r.success) throw issueToError(r.error.issues[0]!, input);
+  const data = r.data as BaseBody;
+
   const stream = data.stream === true;
   if (data.stream_options != null && !stream) {
     throw new BadRequestError(
       "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
       'stream_options',
+      'invalid_value',
     );
   }
-  const body: Record<string, unknown> = { ...(raw as Record<string, unknown>) };
-  for (const k of EXTRAS) delete body[k];
+
+  // The forwarded body is the caller's (a shallow copy: `raw` stays untouched), minus Cocoon's extras.
+  const body: Record<string, unknown> = { ...input };
+  for (const k of COCOON_EXTRAS) delete body[k];
   // `max_completion_tokens` wins; engines that predate it (older vLLM, llama.cpp, Ollama) know only
   // `max_tokens`, so the bound always travels as `max_tokens`.
   const maxTokens = data.max_completion_tokens ?? data.max_tokens ?? defaults.maxTokens;
   delete body.max_completion_tokens;
   body.max_tokens = maxTokens;
-  let timeoutMs = data.timeout !== undefined ? Math.round(data.timeout * 1000) : defaults.timeoutMs;
+
+  let timeoutMs = data.timeout != null ? Math.round(data.timeout * 1000) : defaults.timeoutMs;
   if (defaults.maxTimeoutMs !== undefined) timeoutMs = Math.min(timeoutMs, defaults.maxTimeoutMs);
+  timeoutMs = Math.min(Math.max(1, timeoutMs), MAX_TIMER_MS);
+
   return {
     kind,
     model: data.model,
@@ -116,15 +76,136 @@ export function parseInferenceRequest(
     stream,
     includeUsage: stream && data.stream_options?.include_usage === true,
     maxTokens,
-    timeoutMs: Math.max(1, timeoutMs),
+    timeoutMs,
     maxCoefficient: data.max_coefficient ?? defaults.maxCoefficient,
   };
 }
 
-function formatPath(path: PropertyKey[]): string {
+type Issue = z.core.$ZodIssue;
+type Path = readonly PropertyKey[];
+
+/** One zod issue → one OpenAI-style 400 naming the field and what was expected (first issue wins). */
+export function issueToError(first: Issue, raw: Record<string, unknown>): BadRequestError {
+  const { issue, path } = resolveUnion(first);
+  const param = formatPath(path);
+  const value = valueAt(raw, path);
+  // Optional fields accept undefined, so any issue on an absent value means a required one is missing.
+  if (value === undefined) {
+    return new BadRequestError(
+      `Missing required parameter: '${param}'.`,
+      param,
+      'missing_required_parameter',
+    );
+  }
+  const generic = param.replace(/\[\d+\]/g, '[]');
+  switch (issue.code) {
+    case 'invalid_type': {
+      const expected = issue.message === EXPECTED_INTEGER ? 'an integer' : withArticle(issue.expected);
+      return new BadRequestError(
+        `Invalid type for '${param}': expected ${expected}, but got ${describeValue(value)} instead.`,
+        param,
+        'invalid_type',
+      );
+    }
+    case 'too_small':
+    case 'too_big': {
+      if (generic === 'n' && issue.code === 'too_big') {
+        return new BadRequestError(
+          `Invalid 'n': Cocoon supports at most ${MAX_CHOICES} choices per request (n ≤ ${MAX_CHOICES}), got ${JSON.stringify(value)}.`,
+          param,
+          'invalid_value',
+        );
+      }
+      return new BadRequestError(rangeMessage(issue, param, generic, value), param, 'invalid_value');
+    }
+    case 'invalid_value':
+      return new BadRequestError(
+        `Invalid value for '${param}': ${short(value)}. Supported values are: ${issue.values.map((v) => `'${String(v)}'`).join(', ')}.`,
+        param,
+        'invalid_value',
+      );
+    case 'invalid_union': {
+      const expected = UNION_EXPECTATIONS[generic];
+      return new BadRequestError(
+        `Invalid type for '${param}': expected ${expected ?? 'another type'}, but got ${describeValue(value)} instead.`,
+        param,
+        'invalid_type',
+      );
+    }
+    case 'custom':
+      return new BadRequestError(`Invalid value for '${param}': ${issue.message}.`, param, 'invalid_value');
+    default:
+      return new BadRequestError(`Invalid '${param}': ${issue.message}.`, param, 'invalid_value');
+  }
+}
+
+const UNION_EXPECTATIONS: Record<string, string> = {
+  stop: `a string or an array of at most 4 non-empty strings`,
+  prompt: 'a string, an array of strings, an array of token ids or an array of token-id arrays',
+  'messages[].content': 'a string, an array of content parts, or null',
+};
+
+/**
+ * When every union option rejects the value's type at the top, zod reports `invalid_union`. When exactly one
+ * kind of failure got further (the value had the right type but a bad element), report that one instead:
+ * "'messages[0].content[1].text' is missing" beats "content has the wrong type".
+ */
+function resolveUnion(issue: Issue): { issue: Issue; path: Path } {
+  let path: Path = issue.path;
+  while (issue.code === 'invalid_union') {
+    const deeper: Issue[] = [];
+    for (const errs of issue.errors) {
+      const e = errs[0];
+      if (e && !(e.code === 'invalid_type' && e.path.length === 0)) deeper.push(e);
+    }
+    const next = deeper[0];
+    if (!next || deeper.some((e) => e.code !== next.code || formatPath(e.path) !== formatPath(next.path)))
+      break;
+    path = [...path, ...next.path];
+    issue = next;
+  }
+  return { issue, path };
+}
+
+function rangeMessage(
+  issue: Extract<Issue, { code: 'too_small' | 'too_big' }>,
+  param: string,
+  generic: string,
+  value: unknown,
+): string {
+  const small = issue.code === 'too_small';
+  const limit = Number(small ? issue.minimum : issue.maximum);
+  if (issue.origin === 'array' || issue.origin === 'string') {
+    if (small && limit === 1) {
+      return generic === 'messages'
+        ? "'messages' must contain at least one message."
+        : `Invalid '${param}': must not be empty.`;
+    }
+    const length = (value as string | unknown[]).length;
+    const unit = issue.origin === 'array' ? 'items' : 'characters';
+    return `Invalid '${param}': must have ${small ? 'at least' : 'at most'} ${limit} ${unit}, but got ${length}.`;
+  }
+  const bound = small
+    ? issue.inclusive
+      ? `at least ${limit}`
+      : `greater than ${limit}`
+    : issue.inclusive
+      ? `at most ${limit}`
+      : `less than ${limit}`;
+  return `Invalid '${param}': must be ${bound}, but got ${short(value)}.`;
+}
+
+/** `messages[0].content` from ['messages', 0, 'content']. */
+function formatPath(path: Path): string {
   let out = '';
   for (const p of path) out += typeof p === 'number' ? `[${p}]` : out ? `.${String(p)}` : String(p);
   return out;
+}
+
+function valueAt(raw: Record<string, unknown>, path: Path): unknown {
+  let v: unknown = raw;
+  for (const p of path) v = v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
+  return v;
 }
 
 function describeValue(v: unknown): string {
@@ -135,79 +216,23 @@ function describeValue(v: unknown): string {
   return t === 'object' ? 'an object' : `a ${t}`;
 }
 
-function valueAt(raw: Record<string, unknown>, path: PropertyKey[]): unknown {
-  let v: unknown = raw;
-  for (const p of path) v = v && typeof v === 'object' ? (v as Record<PropertyKey, unknown>)[p] : undefined;
-  return v;
-}
-
-/** One zod issue → one OpenAI-style message naming the field (first issue wins). */
-function issueToError(issue: z.core.$ZodIssue, raw: Record<string, unknown>): BadRequestError {
-  const param = formatPath(issue.path);
-  const value = valueAt(raw, issue.path);
-  if (value === undefined && (issue.code === 'invalid_type' || issue.code === 'invalid_union')) {
-    return new BadRequestError(
-      `Missing required parameter: '${param}'.`,
-      param,
-      'missing_required_parameter',
-    );
-  }
-  switch (issue.code) {
-    case 'invalid_type':
-      return new BadRequestError(
-        `Invalid type for '${param}': expected ${article(issue.expected)}, but got ${describeValue(value)} instead.`,
-        param,
-        'invalid_type',
-      );
-    case 'too_small':
-    case 'too_big': {
-      if (param === 'n' && issue.code === 'too_big') {
-        return new BadRequestError(
-          `Invalid 'n': Cocoon supports at most ${MAX_CHOICES} choices per request.`,
-          param,
-          'invalid_value',
-        );
-      }
-      const bound = issue.code === 'too_small' ? `at least ${issue.minimum}` : `at most ${issue.maximum}`;
-      const what =
-        issue.origin === 'array'
-          ? `must have ${bound} items`
-          : issue.origin === 'string'
-            ? `must have ${bound} characters`
-            : `must be ${bound}`;
-      const custom = issue.message && !issue.message.startsWith('Too') ? issue.message : null;
-      return new BadRequestError(
-        custom ?? `Invalid '${param}': ${what}, got ${JSON.stringify(value)}.`,
-        param,
-        'invalid_value',
-      );
-    }
-    case 'invalid_value':
-      return new BadRequestError(
-        `Invalid value for '${param}': ${JSON.stringify(value)}. Supported values are: ${issue.values.map((v) => `'${String(v)}'`).join(', ')}.`,
-        param,
-        'invalid_value',
-      );
-    case 'invalid_union': {
-      const expected = UNION_EXPECTATIONS[param.replace(/\[\d+\]/g, '[]')];
-      return new BadRequestError(
-        `Invalid type or value for '${param}'${expected ? `: expected ${expected}` : ''}, but got ${describeValue(value)}.`,
-        param,
-        'invalid_type',
-      );
-    }
+function withArticle(expected: string): string {
+  switch (expected) {
+    case 'int':
+      return 'an integer';
+    case 'record':
+    case 'object':
+      return 'an object';
+    case 'null':
+    case 'undefined':
+      return expected;
     default:
-      return new BadRequestError(`Invalid '${param}': ${issue.message}.`, param, 'invalid_value');
+      return /^[aeiou]/.test(expected) ? `an ${expected}` : `a ${expected}`;
   }
 }
 
-const UNION_EXPECTATIONS: Record<string, string> = {
-  stop: 'a string or an array of at most 4 non-empty strings',
-  prompt: 'a string, an array of strings, or an array of token ids',
-  'messages[].content': 'a string, an array of content parts, or null',
-};
-
-function article(t: string): string {
-  if (t === 'int') return 'an integer';
-  return /^[aeiou]/.test(t) ? `an ${t}` : `a ${t}`;
+/** A value quoted in a message, cut short so a huge string cannot bloat the error. */
+function short(v: unknown): string {
+  const s = JSON.stringify(v) ?? String(v);
+  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
 }

@@ -6,6 +6,9 @@
 
 export type InferenceKind = 'chat' | 'completion';
 
+/** Most choices (`n`) one request may ask for: every choice costs a full completion on the worker. */
+export const MAX_CHOICES = 8;
+
 export interface InferenceRequest {
   kind: InferenceKind;
   /** Base model name as the caller asked for it (routing key). */

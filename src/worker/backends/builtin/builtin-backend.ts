@@ -7,11 +7,11 @@ import {
   GatewayTimeoutError,
   ModelNotFoundError,
 } from '../../../errors.ts';
-import type { InferenceRequest, TokenUsage } from '../../../protocol/inference.ts';
+import { type InferenceRequest, MAX_CHOICES, type TokenUsage } from '../../../protocol/inference.ts';
 import type { InferenceBackend } from '../../backend.ts';
 import { ChoiceRun, type FinishReason } from './choice.ts';
 import { TextGenerator } from './generator.ts';
-import { MAX_CHOICES, readSamplingParams } from './params.ts';
+import { readSamplingParams } from './params.ts';
 import { chatPrompt, completionPrompts, type Prompt } from './prompt.ts';
 
 export interface BuiltinBackendOptions {

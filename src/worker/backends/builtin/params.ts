@@ -1,5 +1,5 @@
 import { BadRequestError } from '../../../errors.ts';
-import type { InferenceRequest } from '../../../protocol/inference.ts';
+import { type InferenceRequest, MAX_CHOICES } from '../../../protocol/inference.ts';
 
 /** The OpenAI sampling fields the built-in model honours, read and checked once per request. */
 export interface SamplingParams {
@@ -13,7 +13,6 @@ export interface SamplingParams {
   echo: boolean;
 }
 
-export const MAX_CHOICES = 8;
 const MAX_STOPS = 4;
 
 function optionalNumber(body: Record<string, unknown>, key: string, min: number, max: number): number | null {
