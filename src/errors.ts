@@ -83,6 +83,20 @@ export class RateLimitError extends CocoonError {
   }
 }
 
+/** The client's credit with the proxy cannot cover the request's worst case (OpenAI's billing error type). */
+export class PaymentRequiredError extends CocoonError {
+  constructor(message: string, code = 'insufficient_balance') {
+    super(402, 'insufficient_quota', code, message);
+  }
+}
+
+/** A payment message broke the rules (bad signature, wrong total, stale seqno): refused with the reason. */
+export class PaymentRefusedError extends CocoonError {
+  constructor(message: string, code = 'payment_refused') {
+    super(402, 'payment_error', code, message);
+  }
+}
+
 /** A peer or upstream engine failed or answered nonsense. */
 export class BadGatewayError extends CocoonError {
   constructor(message: string, code = 'bad_gateway') {

@@ -20,6 +20,12 @@ export function rawPublicKeyHex(publicKey: KeyObject): string {
   return Buffer.from(jwk.x, 'base64url').toString('hex');
 }
 
+/** The inverse of `rawPublicKeyHex`: a peer's Ed25519 key from its 32 raw bytes in hex. */
+export function rawPublicKeyFromHex(hex: string): KeyObject {
+  const x = Buffer.from(hex, 'hex').toString('base64url');
+  return createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x }, format: 'jwk' });
+}
+
 export function nodeKeyFromPrivate(privateKey: KeyObject): NodeKey {
   const publicKey = createPublicKey(privateKey);
   return {

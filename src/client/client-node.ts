@@ -20,6 +20,7 @@ import type { Stream } from '../net/stream.ts';
 import { requestCounters } from '../ops/counters.ts';
 import { listenHttp, readBody, sendError, sendJson, serveStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
+import { addCostToUsage } from '../pay/usage-cost.ts';
 import type { InferenceKind } from '../protocol/inference.ts';
 import {
   inferenceTrailerSchema,
@@ -27,6 +28,7 @@ import {
   modelListSchema,
   parseMessage,
 } from '../protocol/messages.ts';
+import type { ClientPayments } from './client-payments.ts';
 import { parseInferenceRequest, type RequestDefaults } from './openai-request.ts';
 
 export interface ClientOptions {
@@ -45,6 +47,8 @@ export interface ClientOptions {
   /** If non-empty, callers must send one of these as `Authorization: Bearer …`. */
   apiKeys?: string[];
   logger?: Logger;
+  /** Paying the proxy on TON; without it the client only works with a free (non-paying) proxy. */
+  payments?: ClientPayments;
 }
 
 const ENDPOINTS: Record<string, InferenceKind> = {
@@ -87,11 +91,18 @@ export class ClientNode {
       ...this.opts.proxy,
       credentials,
       trust: { verifiers: this.opts.trust.verifiers, roles: ['proxy'], minTier: this.opts.trust.minPeerTier },
-      session: { hello: { role: 'client', name: this.opts.name } },
+      session: {
+        hello: {
+          role: 'client',
+          name: this.opts.name,
+          ...(this.opts.payments ? { info: this.opts.payments.helloInfo } : {}),
+        },
+      },
     });
-    this.link.on('up', (_s, peer) =>
-      this.log.info({ proxy: this.link!.address, tier: peer.attestation.tier }, 'connected to proxy'),
-    );
+    this.link.on('up', (session, peer) => {
+      this.log.info({ proxy: this.link!.address, tier: peer.attestation.tier }, 'connected to proxy');
+      this.opts.payments?.attach(session, peer);
+    });
     this.link.on('down', (err) =>
       this.log.warn({ proxy: this.link!.address, err: err.message }, 'proxy link down'),
     );
@@ -192,6 +203,16 @@ export class ClientNode {
     const request = parseInferenceRequest(kind, raw, this.opts.defaults);
     const session = this.requireSession();
     const requestId = randomUUID();
+    const payments = this.opts.payments;
+    if (payments) {
+      await payments.ready();
+      const n = typeof request.body.n === 'number' ? request.body.n : 1;
+      payments.expect(requestId, {
+        maxCoefficient: request.maxCoefficient,
+        maxCompletionTokens: request.maxTokens * n,
+        bodyBytes: body.length,
+      });
+    }
     this.counters.total++;
     this.counters.inFlight++;
     const stream = session.openStream({ method: 'inference', requestId, request });
@@ -219,12 +240,15 @@ export class ClientNode {
       throw err;
     } finally {
       this.counters.inFlight--;
+      payments?.forget(requestId);
       res.off('close', onClose);
     }
   }
 
   private async relayJson(stream: Stream, res: ServerResponse, requestId: string): Promise<void> {
-    const body = await stream.readAll();
+    const parts = await stream.readAll();
+    const tail = finalPart(stream.trailer);
+    const body = tail === null ? parts : Buffer.concat([parts, Buffer.from(tail)]);
     res.writeHead(200, {
       'content-type': 'application/json',
       'content-length': body.length,
@@ -248,6 +272,8 @@ export class ClientNode {
         await this.writeEvent(res, first.value);
         for await (const part of stream) await this.writeEvent(res, part);
       }
+      const tail = finalPart(stream.trailer);
+      if (tail !== null) await this.writeEvent(res, Buffer.from(tail));
       res.end('data: [DONE]\n\n');
     } catch (err) {
       if (err instanceof CancelledError || res.destroyed) throw err;
@@ -300,6 +326,13 @@ export class ClientNode {
     this.link?.stop();
     await this.http?.close();
   }
+}
+
+/** The usage-bearing last part from the trailer, with the request's cost added to its `usage`. */
+function finalPart(trailer: unknown): string | null {
+  const t = inferenceTrailerSchema.safeParse(trailer);
+  if (!t.success || t.data.tail === undefined) return null;
+  return t.data.cost ? addCostToUsage(t.data.tail, t.data.cost) : t.data.tail;
 }
 
 const DATA_PREFIX = Buffer.from('data: ');

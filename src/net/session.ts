@@ -282,7 +282,7 @@ export class Session extends EventEmitter<SessionEvents> {
     } catch {
       throw new ProtocolError('OPEN header is not valid JSON', 'bad_message');
     }
-    const stream = new Stream(this, id, header, this.opts.streamWindowBytes);
+    const stream = new Stream(this, id, header, this.opts.streamWindowBytes, f.payload.length);
     this.streams.set(id, stream);
     this.emit('stream', stream);
   }

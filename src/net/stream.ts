@@ -34,6 +34,8 @@ export class Stream implements AsyncIterableIterator<Buffer> {
     readonly id: number,
     readonly header: unknown,
     private readonly windowBytes: number,
+    /** Size of the OPEN header as it arrived (bounds what the call can cost; 0 for streams we opened). */
+    readonly headerBytes = 0,
   ) {
     this.sendCredit = windowBytes;
   }

@@ -32,14 +32,17 @@ export const workerInfoSchema = z.object({
   models: z.array(workerModelSchema).min(1).max(64),
   enabled: z.boolean().default(true),
   backend: z.string().max(64).optional(),
+  /** TON address of the worker's owner: its fees are paid there (through its worker contract). */
+  payoutAddress: z.string().min(48).max(70).optional(),
 });
 export type WorkerInfo = z.infer<typeof workerInfoSchema>;
-export type WorkerModel = z.infer<typeof workerModelSchema>;
 
-export const controlSchema = z.discriminatedUnion('type', [
-  z.object({ type: z.literal('worker.status'), info: workerInfoSchema }),
-]);
-export type ControlMessage = z.infer<typeof controlSchema>;
+/** A client's Hello info when its proxy takes payments: the wallet that owns its client contract. */
+export const clientInfoSchema = z.object({ wallet: z.string().min(48).max(70) });
+
+/** A paying proxy's Hello info: the proxy contract that client and worker contracts are bound to. */
+export const proxyInfoSchema = z.object({ proxyContract: z.string().min(48).max(70) });
+export type WorkerModel = z.infer<typeof workerModelSchema>;
 
 const tokenUsageSchema = z.object({
   promptTokens: z.number().int().nonnegative(),
@@ -47,6 +50,70 @@ const tokenUsageSchema = z.object({
   completionTokens: z.number().int().nonnegative(),
   reasoningTokens: z.number().int().nonnegative(),
 });
+
+/** Nanoton on the wire: a decimal string, read into a bigint (JSON numbers cannot hold every amount). */
+export const nanotonSchema = z
+  .string()
+  .regex(/^(0|[1-9]\d{0,38})$/, 'expected nanoton as a decimal string')
+  .transform((s) => BigInt(s));
+const signatureSchema = z
+  .string()
+  .regex(/^[0-9a-f]{128}$/, 'expected a 64-byte signature in hex')
+  .transform((s) => Buffer.from(s, 'hex'));
+const addressSchema = z.string().min(48).max(70);
+
+export const costSchema = z.object({
+  prompt: nanotonSchema,
+  completion: nanotonSchema,
+  total: nanotonSchema,
+});
+
+/** A signed cumulative state as it travels: the payload's fields plus the Ed25519 signature. */
+const clientAuthWire = z.object({ seqno: nanotonSchema, total: nanotonSchema, signature: signatureSchema });
+
+export const controlSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('worker.status'), info: workerInfoSchema }),
+  /** proxy → client, on connect and when the chain changes: the account the proxy bills. */
+  z.object({
+    type: z.literal('pay.account'),
+    contract: addressSchema,
+    /** The newest authorisation the proxy holds; the client continues from it. */
+    auth: clientAuthWire.nullable(),
+    balance: nanotonSchema,
+    stake: nanotonSchema,
+    charged: nanotonSchema,
+    state: z.number().int().min(0).max(2),
+    deployed: z.boolean(),
+  }),
+  /** proxy → client: what one finished request costs; the client answers with `pay.auth` or `pay.reject`. */
+  z.object({
+    type: z.literal('pay.bill'),
+    requestId: z.string().max(100),
+    coefficient: z.number().int().nonnegative(),
+    usage: tokenUsageSchema,
+    cost: costSchema,
+  }),
+  /** client → proxy: a signed cumulative authorisation covering the listed bills. */
+  z.object({
+    type: z.literal('pay.auth'),
+    requestIds: z.array(z.string().max(100)).max(10_000),
+    seqno: nanotonSchema,
+    total: nanotonSchema,
+    signature: signatureSchema,
+  }),
+  /** client → proxy: a bill the client will not sign, with why. */
+  z.object({ type: z.literal('pay.reject'), requestId: z.string().max(100), reason: z.string().max(1000) }),
+  /** proxy → worker: a signed cumulative payout the worker can redeem on its worker contract. */
+  z.object({
+    type: z.literal('pay.payout'),
+    contract: addressSchema,
+    seqno: nanotonSchema,
+    workerTotal: nanotonSchema,
+    proxyTotal: nanotonSchema,
+    signature: signatureSchema,
+  }),
+]);
+export type ControlMessage = z.infer<typeof controlSchema>;
 
 export const inferenceRequestSchema = z.object({
   kind: z.enum(['chat', 'completion']),
@@ -73,6 +140,13 @@ export type Call = z.infer<typeof callSchema>;
 /** END trailer of an inference stream (worker → proxy → client). */
 export const inferenceTrailerSchema = z.object({
   usage: tokenUsageSchema,
+  /**
+   * The part that carries `usage` (the whole response of a non-stream call, the usage chunk of a stream),
+   * held back by the worker so the client can add the request's cost to it once the bill is signed.
+   */
+  tail: z.string().optional(),
+  /** What the request cost, nanoton (proxy → client, when payments are on). */
+  cost: costSchema.optional(),
   worker: z.string().max(200).optional(),
   workerMs: z.number().nonnegative().optional(),
 });

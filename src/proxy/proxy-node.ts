@@ -1,4 +1,5 @@
-import { loadOrCreateNodeKey } from '../attest/identity.ts';
+import { Address } from '@ton/core';
+import { loadOrCreateNodeKey, rawPublicKeyFromHex } from '../attest/identity.ts';
 import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
 import type { PeerIdentity } from '../attest/types.ts';
 import {
@@ -7,6 +8,7 @@ import {
   CocoonError,
   GatewayTimeoutError,
   ProtocolError,
+  ServiceUnavailableError,
   toWireError,
 } from '../errors.ts';
 import type { Session } from '../net/session.ts';
@@ -15,16 +17,19 @@ import { listenForPeers, type PeerListener } from '../net/tls.ts';
 import { requestCounters } from '../ops/counters.ts';
 import { listenStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
+import type { ClientAccount } from '../pay/client-account.ts';
 import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
 import {
   type Call,
   callSchema,
+  clientInfoSchema,
   controlSchema,
   inferenceTrailerSchema,
   type ModelList,
   parseMessage,
   workerInfoSchema,
 } from '../protocol/messages.ts';
+import type { ProxyBilling } from './billing.ts';
 import { chooseWorker } from './router.ts';
 import { type WorkerConnection, WorkerRegistry } from './worker-registry.ts';
 
@@ -53,6 +58,8 @@ export interface ProxyOptions {
   logger?: Logger;
   /** Called once per request that reached a worker, with its final token counts. */
   onRequestFinished?: (r: FinishedRequest) => void;
+  /** Payments on TON; without it the proxy serves for free (and says so in its stats). */
+  billing?: { desk: ProxyBilling; proxyContract: string };
 }
 
 /** Each hop keeps a little of the time budget for itself, as the original does (×0.95). */
@@ -106,9 +113,15 @@ export class ProxyNode {
       credentials,
       trust: { verifiers, roles: ['worker'], minTier: minPeerTier },
       session: {
-        hello: { role: 'proxy', name: this.opts.name },
+        hello: { role: 'proxy', name: this.opts.name, info: this.helloInfo() },
         acceptHello: (hello) => {
-          workerInfoSchema.parse(hello.info); // refuse a worker that does not say what it serves
+          const info = workerInfoSchema.parse(hello.info); // refuse a worker that does not say what it serves
+          if (this.opts.billing && !info.payoutAddress) {
+            throw new ProtocolError(
+              'this proxy pays workers on TON: announce a payoutAddress',
+              'payout_address_required',
+            );
+          }
         },
       },
       onSession: (session, peer) => this.addWorker(session, peer),
@@ -119,7 +132,12 @@ export class ProxyNode {
       port: this.opts.clientPort,
       credentials,
       trust: { verifiers, roles: ['client'], minTier: minPeerTier },
-      session: { hello: { role: 'proxy', name: this.opts.name } },
+      session: {
+        hello: { role: 'proxy', name: this.opts.name, info: this.helloInfo() },
+        acceptHello: (hello) => {
+          if (this.opts.billing) clientInfoSchema.parse(hello.info);
+        },
+      },
       onSession: (session, peer) => this.addClient(session, peer),
       onRefused,
     });
@@ -138,6 +156,9 @@ export class ProxyNode {
     const hello = session.peerHello!;
     const info = workerInfoSchema.parse(hello.info);
     const w = this.registry.add(session, peer, hello.name, info);
+    if (this.opts.billing && info.payoutAddress) {
+      w.account = this.opts.billing.desk.attachWorker(session, Address.parse(info.payoutAddress));
+    }
     this.log.info(
       { worker: w.name, models: info.models.map((m) => m.name), tier: peer.attestation.tier },
       'worker joined',
@@ -161,11 +182,50 @@ export class ProxyNode {
 
   private addClient(session: Session, peer: PeerIdentity): void {
     this.clients.add(session);
-    session.on('stream', (stream) => void this.onClientCall(stream, peer));
     session.once('close', () => this.clients.delete(session));
+    const billing = this.opts.billing;
+    if (!billing) {
+      session.on('stream', (stream) => void this.onClientCall(stream, peer, null));
+      return;
+    }
+    // Calls wait for the account (one chain read); control messages are taken in order once it is known.
+    const { wallet } = clientInfoSchema.parse(session.peerHello!.info);
+    const account = billing.desk.attachClient(
+      session,
+      Address.parse(wallet),
+      rawPublicKeyFromHex(peer.publicKey),
+    );
+    account.catch((err) => {
+      this.log.warn({ err: String(err) }, 'client account unavailable');
+      session.close(
+        new ServiceUnavailableError('the proxy cannot read your client contract now', 'chain_unavailable'),
+      );
+    });
+    session.on('stream', (stream) => {
+      account.then((a) => this.onClientCall(stream, peer, a)).catch((err) => stream.reset(err));
+    });
+    let chain = Promise.resolve();
+    session.on('control', (payload) => {
+      chain = chain.then(async () => {
+        try {
+          const msg = parseMessage(controlSchema, payload, 'control');
+          await billing.desk.onClientControl(await account, session, msg);
+        } catch (err) {
+          session.close(err as CocoonError);
+        }
+      });
+    });
   }
 
-  private async onClientCall(stream: Stream, client: PeerIdentity): Promise<void> {
+  private helloInfo(): Record<string, string> | undefined {
+    return this.opts.billing ? { proxyContract: this.opts.billing.proxyContract } : undefined;
+  }
+
+  private async onClientCall(
+    stream: Stream,
+    client: PeerIdentity,
+    account: ClientAccount | null,
+  ): Promise<void> {
     const parsed = callSchema.safeParse(stream.header);
     if (!parsed.success) {
       stream.reset(new ProtocolError(`malformed call: ${parsed.error.issues[0]?.message}`, 'bad_message'));
@@ -177,20 +237,25 @@ export class ProxyNode {
       stream.end();
       return;
     }
-    await this.forwardInference(stream, client, call.requestId, call.request as InferenceRequest);
+    await this.forwardInference(stream, client, account, call.requestId, call.request as InferenceRequest);
   }
 
   /** Relays one inference call to a worker and its stream back, with cancellation both ways. */
   private async forwardInference(
     clientStream: Stream,
     client: PeerIdentity,
+    account: ClientAccount | null,
     requestId: string,
     request: InferenceRequest,
   ): Promise<void> {
     this.counters.total++;
     let worker: WorkerConnection;
+    const desk = this.opts.billing?.desk;
+    let reservation = 0n;
     try {
       worker = chooseWorker(this.registry, request.model, request.maxCoefficient);
+      // Refused here, before any worker runs, if the client's credit cannot cover the worst case.
+      if (desk && account) reservation = desk.reserve(account, request, clientStream.headerBytes);
     } catch (err) {
       this.counters.rejected++;
       clientStream.reset(err);
@@ -225,7 +290,22 @@ export class ProxyNode {
       const trailer = inferenceTrailerSchema.safeParse(workerStream.trailer);
       if (!trailer.success) throw new ProtocolError('worker sent a malformed trailer', 'bad_message');
       usage = trailer.data.usage;
-      clientStream.end(trailer.data);
+      const { tail } = trailer.data;
+      if (desk && account) {
+        // The reply is released only once the client's signature for it is in the ledger.
+        const cost = await desk.bill(account, requestId, usage, coefficient, reservation, worker.account!);
+        clientStream.end({
+          usage,
+          cost: {
+            prompt: cost.promptCost.toString(),
+            completion: cost.completionCost.toString(),
+            total: cost.totalCost.toString(),
+          },
+          ...(tail !== undefined ? { tail } : {}),
+        });
+      } else {
+        clientStream.end({ usage, ...(tail !== undefined ? { tail } : {}) });
+      }
     } catch (err) {
       error =
         err instanceof CocoonError
@@ -241,6 +321,7 @@ export class ProxyNode {
       if (!(err instanceof CocoonError)) this.log.error({ err: toWireError(err), requestId }, 'relay failed');
     } finally {
       clearTimeout(timer);
+      if (account && reservation > 0n) account.release(reservation);
       worker.running--;
       this.counters.inFlight--;
     }
@@ -292,6 +373,9 @@ export class ProxyNode {
       connections: { workers: this.registry.size, clients: this.clients.size },
       requests: { ...this.counters },
       refusals: { ...this.refusals },
+      payments: this.opts.billing
+        ? { contract: this.opts.billing.proxyContract, ...this.opts.billing.desk.stats() }
+        : 'off (free service)',
       workers: this.registry.all().map((w) => ({
         name: w.name,
         models: w.info.models.map((m) => m.name).join(', '),
@@ -309,6 +393,7 @@ export class ProxyNode {
   }
 
   async stop(): Promise<void> {
+    this.opts.billing?.desk.stop();
     await Promise.all([
       this.workerListener?.close(),
       this.clientListener?.close(),

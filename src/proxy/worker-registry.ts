@@ -1,5 +1,6 @@
 import type { PeerIdentity } from '../attest/types.ts';
 import type { Session } from '../net/session.ts';
+import type { WorkerAccount } from '../pay/worker-account.ts';
 import type { WorkerInfo } from '../protocol/messages.ts';
 
 /** A connected worker as the proxy sees it: what it serves, how loaded it is, how it has performed. */
@@ -11,6 +12,8 @@ export class WorkerConnection {
   /** Exponentially weighted mean of request duration, ms; null until the first request finishes. */
   avgQueryMs: number | null = null;
   readonly connectedAt = Date.now();
+  /** What the proxy owes this worker's contract, when payments are on. */
+  account: WorkerAccount | null = null;
 
   constructor(
     readonly id: number,

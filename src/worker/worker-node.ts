@@ -16,6 +16,7 @@ import { type Logger, silentLogger } from '../ops/log.ts';
 import { type InferenceRequest, ZERO_USAGE } from '../protocol/inference.ts';
 import { type Call, callSchema, type InferenceTrailer, type WorkerInfo } from '../protocol/messages.ts';
 import type { InferenceBackend } from './backend.ts';
+import type { WorkerPayments } from './worker-payments.ts';
 
 export interface WorkerOptions {
   name: string;
@@ -32,6 +33,8 @@ export interface WorkerOptions {
   /** null: no stats server. */
   statsPort?: number | null;
   logger?: Logger;
+  /** Being paid on TON; required by proxies that take payments. */
+  payments?: WorkerPayments;
 }
 
 /**
@@ -81,10 +84,12 @@ export class WorkerNode {
       link.on('up', (session, peer) => {
         this.log.info({ proxy: link.address, tier: peer.attestation.tier }, 'connected to proxy');
         session.on('stream', (stream) => void this.serve(stream));
+        if (this.opts.payments && session.peerHello?.info) this.opts.payments.attach(session, peer);
       });
       link.on('down', (err) => this.log.warn({ proxy: link.address, err: err.message }, 'proxy link down'));
       this.links.push(link.start());
     }
+    this.opts.payments?.start();
     if (this.opts.statsPort !== null && this.opts.statsPort !== undefined) {
       this.statsServer = await listenStats(
         this.opts.statsHost ?? '127.0.0.1',
@@ -107,6 +112,7 @@ export class WorkerNode {
       })),
       enabled: this.enabled,
       backend: this.opts.backend.kind,
+      ...this.opts.payments?.helloInfo,
     };
   }
 
@@ -158,10 +164,21 @@ export class WorkerNode {
     );
     const gen = this.opts.backend.infer(req, abort.signal);
     try {
+      // The part carrying usage travels in the trailer (see `tail`); if another part follows it after all,
+      // it was not the last and goes out in order.
+      let held: string | undefined;
       let r = await gen.next();
       while (!r.done) {
-        const p = stream.write(r.value);
-        if (p) await p;
+        if (held !== undefined) {
+          const p = stream.write(held);
+          held = undefined;
+          if (p) await p;
+        }
+        if (r.value.includes('"usage":{')) held = r.value;
+        else {
+          const p = stream.write(r.value);
+          if (p) await p;
+        }
         r = await gen.next();
       }
       const usage = r.value ?? ZERO_USAGE;
@@ -171,6 +188,7 @@ export class WorkerNode {
         usage,
         worker: this.opts.name,
         workerMs: performance.now() - started,
+        ...(held !== undefined ? { tail: held } : {}),
       };
       stream.end(trailer);
     } catch (err) {
@@ -201,6 +219,7 @@ export class WorkerNode {
       coefficient: this.opts.coefficient,
       maxConcurrent: this.opts.maxConcurrent,
       requests: { ...this.counters },
+      payments: this.opts.payments?.stats() ?? 'off',
       proxies: this.links.map((l) => ({
         address: l.address,
         connected: !!l.session && !l.session.closed,
@@ -216,6 +235,7 @@ export class WorkerNode {
   }
 
   async stop(): Promise<void> {
+    this.opts.payments?.stop();
     for (const l of this.links) l.stop();
     await this.statsServer?.close();
     await this.opts.backend.close?.();

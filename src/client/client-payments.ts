@@ -1,0 +1,142 @@
+import { createPublicKey, type KeyObject } from 'node:crypto';
+import { Address } from '@ton/core';
+import { rawPublicKeyFromHex } from '../attest/identity.ts';
+import type { PeerIdentity } from '../attest/types.ts';
+import { type CocoonError, PaymentRefusedError, ServiceUnavailableError } from '../errors.ts';
+import type { Session } from '../net/session.ts';
+import type { Logger } from '../ops/log.ts';
+import type { Ledger } from '../pay/ledger.ts';
+import { Payer, type RequestBound } from '../pay/payer.ts';
+import type { PaymentsChain } from '../pay/payments-chain.ts';
+import { controlSchema, parseMessage, proxyInfoSchema } from '../protocol/messages.ts';
+
+export interface ClientPaymentsOptions {
+  chain: PaymentsChain;
+  /** The wallet that owns our client contract (and funds it). */
+  wallet: Address;
+  ledger: Ledger;
+  /** Our node key: signs authorisations; its public half is in our RA-TLS certificate. */
+  key: KeyObject;
+  /** Checks on-chain that `proxyContract` belongs to the proxy whose TLS key is `proxyKey`. */
+  checkProxy: (proxyContract: Address, proxyKey: KeyObject) => Promise<void>;
+  log: Logger;
+}
+
+/**
+ * The client's side of payments on one proxy session: checks that the proxy bills the client contract we
+ * derive ourselves, on a proxy contract bound to the proxy's attested key, then pays each bill through the
+ * Payer (checked, signed, written to the ledger, sent).
+ */
+export class ClientPayments {
+  readonly payer: Payer;
+  private account: Promise<void> | null = null;
+  private session: Session | null = null;
+
+  constructor(private readonly opts: ClientPaymentsOptions) {
+    this.payer = new Payer(
+      opts.key,
+      createPublicKey(opts.key),
+      opts.ledger,
+      opts.chain.globalId,
+      opts.chain.prices(),
+      (auth) =>
+        this.session?.sendControl({
+          type: 'pay.auth',
+          requestIds: auth.requestIds,
+          seqno: auth.seqno.toString(),
+          total: auth.total.toString(),
+          signature: auth.signature.toString('hex'),
+        }),
+    );
+  }
+
+  get helloInfo(): { wallet: string } {
+    return { wallet: this.opts.wallet.toString() };
+  }
+
+  /** A new session with the proxy: wait for its account message before sending requests. */
+  attach(session: Session, peer: PeerIdentity): void {
+    this.session = session;
+    const proxyContract = Address.parse(proxyInfoSchema.parse(session.peerHello!.info).proxyContract);
+    const proxyKey = rawPublicKeyFromHex(peer.publicKey);
+    const expected = this.opts.chain.clientContract(
+      this.opts.wallet,
+      createPublicKey(this.opts.key),
+      proxyContract,
+    );
+    let settle: (err?: Error) => void = () => {};
+    const account = new Promise<void>((resolve, reject) => {
+      settle = (err) => (err ? reject(err) : resolve());
+    });
+    account.catch(() => {});
+    this.account = account;
+    const proxyChecked = this.opts.checkProxy(proxyContract, proxyKey);
+    session.on('control', (payload) => {
+      void (async () => {
+        const msg = parseMessage(controlSchema, payload, 'control');
+        if (msg.type === 'pay.account') {
+          if (!Address.parse(msg.contract).equals(expected)) {
+            throw new PaymentRefusedError(
+              `the proxy bills ${msg.contract}, but our client contract is ${expected.toString()}`,
+              'wrong_contract',
+            );
+          }
+          await proxyChecked;
+          this.opts.chain.refreshPrices().then(
+            (p) => (this.payer.prices = p),
+            () => {},
+          );
+          this.payer.resume(expected, msg.auth);
+          settle();
+        } else if (msg.type === 'pay.bill') {
+          try {
+            await this.payer.pay(msg);
+          } catch (err) {
+            session.sendControl({
+              type: 'pay.reject',
+              requestId: msg.requestId,
+              reason: (err as Error).message,
+            });
+            this.opts.log.warn({ requestId: msg.requestId, err: (err as Error).message }, 'bill refused');
+          }
+        }
+      })().catch((err: CocoonError) => {
+        this.opts.log.warn({ err: err.message }, 'payment session failed');
+        settle(err);
+        session.close(err);
+      });
+    });
+  }
+
+  /** Resolves once the proxy has told us our account; requests wait for it. */
+  async ready(timeoutMs = 10_000): Promise<void> {
+    if (!this.account)
+      throw new ServiceUnavailableError('Not connected to any proxy; retry shortly.', 'no_proxy');
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () =>
+          reject(
+            new ServiceUnavailableError(
+              'The proxy did not confirm our payment account in time.',
+              'no_account',
+            ),
+          ),
+        timeoutMs,
+      );
+    });
+    try {
+      await Promise.race([this.account, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  expect(requestId: string, bound: RequestBound): void {
+    this.payer.expect(requestId, bound);
+  }
+
+  forget(requestId: string): void {
+    this.payer.forget(requestId);
+  }
+}

@@ -1,0 +1,101 @@
+import type { TokenUsage } from '../protocol/inference.ts';
+
+/**
+ * What a request costs, from the final token counts the worker reports (reference §2.5), in nanoton.
+ * Tokens of each class are scaled by the worker's price coefficient (1000 = 1×) and the class multiplier
+ * (10000 = 1×), rounded down once, then priced per adjusted token. All integer arithmetic.
+ */
+
+export interface PriceList {
+  pricePerToken: bigint;
+  workerFeePerToken: bigint;
+  promptMult: number;
+  cachedMult: number;
+  completionMult: number;
+  reasoningMult: number;
+}
+
+export interface RequestCost {
+  /** Adjusted tokens, all classes. */
+  adjustedTokens: bigint;
+  promptCost: bigint;
+  completionCost: bigint;
+  totalCost: bigint;
+  /** The worker's share (adjusted tokens × worker fee) … */
+  workerPart: bigint;
+  /** … and the proxy's commission (the rest). */
+  proxyPart: bigint;
+}
+
+const COEFFICIENT_SCALE = 1000n;
+const MULTIPLIER_SCALE = 10_000n;
+
+/** floor(n × coefficient/1000 × multiplier/10000), rounded once, exactly. */
+export function adjustTokens(n: number, coefficient: number, multiplier: number): bigint {
+  return (BigInt(n) * BigInt(coefficient) * BigInt(multiplier)) / (COEFFICIENT_SCALE * MULTIPLIER_SCALE);
+}
+
+export function requestCost(usage: TokenUsage, coefficient: number, prices: PriceList): RequestCost {
+  const cached = Math.min(usage.cachedTokens, usage.promptTokens);
+  const reasoning = Math.min(usage.reasoningTokens, usage.completionTokens);
+  const prompt =
+    adjustTokens(usage.promptTokens - cached, coefficient, prices.promptMult) +
+    adjustTokens(cached, coefficient, prices.cachedMult);
+  const completion =
+    adjustTokens(usage.completionTokens - reasoning, coefficient, prices.completionMult) +
+    adjustTokens(reasoning, coefficient, prices.reasoningMult);
+  return costOf(prompt, completion, prices);
+}
+
+function costOf(promptTokens: bigint, completionTokens: bigint, prices: PriceList): RequestCost {
+  const adjustedTokens = promptTokens + completionTokens;
+  const totalCost = adjustedTokens * prices.pricePerToken;
+  const workerPart = adjustedTokens * prices.workerFeePerToken;
+  return {
+    adjustedTokens,
+    promptCost: promptTokens * prices.pricePerToken,
+    completionCost: completionTokens * prices.pricePerToken,
+    totalCost,
+    workerPart,
+    proxyPart: totalCost - workerPart,
+  };
+}
+
+/** Chat templates add a few tokens per message that the body's bytes do not show. */
+const TEMPLATE_SLACK_TOKENS = 64;
+
+/**
+ * The most a request can cost before it runs: every prompt byte a token (a BPE token covers at least one
+ * byte), `n` full completions, at the highest coefficient the caller accepts and the dearest multiplier of
+ * each class. The proxy reserves this much credit before dispatch and never bills more.
+ */
+export function worstCaseCost(
+  bodyBytes: number,
+  maxCompletionTokens: number,
+  maxCoefficient: number,
+  prices: PriceList,
+): RequestCost {
+  const promptMult = Math.max(prices.promptMult, prices.cachedMult);
+  const completionMult = Math.max(prices.completionMult, prices.reasoningMult);
+  return costOf(
+    adjustTokens(bodyBytes + TEMPLATE_SLACK_TOKENS, maxCoefficient, promptMult),
+    adjustTokens(maxCompletionTokens, maxCoefficient, completionMult),
+    prices,
+  );
+}
+
+/** Caps a bill at the reservation, splitting it as the uncapped bill was split. */
+export function capCost(cost: RequestCost, cap: bigint): RequestCost {
+  if (cost.totalCost <= cap) return cost;
+  const ratio = (x: bigint) => (cost.totalCost === 0n ? 0n : (x * cap) / cost.totalCost);
+  const workerPart = ratio(cost.workerPart);
+  const promptCost = ratio(cost.promptCost);
+  return {
+    adjustedTokens: cost.adjustedTokens,
+    promptCost,
+    completionCost: cap - promptCost,
+    totalCost: cap,
+    workerPart,
+    proxyPart: cap - workerPart,
+  };
+}
