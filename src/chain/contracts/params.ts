@@ -1,0 +1,73 @@
+import { beginCell, type Cell, type TupleReader } from '@ton/core';
+
+/** The network parameters the root contract publishes (`Params` in docs/payments.md). */
+export interface RootParams {
+  /** Must rise with every `set_params`. */
+  paramsVersion: number;
+  /** Nanoton per token the client pays, before the multipliers. */
+  pricePerToken: bigint;
+  /** Nanoton per token the worker receives; at most `pricePerToken`. */
+  workerFeePerToken: bigint;
+  /** Multipliers in millionths (≤ 1 000 000). */
+  promptMult: number;
+  cachedMult: number;
+  completionMult: number;
+  reasoningMult: number;
+  /** Seconds between `request_close` and `close`. */
+  clientCloseDelay: number;
+  proxyCloseDelay: number;
+  minClientStake: bigint;
+  minProxyStake: bigint;
+}
+
+export function paramsCell(p: RootParams): Cell {
+  return beginCell()
+    .storeUint(p.paramsVersion, 32)
+    .storeCoins(p.pricePerToken)
+    .storeCoins(p.workerFeePerToken)
+    .storeUint(p.promptMult, 32)
+    .storeUint(p.cachedMult, 32)
+    .storeUint(p.completionMult, 32)
+    .storeUint(p.reasoningMult, 32)
+    .storeUint(p.clientCloseDelay, 32)
+    .storeUint(p.proxyCloseDelay, 32)
+    .storeCoins(p.minClientStake)
+    .storeCoins(p.minProxyStake)
+    .endCell();
+}
+
+export function parseParams(cell: Cell): RootParams {
+  const s = cell.beginParse();
+  const p: RootParams = {
+    paramsVersion: s.loadUint(32),
+    pricePerToken: s.loadCoins(),
+    workerFeePerToken: s.loadCoins(),
+    promptMult: s.loadUint(32),
+    cachedMult: s.loadUint(32),
+    completionMult: s.loadUint(32),
+    reasoningMult: s.loadUint(32),
+    clientCloseDelay: s.loadUint(32),
+    proxyCloseDelay: s.loadUint(32),
+    minClientStake: s.loadCoins(),
+    minProxyStake: s.loadCoins(),
+  };
+  s.endParse();
+  return p;
+}
+
+/** Reads the 11 integers `get_params` returns. */
+export function readParams(r: TupleReader): RootParams {
+  return {
+    paramsVersion: r.readNumber(),
+    pricePerToken: r.readBigNumber(),
+    workerFeePerToken: r.readBigNumber(),
+    promptMult: r.readNumber(),
+    cachedMult: r.readNumber(),
+    completionMult: r.readNumber(),
+    reasoningMult: r.readNumber(),
+    clientCloseDelay: r.readNumber(),
+    proxyCloseDelay: r.readNumber(),
+    minClientStake: r.readBigNumber(),
+    minProxyStake: r.readBigNumber(),
+  };
+}
