@@ -14,7 +14,7 @@
  * exactly as they reach testnet or mainnet.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   Address,
@@ -558,6 +558,7 @@ async function removeStaleTemps(stateFile: string): Promise<void> {
 /** One process per state file: `<stateFile>.lock` holds the owner's pid; stale locks are taken over. */
 async function acquireLock(stateFile: string): Promise<() => Promise<void>> {
   const lockPath = `${stateFile}.lock`;
+  await mkdir(dirname(stateFile), { recursive: true, mode: 0o700 });
   for (let attempt = 0; attempt < 3; attempt++) {
     try {
       const fh = await open(lockPath, 'wx', 0o600);

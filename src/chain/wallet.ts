@@ -5,7 +5,7 @@
  * mainnet: the only network-specific input is the global id (config param 19) baked into the wallet id.
  */
 import { randomBytes } from 'node:crypto';
-import { link, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { link, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import {
   type Address,
@@ -92,6 +92,7 @@ export async function createWalletFile(path: string): Promise<WalletFile> {
     mnemonic: await mnemonicNew(24),
     createdAt: new Date().toISOString(),
   };
+  await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   try {
     await writeFileAtomic(path, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600, overwrite: false });
   } catch (err) {

@@ -58,8 +58,8 @@ common(program.command('proxy').description('run a proxy: accepts workers and cl
   .action(async (o) => {
     const c = loadConfig(proxyConfigSchema, o.config, { ...o, config: undefined });
     await runUntilSignal(
-      () => buildProxy(c).start(),
-      (p: ReturnType<typeof buildProxy>) =>
+      async () => (await buildProxy(c)).start(),
+      (p: Awaited<ReturnType<typeof buildProxy>>) =>
         `proxy '${c.name}' [trust: ${c.trust}] workers on ${c.host}:${p.workerPort}, clients on ${c.host}:${p.clientPort}` +
         (p.statsUrl ? `, stats ${p.statsUrl}/stats` : ''),
     );
@@ -130,8 +130,8 @@ common(program.command('client').description('run a client: the OpenAI API on lo
       apiKeys: o.apiKey,
     });
     await runUntilSignal(
-      () => buildClient(c).start(),
-      (cl: ReturnType<typeof buildClient>) =>
+      async () => (await buildClient(c)).start(),
+      (cl: Awaited<ReturnType<typeof buildClient>>) =>
         `client '${c.name}' [trust: ${c.trust}] OpenAI API at ${cl.baseUrl}, via proxy ${c.proxy.host}:${c.proxy.port}`,
     );
   });

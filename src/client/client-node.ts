@@ -79,6 +79,10 @@ export class ClientNode {
     return this.http!.url;
   }
 
+  get payments(): ClientPayments | null {
+    return this.opts.payments ?? null;
+  }
+
   get session(): Session | null {
     const s = this.link?.session;
     return s && !s.closed ? s : null;

@@ -1,13 +1,18 @@
+import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { trustSetup } from '../attest/trust-setup.ts';
 import { ClientNode } from '../client/client-node.ts';
 import { createLogger } from '../ops/log.ts';
 import { ProxyNode } from '../proxy/proxy-node.ts';
 import { WorkerNode } from '../worker/worker-node.ts';
+import { buildClientPayments, buildProxyBilling, buildWorkerPayments } from './build-payments.ts';
 import { type ClientConfig, ConfigError, type ProxyConfig, type WorkerConfig } from './config.ts';
 
 /** Builds each daemon from its validated configuration. */
 
-export function buildProxy(c: ProxyConfig): ProxyNode {
+/** Async because a paying proxy first opens the chain, its wallet and ledger (and deploys its contract). */
+export async function buildProxy(c: ProxyConfig): Promise<ProxyNode> {
+  const logger = createLogger(`proxy:${c.name}`, c.logLevel);
+  const billing = c.root ? await buildProxyBilling(c, await loadOrCreateNodeKey(c.dataDir), logger) : null;
   return new ProxyNode({
     name: c.name,
     dataDir: c.dataDir,
@@ -17,7 +22,8 @@ export function buildProxy(c: ProxyConfig): ProxyNode {
     statsHost: c.statsHost,
     statsPort: c.statsPort,
     trust: trustSetup(c.trust),
-    logger: createLogger(`proxy:${c.name}`, c.logLevel),
+    logger,
+    ...(billing ? { billing } : {}),
   });
 }
 
@@ -37,6 +43,8 @@ export async function buildWorker(c: WorkerConfig): Promise<WorkerNode> {
           ...(c.upstreamModel ? { upstreamModel: c.upstreamModel } : {}),
           ...(c.upstreamApiKey ? { upstreamApiKey: c.upstreamApiKey } : {}),
         });
+  const logger = createLogger(`worker:${c.name}`, c.logLevel);
+  const paid = await buildWorkerPayments(c, logger);
   return new WorkerNode({
     name: c.name,
     dataDir: c.dataDir,
@@ -47,11 +55,14 @@ export async function buildWorker(c: WorkerConfig): Promise<WorkerNode> {
     statsHost: c.statsHost,
     statsPort: c.statsPort,
     trust: trustSetup(c.trust),
-    logger: createLogger(`worker:${c.name}`, c.logLevel),
+    logger,
+    ...(paid ? { payments: paid.payments } : {}),
   });
 }
 
-export function buildClient(c: ClientConfig): ClientNode {
+export async function buildClient(c: ClientConfig): Promise<ClientNode> {
+  const logger = createLogger(`client:${c.name}`, c.logLevel);
+  const paid = c.root ? await buildClientPayments(c, await loadOrCreateNodeKey(c.dataDir), logger) : null;
   return new ClientNode({
     name: c.name,
     dataDir: c.dataDir,
@@ -67,6 +78,7 @@ export function buildClient(c: ClientConfig): ClientNode {
     maxBodyBytes: c.maxBodyBytes,
     maxConcurrentRequests: c.maxConcurrentRequests,
     apiKeys: c.apiKeys,
-    logger: createLogger(`client:${c.name}`, c.logLevel),
+    logger,
+    ...(paid ? { payments: paid.payments } : {}),
   });
 }

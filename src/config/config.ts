@@ -20,6 +20,21 @@ const optionalPort = z.union([port, z.literal('off').transform(() => null), z.nu
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info');
 const trust = z.enum(['dev']).default('dev');
 const defaultDir = (role: string) => join(homedir(), '.cocoon', role);
+const seconds = z.coerce.number().positive();
+/** TON as decimal text ("0.5"); turned into nanoton by parseTon where it is used. */
+const tonText = z.string().regex(/^\d+(\.\d{1,9})?$/, 'expected an amount of TON such as "0.5"');
+
+/**
+ * Where TON is: a toncenter-style HTTP API (the local chain `cocoon local` runs, testnet or mainnet) and
+ * the root contract. Without `root`, payments are off and the daemon says so.
+ */
+const chainFields = {
+  chainEndpoint: z.url().default('http://127.0.0.1:10100'),
+  chainApiKey: z.string().optional(),
+  root: z.string().min(48).max(70).optional(),
+  /** `disk`: signed state is flushed before a reply is released; `process`: it survives kill -9 only. */
+  ledgerDurability: z.enum(['disk', 'process']).default('disk'),
+};
 
 export const workerConfigSchema = z.object({
   name: z.string().min(1).default('worker'),
@@ -38,6 +53,11 @@ export const workerConfigSchema = z.object({
   coefficient: z.coerce.number().int().min(0).default(1000),
   statsHost: z.string().default('127.0.0.1'),
   statsPort: optionalPort.default(12000),
+  ...chainFields,
+  /** Redeem signed payouts once this much is due … */
+  payoutAmountTon: tonText.default('1'),
+  /** … or once something has been due this long. */
+  payoutIntervalSeconds: seconds.default(60),
   trust,
   logLevel,
 });
@@ -51,6 +71,17 @@ export const proxyConfigSchema = z.object({
   clientPort: port.default(11002),
   statsHost: z.string().default('127.0.0.1'),
   statsPort: optionalPort.default(11000),
+  ...chainFields,
+  /** Redeem a client's authorisations once this much is unredeemed (at most half its stake) … */
+  settleAmountTon: tonText.default('1'),
+  /** … or once the oldest has waited this long. */
+  settleIntervalSeconds: seconds.default(60),
+  /** How often new worker payouts are signed. */
+  payoutIntervalSeconds: seconds.default(5),
+  /** How long a client has to sign a bill before the request fails. */
+  billTimeoutSeconds: seconds.default(10),
+  /** TON staked in the proxy contract when the proxy deploys it (at least the root's minimum). */
+  stakeTon: tonText.optional(),
   trust,
   logLevel,
 });
@@ -72,6 +103,7 @@ export const clientConfigSchema = z.object({
     .default(4 * 1024 * 1024),
   maxConcurrentRequests: z.coerce.number().int().min(1).default(512),
   apiKeys: z.array(z.string().min(1)).default([]),
+  ...chainFields,
   trust,
   logLevel,
 });

@@ -98,6 +98,11 @@ export class ProxyNode {
     return this.statsServer?.url ?? null;
   }
 
+  /** The money desk and the proxy contract, when this proxy takes payments. */
+  get billing(): ProxyOptions['billing'] | null {
+    return this.opts.billing ?? null;
+  }
+
   async start(): Promise<this> {
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
     const { credentials } = await makeCredentials(key, 'proxy', this.opts.trust.provider);

@@ -61,6 +61,10 @@ export class WorkerNode {
     this.log = opts.logger ?? silentLogger;
   }
 
+  get payments(): WorkerPayments | null {
+    return this.opts.payments ?? null;
+  }
+
   get statsUrl(): string | null {
     return this.statsServer?.url ?? null;
   }

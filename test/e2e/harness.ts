@@ -17,7 +17,7 @@ export class Harness {
   private n = 0;
 
   async proxy(extra: Record<string, unknown> = {}): Promise<ProxyNode> {
-    const p = buildProxy(
+    const p = await buildProxy(
       proxyConfigSchema.parse({
         name: `proxy-${++this.n}`,
         dataDir: join(this.dir, `proxy-${this.n}`),
@@ -52,7 +52,7 @@ export class Harness {
   }
 
   async client(proxy: ProxyNode, extra: Record<string, unknown> = {}): Promise<ClientNode> {
-    const c = buildClient(
+    const c = await buildClient(
       clientConfigSchema.parse({
         name: `client-${++this.n}`,
         dataDir: join(this.dir, `client-${this.n}`),

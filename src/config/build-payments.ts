@@ -1,0 +1,184 @@
+import { join } from 'node:path';
+import { Address, toNano } from '@ton/core';
+import type { NodeKey } from '../attest/identity.ts';
+import { MIN_FORWARD_VALUE, STORAGE_RESERVE } from '../chain/contracts/opcodes.ts';
+import { addStakeBody, ProxyContract } from '../chain/contracts/proxy-contract.ts';
+import { RootContract } from '../chain/contracts/root-contract.ts';
+import { formatTon, parseTon } from '../chain/money.ts';
+import { TonPayments } from '../chain/payments-chain.ts';
+import { TonChain } from '../chain/ton-chain.ts';
+import { loadWalletFile, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
+import { ClientPayments } from '../client/client-payments.ts';
+import { PaymentRefusedError } from '../errors.ts';
+import type { Logger } from '../ops/log.ts';
+import { Ledger } from '../pay/ledger.ts';
+import { publicKeyToUint } from '../pay/signed-messages.ts';
+import { ProxyBilling } from '../proxy/billing.ts';
+import { WorkerPayments } from '../worker/worker-payments.ts';
+import { ConfigError } from './config.ts';
+
+/** What every paying node has: the chain, its wallet, the root's contracts and its ledger. */
+export interface NodeChain {
+  chain: TonChain;
+  payments: TonPayments;
+  sender: WalletSender;
+  ledger: Ledger;
+  root: Address;
+}
+
+interface ChainConfig {
+  dataDir: string;
+  chainEndpoint: string;
+  chainApiKey?: string | undefined;
+  root?: string | undefined;
+  ledgerDurability: 'disk' | 'process';
+}
+
+export const WALLET_FILE = 'wallet.json';
+
+/** Opens the chain and this node's wallet and ledger; null when no root is configured (payments off). */
+export async function openNodeChain(c: ChainConfig): Promise<NodeChain | null> {
+  if (!c.root) return null;
+  let root: Address;
+  try {
+    root = Address.parse(c.root);
+  } catch {
+    throw new ConfigError(`root: not a TON address: ${c.root}`);
+  }
+  const chain = TonChain.connect({
+    endpoint: c.chainEndpoint,
+    ...(c.chainApiKey ? { apiKey: c.chainApiKey } : {}),
+  });
+  const globalId = await chain.globalId();
+  const walletPath = join(c.dataDir, WALLET_FILE);
+  let words: string[];
+  try {
+    words = await loadWalletFile(walletPath);
+  } catch (err) {
+    throw new ConfigError(
+      `${(err as Error).message} (create one with: cocoon wallet create --data-dir ${c.dataDir})`,
+    );
+  }
+  const wallet = await walletFromMnemonic(words, globalId);
+  const sender = new WalletSender(chain.client, wallet, { pollIntervalMs: chain.pollIntervalMs });
+  const payments = await TonPayments.connect(chain.client, root, globalId, sender);
+  const ledger = Ledger.open(join(c.dataDir, 'ledger'), c.ledgerDurability);
+  return { chain, payments, sender, ledger, root };
+}
+
+/** The proxy contract of this proxy node: its wallet owns it, its node key signs for it. */
+export function proxyContractOf(nc: NodeChain, key: NodeKey): ProxyContract {
+  return ProxyContract.fromInit(
+    {
+      owner: nc.sender.address,
+      root: nc.root,
+      proxyKey: publicKeyToUint(key.publicKey),
+      closeDelay: nc.payments.rootParams.proxyCloseDelay,
+      workerCode: nc.payments.codes.worker,
+    },
+    nc.payments.codes.proxy,
+  );
+}
+
+/** Deploys the proxy contract with its stake if it is not on-chain yet. */
+export async function ensureProxyContract(
+  nc: NodeChain,
+  key: NodeKey,
+  stakeTon: string | undefined,
+  log: Logger,
+) {
+  const contract = proxyContractOf(nc, key);
+  if (await nc.payments.isDeployed(contract.address)) return contract;
+  const min = nc.payments.rootParams.minProxyStake;
+  const stake = stakeTon ? parseTon(stakeTon) : min;
+  if (stake < min) throw new ConfigError(`stakeTon: the root requires at least ${formatTon(min)} TON`);
+  await nc.sender.send([
+    {
+      to: contract.address,
+      value: stake + MIN_FORWARD_VALUE + STORAGE_RESERVE,
+      body: addStakeBody(stake),
+      init: contract.init!,
+    },
+  ]);
+  log.info({ contract: contract.address.toString(), stake: formatTon(stake) }, 'proxy contract deployed');
+  return contract;
+}
+
+export interface ProxyBillingConfig extends ChainConfig {
+  settleAmountTon: string;
+  settleIntervalSeconds: number;
+  payoutIntervalSeconds: number;
+  billTimeoutSeconds: number;
+  stakeTon?: string | undefined;
+}
+
+export async function buildProxyBilling(c: ProxyBillingConfig, key: NodeKey, log: Logger) {
+  const nc = await openNodeChain(c);
+  if (!nc) return null;
+  const contract = await ensureProxyContract(nc, key, c.stakeTon, log);
+  const desk = new ProxyBilling({
+    ledger: nc.ledger,
+    chain: nc.payments,
+    proxyContract: contract.address,
+    key: key.privateKey,
+    log,
+    settleAmount: parseTon(c.settleAmountTon),
+    settleIntervalMs: c.settleIntervalSeconds * 1000,
+    payoutIntervalMs: c.payoutIntervalSeconds * 1000,
+    refreshIntervalMs: 5000,
+    billTimeoutMs: c.billTimeoutSeconds * 1000,
+  });
+  await desk.start();
+  return { desk, proxyContract: contract.address.toString(), nodeChain: nc };
+}
+
+export async function buildClientPayments(c: ChainConfig, key: NodeKey, log: Logger) {
+  const nc = await openNodeChain(c);
+  if (!nc) return null;
+  const payments = new ClientPayments({
+    chain: nc.payments,
+    wallet: nc.sender.address,
+    ledger: nc.ledger,
+    key: key.privateKey,
+    log,
+    checkProxy: async (proxyContract, proxyKey) => {
+      const d = await nc.chain.open(ProxyContract.fromAddress(proxyContract)).getProxyData();
+      if (d.proxyKey !== publicKeyToUint(proxyKey) || !d.root.equals(nc.root)) {
+        throw new PaymentRefusedError(
+          `proxy contract ${proxyContract.toString()} is not bound to this proxy's attested key under our root`,
+          'proxy_not_bound',
+        );
+      }
+      const registry = await nc.chain.open(RootContract.fromAddress(nc.root)).getRootData();
+      if (!registry.proxies.some((p) => p.address.equals(proxyContract))) {
+        throw new PaymentRefusedError(
+          `proxy contract ${proxyContract.toString()} is not registered in the root`,
+          'proxy_not_registered',
+        );
+      }
+    },
+  });
+  return { payments, nodeChain: nc };
+}
+
+export interface WorkerPaymentsConfig extends ChainConfig {
+  payoutAmountTon: string;
+  payoutIntervalSeconds: number;
+}
+
+export async function buildWorkerPayments(c: WorkerPaymentsConfig, log: Logger) {
+  const nc = await openNodeChain(c);
+  if (!nc) return null;
+  const payments = new WorkerPayments({
+    chain: nc.payments,
+    owner: nc.sender.address,
+    ledger: nc.ledger,
+    redeemAmount: parseTon(c.payoutAmountTon),
+    redeemIntervalMs: c.payoutIntervalSeconds * 1000,
+    log,
+  });
+  return { payments, nodeChain: nc };
+}
+
+/** Gas to attach to a deposit beyond its amount (the contract returns what it does not use). */
+export const DEPOSIT_GAS = toNano('0.1');

@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { access } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type Address, toNano } from '@ton/core';
+import { loadOrCreateNodeKey } from '../attest/identity.ts';
+import { topUpBody } from '../chain/contracts/client-contract.ts';
+import { loadContractCode } from '../chain/contracts/code.ts';
+import { HashKind } from '../chain/contracts/opcodes.ts';
+import type { RootParams } from '../chain/contracts/params.ts';
+import { addHashBody, RootContract, registerProxyBody } from '../chain/contracts/root-contract.ts';
+import { LocalChain } from '../chain/local-chain.ts';
+import { type LocalChainServer, startLocalChainServer } from '../chain/local-chain-server.ts';
+import { TonPayments } from '../chain/payments-chain.ts';
+import { TonChain } from '../chain/ton-chain.ts';
+import { createWalletFile, loadWalletFile, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
+import { DEPOSIT_GAS, WALLET_FILE } from '../config/build-payments.ts';
+
+/**
+ * The embedded TON of `cocoon local` and the tests: the sandbox chain (real TVM) behind a toncenter-style
+ * API on loopback, a governance wallet that deploys the root, and a faucet for the nodes' wallets. Its
+ * state lives in `<dataDir>/chain`, so balances survive restarts. Dev only: the faucet mints coins.
+ */
+
+/** Local prices: 1000 nanoton per token, 800 of it the worker's; cached prompt tokens at half price. */
+export const LOCAL_PARAMS: RootParams = {
+  paramsVersion: 1,
+  pricePerToken: 1000n,
+  workerFeePerToken: 800n,
+  promptMult: 10_000,
+  cachedMult: 5_000,
+  completionMult: 10_000,
+  reasoningMult: 10_000,
+  clientCloseDelay: 60,
+  proxyCloseDelay: 120,
+  minClientStake: toNano('1'),
+  minProxyStake: toNano('10'),
+};
+
+export interface LocalTon {
+  endpoint: string;
+  root: Address;
+  chain: TonChain;
+  /** Creates (if needed) and funds the wallet in a node's data dir; returns its address. */
+  fundNode(dataDir: string, minBalance: bigint): Promise<Address>;
+  /** Registers a proxy contract in the root (governance), if it is not yet. */
+  registerProxy(proxyContract: Address, endpoint: string): Promise<void>;
+  /** Tops up a client's contract from its own wallet (deploying it the first time) to at least `amount`. */
+  ensureDeposit(clientDir: string, proxyContract: Address, amount: bigint): Promise<Address>;
+  stop(): Promise<void>;
+}
+
+export async function startLocalTon(dataDir: string, port = 0): Promise<LocalTon> {
+  const chainDir = join(dataDir, 'chain');
+  const local = await LocalChain.open({ stateFile: join(chainDir, 'state.json') });
+  let server: LocalChainServer;
+  try {
+    server = await startLocalChainServer({ chain: local, port });
+  } catch (err) {
+    await local.close();
+    throw err;
+  }
+  const chain = TonChain.connect({ endpoint: server.url, network: 'local' });
+  const globalId = await chain.globalId();
+
+  const senderOf = async (dir: string) => {
+    const path = join(dir, WALLET_FILE);
+    const exists = await access(path).then(
+      () => true,
+      () => false,
+    );
+    if (!exists) await createWalletFile(path);
+    const wallet = await walletFromMnemonic(await loadWalletFile(path), globalId);
+    return new WalletSender(chain.client, wallet, { pollIntervalMs: chain.pollIntervalMs });
+  };
+  const fund = async (address: Address, min: bigint) => {
+    const balance = await chain.getBalance(address);
+    if (balance < min) await chain.localFaucet(address, min * 2n - balance);
+  };
+
+  const governance = await senderOf(join(chainDir, 'governance'));
+  await fund(governance.address, toNano('10'));
+  const root = RootContract.fromInit(
+    { owner: governance.address, params: LOCAL_PARAMS },
+    await loadContractCode('root'),
+  );
+  if (!(await chain.isDeployed(root.address))) {
+    // Deployed by its first governance op: allow the built-in model.
+    const modelHash = BigInt(`0x${createHash('sha256').update('cocoon-tiny').digest('hex')}`);
+    await governance.send([
+      {
+        to: root.address,
+        value: toNano('0.1'),
+        body: addHashBody(HashKind.model, modelHash),
+        init: root.init!,
+      },
+    ]);
+  }
+  const rootC = chain.open(root);
+
+  return {
+    endpoint: server.url,
+    root: root.address,
+    chain,
+    async fundNode(dir, minBalance) {
+      const s = await senderOf(dir);
+      await fund(s.address, minBalance);
+      return s.address;
+    },
+    async registerProxy(proxyContract, endpoint) {
+      const { proxies } = await rootC.getRootData();
+      if (proxies.some((p) => p.address.equals(proxyContract))) return;
+      await governance.send([
+        { to: root.address, value: toNano('0.1'), body: registerProxyBody(proxyContract, endpoint) },
+      ]);
+    },
+    async ensureDeposit(clientDir, proxyContract, amount) {
+      const s = await senderOf(clientDir);
+      const payments = await TonPayments.connect(chain.client, root.address, globalId, s);
+      const key = await loadOrCreateNodeKey(clientDir);
+      const c = payments.clientContractOf(s.address, key.publicKey, proxyContract);
+      const state = await payments.clientState(c.address);
+      if (state.balance >= amount) return c.address;
+      const top = amount - state.balance;
+      await s.send([
+        {
+          to: c.address,
+          value: top + DEPOSIT_GAS,
+          body: topUpBody(top),
+          ...(state.deployed ? {} : { init: c.init! }),
+        },
+      ]);
+      return c.address;
+    },
+    async stop() {
+      await server.close();
+      await local.close();
+    },
+  };
+}
