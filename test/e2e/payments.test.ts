@@ -1,0 +1,125 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { Address } from '@ton/core';
+import OpenAI from 'openai';
+import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
+import { Op } from '../../src/chain/contracts/opcodes.ts';
+import { ProxyContract } from '../../src/chain/contracts/proxy-contract.ts';
+import { LOCAL_PARAMS } from '../../src/local/local-ton.ts';
+import { type LocalNetwork, startLocalNetwork } from '../../src/local/local-network.ts';
+import { post } from './harness.ts';
+
+/** Sums the `worker_paid` notices a wallet received: what the worker owner was actually paid. */
+async function workerPaidTo(net: LocalNetwork, owner: Address): Promise<bigint> {
+  const txs = await net.ton!.chain.client.getTransactions(owner, { limit: 100 });
+  let sum = 0n;
+  for (const tx of txs) {
+    const m = tx.inMessage;
+    if (m?.info.type !== 'internal') continue;
+    const s = m.body.beginParse();
+    if (s.remainingBits >= 32 && s.loadUint(32) === Op.workerPaid) sum += m.info.value.coins;
+  }
+  return sum;
+}
+
+describe('payments on the embedded TON chain', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cocoon-pay-'));
+  let net: LocalNetwork;
+  let openai: OpenAI;
+
+  before(async () => {
+    net = await startLocalNetwork({
+      dataDir: dir,
+      logLevel: 'silent',
+      // Thresholds far away: this test settles explicitly.
+      payments: { settleIntervalSeconds: 3600, payoutIntervalSeconds: 3600, workerPayoutIntervalSeconds: 3600 },
+    });
+    openai = new OpenAI({ baseURL: net.client.baseUrl, apiKey: 'unused', maxRetries: 0 });
+  });
+  after(async () => {
+    await net?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('every usage carries its cost; after settlement the chain moved exactly those sums', async () => {
+    const desk = net.proxy.billing!.desk;
+    const proxyContract = Address.parse(net.proxy.billing!.proxyContract);
+    const clientContract = net.client.payments!.payer.account!;
+    const chain = net.ton!.chain;
+    const clientBefore = await chain.open(ClientContract.fromAddress(clientContract)).getClientData();
+    const proxyBefore = await chain.open(ProxyContract.fromAddress(proxyContract)).getProxyData();
+
+    let total = 0n;
+    for (let i = 0; i < 6; i++) {
+      if (i % 2 === 0) {
+        const r = await openai.chat.completions.create({
+          model: 'cocoon-tiny',
+          messages: [{ role: 'user', content: `question number ${i}` }],
+          max_tokens: 5 + i,
+        });
+        const u = r.usage as unknown as Record<string, number>;
+        assert.equal(u.total_cost, u.prompt_cost! + u.completion_cost!);
+        assert.equal(
+          BigInt(u.total_cost!),
+          BigInt(u.total_tokens!) * LOCAL_PARAMS.pricePerToken,
+          'coefficient 1000, multipliers 1×: one price per token',
+        );
+        total += BigInt(u.total_cost!);
+      } else {
+        const stream = await openai.chat.completions.create({
+          model: 'cocoon-tiny',
+          messages: [{ role: 'user', content: `streamed question ${i}` }],
+          max_tokens: 5 + i,
+          stream: true,
+          stream_options: { include_usage: true },
+        });
+        let cost: number | undefined;
+        for await (const chunk of stream) {
+          const u = chunk.usage as unknown as Record<string, number> | null | undefined;
+          if (u) cost = u.total_cost;
+        }
+        assert.ok(cost && cost > 0, 'the usage chunk of a stream carries total_cost');
+        total += BigInt(cost);
+      }
+    }
+    const workerShare = (total / LOCAL_PARAMS.pricePerToken) * LOCAL_PARAMS.workerFeePerToken;
+
+    assert.equal(await desk.settleDue(true), 1, 'one client settled, in one transfer');
+    await desk.signPayouts();
+    await new Promise((r) => setTimeout(r, 200)); // the payout reaches the worker over its session
+    assert.equal(await net.worker.payments!.redeemDue(true), 1);
+
+    const clientAfter = await chain.open(ClientContract.fromAddress(clientContract)).getClientData();
+    const proxyAfter = await chain.open(ProxyContract.fromAddress(proxyContract)).getProxyData();
+    assert.equal(clientAfter.charged - clientBefore.charged, total);
+    assert.equal(clientBefore.balance - clientAfter.balance, total);
+    assert.equal(proxyAfter.commission - proxyBefore.commission, total - workerShare);
+    const owner = Address.parse(net.worker.info().payoutAddress!);
+    assert.equal(await workerPaidTo(net, owner), workerShare, "the worker owner's wallet received its fee");
+  });
+
+  test('a request whose worst case exceeds the credit is refused with 402 before any worker runs', async () => {
+    const before = net.worker.counters.total;
+    const res = await post(`${net.client.baseUrl}/chat/completions`, {
+      model: 'cocoon-tiny',
+      messages: [{ role: 'user', content: 'write a very long book' }],
+      max_tokens: 900_000, // × coefficient 4 × 1000 nanoton = 3.6 TON, over the 1 TON stake
+    });
+    assert.equal(res.status, 402);
+    const body = res.json as { error: { type: string; code: string; message: string } };
+    assert.equal(body.error.type, 'insufficient_quota');
+    assert.equal(body.error.code, 'insufficient_balance');
+    assert.match(body.error.message, /Insufficient balance: this request may cost up to 3\.6\d+ TON/);
+    assert.equal(net.worker.counters.total, before, 'no worker ran');
+    // …and a modest request still goes through.
+    const ok = await post(`${net.client.baseUrl}/chat/completions`, {
+      model: 'cocoon-tiny',
+      messages: [{ role: 'user', content: 'short' }],
+      max_tokens: 3,
+    });
+    assert.equal(ok.status, 200);
+  });
+});
