@@ -8,8 +8,8 @@ import OpenAI from 'openai';
 import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
 import { Op } from '../../src/chain/contracts/opcodes.ts';
 import { ProxyContract } from '../../src/chain/contracts/proxy-contract.ts';
-import { LOCAL_PARAMS } from '../../src/local/local-ton.ts';
 import { type LocalNetwork, startLocalNetwork } from '../../src/local/local-network.ts';
+import { LOCAL_PARAMS } from '../../src/local/local-ton.ts';
 import { post } from './harness.ts';
 
 /** Sums the `worker_paid` notices a wallet received: what the worker owner was actually paid. */
@@ -35,7 +35,11 @@ describe('payments on the embedded TON chain', () => {
       dataDir: dir,
       logLevel: 'silent',
       // Thresholds far away: this test settles explicitly.
-      payments: { settleIntervalSeconds: 3600, payoutIntervalSeconds: 3600, workerPayoutIntervalSeconds: 3600 },
+      payments: {
+        settleIntervalSeconds: 3600,
+        payoutIntervalSeconds: 3600,
+        workerPayoutIntervalSeconds: 3600,
+      },
     });
     openai = new OpenAI({ baseURL: net.client.baseUrl, apiKey: 'unused', maxRetries: 0 });
   });
