@@ -1,4 +1,5 @@
 import { resolve } from 'node:path';
+import { formatTon } from '../chain/money.ts';
 import { startLocalNetwork } from '../local/local-network.ts';
 import type { LogLevel } from '../ops/log.ts';
 
@@ -8,6 +9,8 @@ interface LocalFlags {
   tokenDelayMs?: string;
   prompt?: string;
   serve: boolean;
+  chainPort?: string;
+  free?: boolean;
   logLevel?: LogLevel;
 }
 
@@ -25,6 +28,7 @@ export async function runLocal(f: LocalFlags): Promise<void> {
       httpPort,
       tokenDelayMs: f.tokenDelayMs === undefined ? 15 : Number(f.tokenDelayMs),
       logLevel: f.logLevel ?? 'warn',
+      ...(f.free ? {} : { payments: { chainPort: f.chainPort === undefined ? 10100 : Number(f.chainPort) } }),
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
@@ -37,7 +41,15 @@ export async function runLocal(f: LocalFlags): Promise<void> {
     `  proxy   workers :${proxy.workerPort}  clients :${proxy.clientPort}  stats ${proxy.statsUrl}/stats\n`,
   );
   out(`  worker  built-in model 'cocoon-tiny'  stats ${worker.statsUrl}/stats\n`);
-  out(`  client  stats ${client.url}/stats\n\n`);
+  out(`  client  stats ${client.url}/stats\n`);
+  if (net.ton) {
+    out(`  chain   embedded TON sandbox (dev only) ${net.ton.endpoint}  root ${net.ton.root.toString()}\n`);
+    out(`  proxy contract ${proxy.billing!.proxyContract}\n`);
+    out(`  client contract ${client.payments!.payer.account!.toString()}\n`);
+  } else {
+    out('  payments OFF (--free)\n');
+  }
+  out('\n');
   out(`OpenAI base URL: ${client.baseUrl}\n\n`);
 
   const prompt = f.prompt ?? 'Say hello to the Cocoon network.';
@@ -54,7 +66,7 @@ export async function runLocal(f: LocalFlags): Promise<void> {
     }),
   });
   if (!res.ok || !res.body) throw new Error(`demo completion failed: ${res.status} ${await res.text()}`);
-  let usage: { prompt_tokens: number; completion_tokens: number } | null = null;
+  let usage: { prompt_tokens: number; completion_tokens: number; total_cost?: number } | null = null;
   let buffered = '';
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
     buffered += Buffer.from(chunk).toString('utf8');
@@ -72,8 +84,18 @@ export async function runLocal(f: LocalFlags): Promise<void> {
     }
   }
   out(
-    `\n\n(${usage?.prompt_tokens} prompt + ${usage?.completion_tokens} completion tokens, via client -> proxy -> worker)\n\n`,
+    `\n\n(${usage?.prompt_tokens} prompt + ${usage?.completion_tokens} completion tokens, via client -> proxy -> worker)\n`,
   );
+  if (net.ton && usage?.total_cost !== undefined) {
+    out(
+      `cost ${formatTon(BigInt(usage.total_cost))} TON, signed by the client and held by the proxy until settlement\n`,
+    );
+    const c = await net.proxy.billing!.desk.clientBalance(client.payments!.payer.account!);
+    out(
+      `client contract: balance ${formatTon(c.balance)} TON, stake ${formatTon(c.stake)} TON, settled so far ${formatTon(c.charged)} TON\n`,
+    );
+  }
+  out('\n');
   if (!f.serve) {
     await net.stop();
     return;

@@ -329,6 +329,7 @@ export class ClientNode {
   async stop(): Promise<void> {
     this.link?.stop();
     await this.http?.close();
+    await this.opts.payments?.stop();
   }
 }
 

@@ -139,4 +139,8 @@ export class ClientPayments {
   forget(requestId: string): void {
     this.payer.forget(requestId);
   }
+
+  async stop(): Promise<void> {
+    await this.opts.ledger.close();
+  }
 }

@@ -94,9 +94,10 @@ export class ProxyBilling {
     this.every(this.opts.refreshIntervalMs, () => this.refreshConnected());
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
     for (const b of this.bills.values()) clearTimeout(b.timer);
+    await this.opts.ledger.close();
   }
 
   private every(ms: number, fn: () => unknown): void {
@@ -343,6 +344,11 @@ export class ProxyBilling {
       this.settling = false;
     }
     return due.length;
+  }
+
+  /** A client contract as the chain shows it now. */
+  clientBalance(contract: Address) {
+    return this.opts.chain.clientState(contract);
   }
 
   stats() {

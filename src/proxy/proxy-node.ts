@@ -398,11 +398,11 @@ export class ProxyNode {
   }
 
   async stop(): Promise<void> {
-    this.opts.billing?.desk.stop();
     await Promise.all([
       this.workerListener?.close(),
       this.clientListener?.close(),
       this.statsServer?.close(),
     ]);
+    await this.opts.billing?.desk.stop();
   }
 }

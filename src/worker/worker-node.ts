@@ -239,9 +239,9 @@ export class WorkerNode {
   }
 
   async stop(): Promise<void> {
-    this.opts.payments?.stop();
     for (const l of this.links) l.stop();
     await this.statsServer?.close();
+    await this.opts.payments?.stop();
     await this.opts.backend.close?.();
   }
 }

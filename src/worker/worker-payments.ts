@@ -53,8 +53,9 @@ export class WorkerPayments {
     this.timer.unref();
   }
 
-  stop(): void {
+  async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    await this.opts.ledger.close();
   }
 
   attach(session: Session, peer: PeerIdentity): void {

@@ -24,6 +24,8 @@ describe('the cocoon command', () => {
         '--no-serve',
         '--token-delay-ms',
         '0',
+        '--chain-port',
+        '0',
         '--data-dir',
         join(dir, 'local'),
       ],
@@ -32,6 +34,8 @@ describe('the cocoon command', () => {
     assert.match(stdout, /DEV TRUST/);
     assert.match(stdout, /OpenAI base URL: http:\/\/127\.0\.0\.1:\d+\/v1/);
     assert.match(stdout, /\(\d+ prompt \+ [1-9]\d* completion tokens, via client -> proxy -> worker\)/);
+    assert.match(stdout, /cost 0\.\d{9} TON, signed by the client/);
+    assert.match(stdout, /client contract: balance 10\.000000000 TON, stake 1\.000000000 TON/);
   });
 
   test('every role explains its options in --help', async () => {
