@@ -146,6 +146,8 @@ program
   .option('--token-delay-ms <ms>', 'built-in model delay per token (default 15)')
   .option('--prompt <text>', 'the prompt of the demo completion')
   .option('--no-serve', 'exit after the demo completion instead of serving until Ctrl-C')
+  .option('--chain-port <port>', 'port of the embedded TON chain API (default 10100; 0 = any free port)')
+  .option('--free', 'run without payments (no chain, no charges)')
   .addOption(
     new Option('--log-level <level>', 'log level').choices([
       'trace',
