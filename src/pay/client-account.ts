@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Address } from '@ton/core';
 import { formatTon } from '../chain/money.ts';
 import { PaymentRefusedError, PaymentRequiredError } from '../errors.ts';
-import { clientAuthCell, verifyCell } from './signed-messages.ts';
+import { clientAuthHash, verifyHash } from './signed-messages.ts';
 
 /** A client contract as the chain last showed it. */
 export interface ClientChainState {
@@ -153,13 +153,13 @@ export class ClientAccount {
         'wrong_total',
       );
     }
-    const cell = clientAuthCell({
+    const hash = clientAuthHash({
       globalId: this.globalId,
       contract: this.contract,
       seqno: msg.seqno,
       total: msg.total,
     });
-    if (!verifyCell(cell, msg.signature, this.key)) {
+    if (!verifyHash(hash, msg.signature, this.key)) {
       throw new PaymentRefusedError(
         'authorisation signature is not valid for this client and contract',
         'bad_signature',

@@ -4,7 +4,7 @@ import { PaymentRefusedError } from '../errors.ts';
 import type { TokenUsage } from '../protocol/inference.ts';
 import type { Ledger } from './ledger.ts';
 import { type PriceList, requestCost, worstCaseCost } from './pricing.ts';
-import { clientAuthCell, signCell, verifyCell } from './signed-messages.ts';
+import { clientAuthCell, clientAuthHash, signHash, verifyCell } from './signed-messages.ts';
 import type { UsageCost } from './usage-cost.ts';
 
 /** What the client agreed a request may cost at most, known before it runs. */
@@ -157,7 +157,7 @@ export class Payer {
     for (const { bill } of batch) total += bill.cost.total;
     const seqno = this.lastSignedSeqno + 1n;
     this.lastSignedSeqno = seqno;
-    const signature = signCell(clientAuthCell({ globalId: this.globalId, contract, seqno, total }), this.key);
+    const signature = signHash(clientAuthHash({ globalId: this.globalId, contract, seqno, total }), this.key);
     // The next batch builds on this one even while this one is being written (ledger commits keep order).
     this.base = { seqno, total };
     try {

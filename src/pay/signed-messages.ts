@@ -1,5 +1,5 @@
-import { createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
-import { type Address, beginCell, type Cell } from '@ton/core';
+import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { type Address, BitBuilder, beginCell, type Cell } from '@ton/core';
 
 /**
  * The two signed payloads of the payment scheme (docs/payments.md). Both are cumulative, name the one
@@ -58,6 +58,44 @@ export function workerPayoutCell(p: WorkerPayout): Cell {
     .endCell();
 }
 
+/**
+ * The hash of a payload cell computed straight from its bits with node's SHA-256: exactly `cell.hash()`
+ * for these ref-less cells, without building a Cell (the hot path signs and verifies one per request).
+ */
+function leafHash(bits: BitBuilder): Buffer {
+  const len = bits.length;
+  const d2 = Math.floor(len / 8) + Math.ceil(len / 8);
+  if (len % 8 !== 0) {
+    bits.writeBit(1); // completion tag, then zeros to the byte boundary
+    while (bits.length % 8 !== 0) bits.writeBit(0);
+  }
+  return createHash('sha256')
+    .update(Buffer.from([0, d2]))
+    .update(bits.buffer())
+    .digest();
+}
+
+export function clientAuthHash(a: ClientAuth): Buffer {
+  const b = new BitBuilder(1023);
+  b.writeUint(CLIENT_AUTH_TAG, 32);
+  b.writeInt(a.globalId, 32);
+  b.writeAddress(a.contract);
+  b.writeUint(a.seqno, 64);
+  b.writeCoins(a.total);
+  return leafHash(b);
+}
+
+export function workerPayoutHash(p: WorkerPayout): Buffer {
+  const b = new BitBuilder(1023);
+  b.writeUint(WORKER_PAYOUT_TAG, 32);
+  b.writeInt(p.globalId, 32);
+  b.writeAddress(p.contract);
+  b.writeUint(p.seqno, 64);
+  b.writeCoins(p.workerTotal);
+  b.writeCoins(p.proxyTotal);
+  return leafHash(b);
+}
+
 export function parseClientAuth(cell: Cell): ClientAuth {
   const s = cell.beginParse();
   if (s.loadUint(32) !== CLIENT_AUTH_TAG) throw new Error('not a client authorisation (wrong tag)');
@@ -86,11 +124,19 @@ export function parseWorkerPayout(cell: Cell): WorkerPayout {
 }
 
 export function signCell(cell: Cell, key: KeyObject): Buffer {
-  return sign(null, cell.hash(), key);
+  return signHash(cell.hash(), key);
 }
 
 export function verifyCell(cell: Cell, signature: Buffer, key: KeyObject): boolean {
-  return signature.length === 64 && verify(null, cell.hash(), key, signature);
+  return verifyHash(cell.hash(), signature, key);
+}
+
+export function signHash(hash: Buffer, key: KeyObject): Buffer {
+  return sign(null, hash, key);
+}
+
+export function verifyHash(hash: Buffer, signature: Buffer, key: KeyObject): boolean {
+  return signature.length === 64 && verify(null, hash, key, signature);
 }
 
 export function signClientAuth(a: ClientAuth, key: KeyObject): Signed<ClientAuth> {

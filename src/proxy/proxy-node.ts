@@ -209,16 +209,12 @@ export class ProxyNode {
     session.on('stream', (stream) => {
       account.then((a) => this.onClientCall(stream, peer, a)).catch((err) => stream.reset(err));
     });
-    let chain = Promise.resolve();
+    // In arrival order (callbacks on one promise run in order, and each checks its authorisation before
+    // its first await), while ledger commits of consecutive messages overlap.
     session.on('control', (payload) => {
-      chain = chain.then(async () => {
-        try {
-          const msg = parseMessage(controlSchema, payload, 'control');
-          await billing.desk.onClientControl(await account, session, msg);
-        } catch (err) {
-          session.close(err as CocoonError);
-        }
-      });
+      account
+        .then((a) => billing.desk.onClientControl(a, session, parseMessage(controlSchema, payload, 'control')))
+        .catch((err) => session.close(err as CocoonError));
     });
   }
 
