@@ -134,10 +134,11 @@ export class ClientAccount {
    * plus those bills, signed by the client's key for this contract and network. Nothing changes if it fails.
    */
   checkAuth(msg: AuthMessage): StoredAuth {
-    const prev = this.auth;
-    if (prev && msg.seqno <= prev.seqno) {
+    // The contract accepts only a seqno above its stored one, which starts at 0.
+    const prevSeqno = this.auth?.seqno ?? 0n;
+    if (msg.seqno <= prevSeqno) {
       throw new PaymentRefusedError(
-        `authorisation seqno ${msg.seqno} is not above ${prev.seqno} (replayed or stale)`,
+        `authorisation seqno ${msg.seqno} is not above ${prevSeqno} (replayed or stale)`,
         'stale_seqno',
       );
     }

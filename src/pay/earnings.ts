@@ -4,6 +4,13 @@ import { PaymentRefusedError } from '../errors.ts';
 import type { Ledger } from './ledger.ts';
 import { type Signed, verifyCell, type WorkerPayout, workerPayoutCell } from './signed-messages.ts';
 
+interface PayoutMessage {
+  seqno: bigint;
+  workerTotal: bigint;
+  proxyTotal: bigint;
+  signature: Buffer;
+}
+
 interface PayoutRecord {
   seqno: string;
   workerTotal: string;
@@ -42,13 +49,19 @@ export class Earnings {
     return this.latest?.payload.workerTotal ?? 0n;
   }
 
-  /** Verifies a payout and makes it the newest if it is newer; resolves once it is durable. */
-  async accept(p: {
-    seqno: bigint;
-    workerTotal: bigint;
-    proxyTotal: bigint;
-    signature: Buffer;
-  }): Promise<boolean> {
+  private writing: Promise<unknown> = Promise.resolve();
+
+  /** Verifies a payout and makes it the newest if it is newer; resolves once it is durable. One at a time. */
+  accept(p: PayoutMessage): Promise<boolean> {
+    const next = this.writing.then(
+      () => this.acceptNow(p),
+      () => this.acceptNow(p),
+    );
+    this.writing = next;
+    return next;
+  }
+
+  private async acceptNow(p: PayoutMessage): Promise<boolean> {
     const prev = this.latest?.payload;
     if (prev && p.seqno <= prev.seqno) return false; // an old one re-sent after a reconnect
     if (prev && (p.workerTotal < prev.workerTotal || p.proxyTotal < prev.proxyTotal)) {

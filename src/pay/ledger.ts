@@ -33,8 +33,11 @@ export class Ledger {
 
   /** Writes the records atomically; resolves once they are durable. */
   async commit(records: Iterable<readonly [string, unknown]>): Promise<void> {
+    // Encoded first: a value that cannot be stored fails the whole commit before anything is written
+    // (an async LMDB transaction does not roll back puts made before a throw).
+    const encoded = [...records].map(([k, v]) => [k, JSON.parse(JSON.stringify(v))] as const);
     await this.db.transaction(() => {
-      for (const [k, v] of records) void this.db.put(k, v);
+      for (const [k, v] of encoded) void this.db.put(k, v);
     });
   }
 

@@ -51,6 +51,7 @@ export class Payer {
   private lastSignedSeqno = 0n;
   private readonly bounds = new Map<string, RequestBound>();
   private queue: { bill: Bill; resolve: () => void; reject: (e: Error) => void }[] = [];
+  private flushing: Promise<void> | null = null;
 
   constructor(
     private readonly key: KeyObject,
@@ -111,8 +112,8 @@ export class Payer {
   pay(bill: Bill): Promise<void> {
     this.check(bill);
     return new Promise((resolve, reject) => {
-      if (this.queue.length === 0) queueMicrotask(() => void this.flush());
       this.queue.push({ bill, resolve, reject });
+      this.flushing ??= this.drain();
     });
   }
 
@@ -147,34 +148,44 @@ export class Payer {
         'wrong_bill',
       );
     }
+    this.bounds.delete(bill.requestId); // one bill per request: a second one is refused as unknown
   }
 
-  private async flush(): Promise<void> {
-    const batch = this.queue;
-    this.queue = [];
-    const contract = this.contract!;
-    let total = this.base.total;
-    for (const { bill } of batch) total += bill.cost.total;
-    const seqno = this.lastSignedSeqno + 1n;
-    this.lastSignedSeqno = seqno;
-    const signature = signHash(clientAuthHash({ globalId: this.globalId, contract, seqno, total }), this.key);
-    // The next batch builds on this one even while this one is being written (ledger commits keep order).
-    this.base = { seqno, total };
-    try {
-      await this.ledger.commit([
-        [
-          recordKey(contract),
-          { seqno: seqno.toString(), total: total.toString(), signature: signature.toString('hex') },
-        ],
-      ]);
-    } catch (err) {
-      for (const q of batch) q.reject(err as Error);
-      return;
+  /**
+   * Signs and writes one batch at a time: bills that arrive while a batch is being written form the next
+   * batch (so under load many bills share one signature and one commit), and the base advances only once
+   * a batch is durable, so a failed write never leaks into the next total.
+   */
+  private async drain(): Promise<void> {
+    await Promise.resolve(); // let the bills of this tick join the batch
+    while (this.queue.length > 0) {
+      const batch = this.queue;
+      this.queue = [];
+      const contract = this.contract!;
+      let total = this.base.total;
+      for (const { bill } of batch) total += bill.cost.total;
+      const seqno = this.lastSignedSeqno + 1n;
+      this.lastSignedSeqno = seqno;
+      const signature = signHash(
+        clientAuthHash({ globalId: this.globalId, contract, seqno, total }),
+        this.key,
+      );
+      try {
+        await this.ledger.commit([
+          [
+            recordKey(contract),
+            { seqno: seqno.toString(), total: total.toString(), signature: signature.toString('hex') },
+          ],
+        ]);
+      } catch (err) {
+        for (const q of batch) q.reject(err as Error);
+        continue;
+      }
+      this.base = { seqno, total };
+      this.send({ requestIds: batch.map((q) => q.bill.requestId), seqno, total, signature });
+      for (const q of batch) q.resolve();
     }
-    const requestIds = batch.map((q) => q.bill.requestId);
-    for (const id of requestIds) this.bounds.delete(id);
-    this.send({ requestIds, seqno, total, signature });
-    for (const q of batch) q.resolve();
+    this.flushing = null;
   }
 }
 

@@ -13,10 +13,18 @@ const USAGE_KEY = '"usage":{';
  * Amounts are written as JSON integers, exactly.
  */
 export function addCostToUsage(json: string, cost: UsageCost): string {
+  let open: number;
   const at = json.lastIndexOf(USAGE_KEY);
-  if (at < 0) return json;
-  const open = at + USAGE_KEY.length;
+  if (at >= 0) {
+    open = at + USAGE_KEY.length;
+  } else {
+    // Not compact (pretty-printed, or Python's json.dumps): find the last `"usage" : {` the slow way.
+    let m: RegExpExecArray | null = null;
+    for (const x of json.matchAll(/"usage"\s*:\s*\{/g)) m = x;
+    if (!m) return json;
+    open = m.index + m[0].length;
+  }
   const fields = `"prompt_cost":${cost.prompt},"completion_cost":${cost.completion},"total_cost":${cost.total}`;
-  const sep = json[open] === '}' ? '' : ',';
+  const sep = /^\s*\}/.test(json.slice(open, open + 64)) ? '' : ',';
   return `${json.slice(0, open)}${fields}${sep}${json.slice(open)}`;
 }
