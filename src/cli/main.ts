@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { buildClient, buildProxy, buildWorker } from '../config/build-nodes.ts';
+import type { buildClient, buildProxy, buildWorker } from '../config/build-nodes.ts';
 import {
   ConfigError,
   clientConfigSchema,
@@ -7,12 +7,18 @@ import {
   proxyConfigSchema,
   workerConfigSchema,
 } from '../config/config.ts';
-import { runLocal } from './local.ts';
+import { registerClientMoneyCommands } from './client-money-commands.ts';
+import { registerEarningsCommands } from './earnings-commands.ts';
+import { registerRootCommands } from './root-commands.ts';
+import { registerWalletCommands } from './wallet-commands.ts';
 
 /**
  * `cocoon` — one command for every role. Each daemon reads defaults < `--config file.json` < flags;
  * the config file uses the same keys as the flags in camelCase (e.g. {"httpPort": 10000}).
  */
+
+/** The daemons' code (backends, chain, payments) loads only when a daemon starts: other commands stay quick. */
+const nodes = () => import('../config/build-nodes.ts');
 
 const program = new Command('cocoon')
   .description('Cocoon: confidential, paid LLM inference on TON. Client, proxy and worker daemons.')
@@ -58,7 +64,7 @@ common(program.command('proxy').description('run a proxy: accepts workers and cl
   .action(async (o) => {
     const c = loadConfig(proxyConfigSchema, o.config, { ...o, config: undefined });
     await runUntilSignal(
-      async () => (await buildProxy(c)).start(),
+      async () => (await (await nodes()).buildProxy(c)).start(),
       (p: Awaited<ReturnType<typeof buildProxy>>) =>
         `proxy '${c.name}' [trust: ${c.trust}] workers on ${c.host}:${p.workerPort}, clients on ${c.host}:${p.clientPort}` +
         (p.statsUrl ? `, stats ${p.statsUrl}/stats` : ''),
@@ -104,7 +110,7 @@ common(
       models: o.model,
     });
     await runUntilSignal(
-      async () => (await buildWorker(c)).start(),
+      async () => (await (await nodes()).buildWorker(c)).start(),
       (w: Awaited<ReturnType<typeof buildWorker>>) =>
         `worker '${c.name}' [trust: ${c.trust}] serving ${c.models.join(', ')} via ${c.backend} to ` +
         `${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
@@ -130,7 +136,7 @@ common(program.command('client').description('run a client: the OpenAI API on lo
       apiKeys: o.apiKey,
     });
     await runUntilSignal(
-      async () => (await buildClient(c)).start(),
+      async () => (await (await nodes()).buildClient(c)).start(),
       (cl: Awaited<ReturnType<typeof buildClient>>) =>
         `client '${c.name}' [trust: ${c.trust}] OpenAI API at ${cl.baseUrl}, via proxy ${c.proxy.host}:${c.proxy.port}`,
     );
@@ -158,7 +164,14 @@ program
       'silent',
     ]),
   )
-  .action(runLocal);
+  .action(async (f) => (await import('./local.ts')).runLocal(f));
+
+// Money on TON: wallets, the root, and subcommands of the roles (`cocoon client deposit`, …). A role given
+// no subcommand still runs its daemon.
+registerWalletCommands(program);
+registerRootCommands(program);
+registerClientMoneyCommands(program);
+registerEarningsCommands(program);
 
 program.parseAsync().catch((err) => {
   if (err instanceof ConfigError) {

@@ -213,7 +213,9 @@ export class ProxyNode {
     // its first await), while ledger commits of consecutive messages overlap.
     session.on('control', (payload) => {
       account
-        .then((a) => billing.desk.onClientControl(a, session, parseMessage(controlSchema, payload, 'control')))
+        .then((a) =>
+          billing.desk.onClientControl(a, session, parseMessage(controlSchema, payload, 'control')),
+        )
         .catch((err) => session.close(err as CocoonError));
     });
   }

@@ -1,0 +1,210 @@
+import { homedir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { type Command, Option } from 'commander';
+import { z } from 'zod';
+import { GLOBAL_IDS } from '../chain/ton-chain.ts';
+import { createWalletFile, loadWalletFile, WalletFileError, walletFromMnemonic } from '../chain/wallet.ts';
+import { WALLET_FILE } from '../config/build-payments.ts';
+import { clientConfigSchema, loadConfig, proxyConfigSchema, workerConfigSchema } from '../config/config.ts';
+import {
+  type ChainFlags,
+  CliError,
+  chainFlags,
+  chainFlagValues,
+  describeError,
+  out,
+  printJson,
+  type Reach,
+  reachChain,
+  rows,
+  run,
+  ton,
+  walletError,
+  walletText,
+} from './chain-cli.ts';
+
+/** `cocoon wallet create|show`: the TON wallet (24-word mnemonic in `<dataDir>/wallet.json`) of a node. */
+
+export const WALLET_ROLES = ['client', 'proxy', 'worker', 'governance'] as const;
+type WalletRole = (typeof WALLET_ROLES)[number];
+
+const chainPart = clientConfigSchema.pick({ chainEndpoint: true, chainApiKey: true, root: true });
+
+/** The governance wallet (it owns the root): `cocoon deploy-root` and `cocoon wallet --role governance`. */
+export const governanceConfigSchema = chainPart.extend({
+  dataDir: z.string().default(join(homedir(), '.cocoon', 'governance')),
+});
+
+const anyWalletSchema = chainPart.extend({
+  dataDir: z.string({ error: 'say which wallet: --role client|proxy|worker|governance or --data-dir <dir>' }),
+});
+
+interface WalletFlags extends ChainFlags {
+  role?: WalletRole;
+}
+
+function walletConfig(f: WalletFlags): { dataDir: string; chainEndpoint: string; chainApiKey?: string } {
+  const flags = chainFlagValues(f);
+  const c =
+    f.role === 'client'
+      ? loadConfig(clientConfigSchema, f.config, flags)
+      : f.role === 'proxy'
+        ? loadConfig(proxyConfigSchema, f.config, flags)
+        : f.role === 'worker'
+          ? loadConfig(workerConfigSchema, f.config, flags)
+          : f.role === 'governance'
+            ? loadConfig(governanceConfigSchema, f.config, flags)
+            : loadConfig(anyWalletSchema, f.config, flags);
+  return {
+    dataDir: resolve(c.dataDir),
+    chainEndpoint: c.chainEndpoint,
+    ...(c.chainApiKey ? { chainApiKey: c.chainApiKey } : {}),
+  };
+}
+
+/** The chain, if it answers within a few seconds; otherwise why not. */
+async function tryReach(c: { chainEndpoint: string; chainApiKey?: string }): Promise<Reach | string> {
+  try {
+    return await reachChain(c, 8000);
+  } catch (err) {
+    return describeError(err);
+  }
+}
+
+/** The wallet's address on each public network (a V5 wallet id includes the network's global id). */
+async function publicAddresses(words: string[]) {
+  const [mainnet, testnet] = await Promise.all([
+    walletFromMnemonic(words, GLOBAL_IDS.mainnet),
+    walletFromMnemonic(words, GLOBAL_IDS.testnet),
+  ]);
+  return {
+    mainnet: walletText(mainnet.address, GLOBAL_IDS.mainnet),
+    testnet: walletText(testnet.address, GLOBAL_IDS.testnet),
+  };
+}
+
+async function create(f: WalletFlags): Promise<void> {
+  const c = walletConfig(f);
+  const path = join(c.dataDir, WALLET_FILE);
+  let words: string[];
+  try {
+    words = (await createWalletFile(path)).mnemonic;
+  } catch (err) {
+    if (err instanceof WalletFileError) throw new CliError(err.message);
+    throw err;
+  }
+  const reach = await tryReach(c);
+  const keepSafe = 'back it up and keep it private: whoever has the words controls the funds';
+  if (typeof reach !== 'string') {
+    const w = await walletFromMnemonic(words, reach.globalId);
+    if (f.json) {
+      printJson({
+        walletFile: path,
+        address: walletText(w.address, reach.globalId),
+        rawAddress: w.address.toRawString(),
+        globalId: reach.globalId,
+        endpoint: c.chainEndpoint,
+      });
+      return;
+    }
+    out(
+      `Created wallet ${path}\n` +
+        rows([
+          ['address', walletText(w.address, reach.globalId)],
+          ['network', `global id ${reach.globalId} (${c.chainEndpoint})`],
+          ['mnemonic', `24 words in ${path} (mode 0600); ${keepSafe}`],
+        ]) +
+        `Fund the address with TON before paying or being paid; check it with: cocoon wallet show --data-dir ${c.dataDir}\n`,
+    );
+    return;
+  }
+  const addresses = await publicAddresses(words);
+  if (f.json) {
+    printJson({ walletFile: path, address: null, chainError: reach, addresses });
+    return;
+  }
+  out(
+    `Created wallet ${path}\n` +
+      rows([
+        ['address', `unknown for ${c.chainEndpoint}: ${reach}`],
+        ['on mainnet', addresses.mainnet],
+        ['on testnet', addresses.testnet],
+        ['mnemonic', `24 words in ${path} (mode 0600); ${keepSafe}`],
+      ]),
+  );
+}
+
+async function show(f: WalletFlags): Promise<void> {
+  const c = walletConfig(f);
+  const path = join(c.dataDir, WALLET_FILE);
+  let words: string[];
+  try {
+    words = await loadWalletFile(path);
+  } catch (err) {
+    throw walletError(err, c.dataDir);
+  }
+  const reach = await tryReach(c);
+  if (typeof reach === 'string') {
+    const addresses = await publicAddresses(words);
+    if (f.json) {
+      printJson({ walletFile: path, address: null, balance: null, chainError: reach, addresses });
+      return;
+    }
+    out(
+      `wallet ${path}\n` +
+        rows([
+          ['address', `unknown for ${c.chainEndpoint}`],
+          ['on mainnet', addresses.mainnet],
+          ['on testnet', addresses.testnet],
+          ['balance', `unknown: ${reach}`],
+        ]),
+    );
+    return;
+  }
+  const w = await walletFromMnemonic(words, reach.globalId);
+  const state = await reach.chain.client.getContractState(w.address);
+  const status =
+    state.state === 'active' ? 'deployed' : state.balance > 0n ? 'funded, not deployed yet' : 'empty';
+  if (f.json) {
+    printJson({
+      walletFile: path,
+      address: walletText(w.address, reach.globalId),
+      rawAddress: w.address.toRawString(),
+      globalId: reach.globalId,
+      endpoint: c.chainEndpoint,
+      balance: state.balance,
+      status,
+    });
+    return;
+  }
+  out(
+    `wallet ${path}\n` +
+      rows([
+        ['address', walletText(w.address, reach.globalId)],
+        ['network', `global id ${reach.globalId} (${c.chainEndpoint})`],
+        ['balance', `${ton(state.balance)} (${status})`],
+      ]),
+  );
+}
+
+export function registerWalletCommands(program: Command): void {
+  const wallet = program
+    .command('wallet')
+    .description("a node's TON wallet: the 24-word mnemonic in <data dir>/wallet.json");
+  const roleOption = () =>
+    new Option('--role <role>', "use the role's default data dir (~/.cocoon/<role>)").choices(WALLET_ROLES);
+  chainFlags(
+    wallet
+      .command('create')
+      .description('create a new wallet in the data dir (never overwrites one) and print its address')
+      .addOption(roleOption()),
+    'where to create wallet.json (or use --role)',
+  ).action(run(create));
+  chainFlags(
+    wallet
+      .command('show')
+      .description("print the wallet's address and, if the chain is reachable, its balance")
+      .addOption(roleOption()),
+    'the data dir holding wallet.json (or use --role)',
+  ).action(run(show));
+}
