@@ -8,7 +8,7 @@ export interface RootParams {
   pricePerToken: bigint;
   /** Nanoton per token the worker receives; at most `pricePerToken`. */
   workerFeePerToken: bigint;
-  /** Multipliers in millionths (≤ 1 000 000). */
+  /** Multipliers in 1/10000 (10 000 = 1×, at most 1 000 000 = 100×). */
   promptMult: number;
   cachedMult: number;
   completionMult: number;
