@@ -166,6 +166,28 @@ program
   )
   .action(async (f) => (await import('./local.ts')).runLocal(f));
 
+program
+  .command('chain')
+  .description('run the embedded TON chain (sandbox, dev only) for daemons started separately, with a root')
+  .option('--data-dir <dir>', 'where the chain state and governance wallet live (default ./.cocoon/local)')
+  .option('--port <port>', 'port of its toncenter-style API (default 10100)')
+  .action(async (o: { dataDir?: string; port?: string }) => {
+    const { startLocalTon } = await import('../local/local-ton.ts');
+    const ton = await startLocalTon(
+      o.dataDir ?? '.cocoon/local',
+      o.port === undefined ? 10100 : Number(o.port),
+    );
+    process.stdout.write(
+      `local TON chain (sandbox, dev only) at ${ton.endpoint}\nroot ${ton.root.toString()}\n` +
+        `give daemons: --config with {"chainEndpoint": "${ton.endpoint}", "root": "${ton.root.toString()}"}\n`,
+    );
+    await new Promise<void>((r) => {
+      process.once('SIGINT', r);
+      process.once('SIGTERM', r);
+    });
+    await ton.stop();
+  });
+
 // Money on TON: wallets, the root, and subcommands of the roles (`cocoon client deposit`, …). A role given
 // no subcommand still runs its daemon.
 registerWalletCommands(program);

@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { promisify } from 'node:util';
+import { Address } from '@ton/core';
+import { TonClient } from '@ton/ton';
+import { RootContract } from '../../src/chain/contracts/root-contract.ts';
+import { LOCAL_PARAMS } from '../../src/local/local-ton.ts';
 
 const run = promisify(execFile);
 const bin = join(import.meta.dirname, '../../bin/cocoon.mjs');
@@ -36,6 +40,29 @@ describe('the cocoon command', () => {
     assert.match(stdout, /\(\d+ prompt \+ [1-9]\d* completion tokens, via client -> proxy -> worker\)/);
     assert.match(stdout, /cost 0\.\d{9} TON, signed by the client/);
     assert.match(stdout, /client contract: balance 10\.000000000 TON, stake 1\.000000000 TON/);
+  });
+
+  test('`cocoon chain` serves the embedded chain with a root that TonClient can read', async () => {
+    const child = spawn(process.execPath, [bin, 'chain', '--port', '0', '--data-dir', join(dir, 'chain')], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    try {
+      let text = '';
+      await new Promise<void>((resolve, reject) => {
+        child.once('exit', (code) => reject(new Error(`cocoon chain exited with ${code}`)));
+        child.stdout!.on('data', (d: Buffer) => {
+          text += d.toString();
+          if (text.includes('give daemons')) resolve();
+        });
+      });
+      const endpoint = /at (http:\S+)/.exec(text)![1]!;
+      const root = Address.parse(/root (\S+)/.exec(text)![1]!);
+      const client = new TonClient({ endpoint: `${endpoint}/jsonRPC` });
+      const params = await client.open(RootContract.fromAddress(root)).getParams();
+      assert.equal(params.pricePerToken, LOCAL_PARAMS.pricePerToken);
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 
   test('every role explains its options in --help', async () => {
