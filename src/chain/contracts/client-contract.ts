@@ -1,14 +1,6 @@
-import {
-  type Address,
-  beginCell,
-  type Cell,
-  type Contract,
-  type ContractProvider,
-  contractAddress,
-  type Sender,
-  SendMode,
-} from '@ton/core';
+import { type Address, beginCell, type Cell, type ContractProvider, type Sender } from '@ton/core';
 import type { ClientAuth, Signed } from '../../pay/signed-messages.ts';
+import { BaseContract } from './base-contract.ts';
 import { type ContractState, Op } from './opcodes.ts';
 
 /** Client contract: the client's prepaid balance, charged by the proxy with signed `ClientAuth`s. */
@@ -78,24 +70,9 @@ export function clientChargeBody(signed: Pick<Signed<ClientAuth>, 'cell' | 'sign
   return head(Op.clientCharge, queryId).storeBuffer(signed.signature, 64).storeRef(signed.cell).endCell();
 }
 
-export class ClientContract implements Contract {
-  constructor(
-    readonly address: Address,
-    readonly init?: { code: Cell; data: Cell },
-  ) {}
-
+export class ClientContract extends BaseContract {
   static fromInit(config: ClientConfig, code: Cell, workchain = 0): ClientContract {
-    const init = { code, data: clientContractData(config) };
-    return new ClientContract(contractAddress(workchain, init), init);
-  }
-
-  static fromAddress(address: Address): ClientContract {
-    return new ClientContract(address);
-  }
-
-  /** Sends any body; deploys the contract on the way when `init` is known and it is not active yet. */
-  async sendBody(provider: ContractProvider, via: Sender, value: bigint, body: Cell): Promise<void> {
-    await provider.internal(via, { value, sendMode: SendMode.PAY_GAS_SEPARATELY, body });
+    return BaseContract.at(ClientContract, code, clientContractData(config), workchain);
   }
 
   sendTopUp(p: ContractProvider, via: Sender, value: bigint, amount: bigint, queryId?: bigint) {

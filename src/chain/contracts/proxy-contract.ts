@@ -1,13 +1,5 @@
-import {
-  type Address,
-  beginCell,
-  type Cell,
-  type Contract,
-  type ContractProvider,
-  contractAddress,
-  type Sender,
-  SendMode,
-} from '@ton/core';
+import { type Address, beginCell, type Cell, type ContractProvider, type Sender } from '@ton/core';
+import { BaseContract } from './base-contract.ts';
 import { type ContractState, Op } from './opcodes.ts';
 
 /** Proxy contract: stake, pool of charged client money, commission; pays the workers. */
@@ -89,24 +81,9 @@ export function proxyCloseBody(queryId = 0n): Cell {
   return head(Op.proxyClose, queryId).endCell();
 }
 
-export class ProxyContract implements Contract {
-  constructor(
-    readonly address: Address,
-    readonly init?: { code: Cell; data: Cell },
-  ) {}
-
+export class ProxyContract extends BaseContract {
   static fromInit(config: ProxyConfig, code: Cell, workchain = 0): ProxyContract {
-    const init = { code, data: proxyContractData(config) };
-    return new ProxyContract(contractAddress(workchain, init), init);
-  }
-
-  static fromAddress(address: Address): ProxyContract {
-    return new ProxyContract(address);
-  }
-
-  /** Sends any body; deploys the contract on the way when `init` is known and it is not active yet. */
-  async sendBody(provider: ContractProvider, via: Sender, value: bigint, body: Cell): Promise<void> {
-    await provider.internal(via, { value, sendMode: SendMode.PAY_GAS_SEPARATELY, body });
+    return BaseContract.at(ProxyContract, code, proxyContractData(config), workchain);
   }
 
   sendChargeProceeds(

@@ -2,14 +2,12 @@ import {
   type Address,
   beginCell,
   type Cell,
-  type Contract,
   type ContractProvider,
-  contractAddress,
   Dictionary,
   type DictionaryValue,
   type Sender,
-  SendMode,
 } from '@ton/core';
+import { BaseContract } from './base-contract.ts';
 import { HashKind, Op } from './opcodes.ts';
 import { paramsCell, parseParams, type RootParams, readParams } from './params.ts';
 
@@ -96,24 +94,9 @@ export function changeOwnerBody(owner: Address, queryId = 0n): Cell {
   return head(Op.rootChangeOwner, queryId).storeAddress(owner).endCell();
 }
 
-export class RootContract implements Contract {
-  constructor(
-    readonly address: Address,
-    readonly init?: { code: Cell; data: Cell },
-  ) {}
-
+export class RootContract extends BaseContract {
   static fromInit(config: RootConfig, code: Cell, workchain = 0): RootContract {
-    const init = { code, data: rootContractData(config) };
-    return new RootContract(contractAddress(workchain, init), init);
-  }
-
-  static fromAddress(address: Address): RootContract {
-    return new RootContract(address);
-  }
-
-  /** Any owner operation deploys the contract when `init` is known and it is not active yet. */
-  async sendBody(provider: ContractProvider, via: Sender, value: bigint, body: Cell): Promise<void> {
-    await provider.internal(via, { value, sendMode: SendMode.PAY_GAS_SEPARATELY, body });
+    return BaseContract.at(RootContract, code, rootContractData(config), workchain);
   }
 
   sendSetParams(p: ContractProvider, via: Sender, value: bigint, params: RootParams, queryId?: bigint) {

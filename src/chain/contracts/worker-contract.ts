@@ -1,14 +1,6 @@
-import {
-  type Address,
-  beginCell,
-  type Cell,
-  type Contract,
-  type ContractProvider,
-  contractAddress,
-  type Sender,
-  SendMode,
-} from '@ton/core';
+import { type Address, beginCell, type Cell, type ContractProvider, type Sender } from '@ton/core';
 import type { Signed, WorkerPayout } from '../../pay/signed-messages.ts';
+import { BaseContract } from './base-contract.ts';
 import { Op } from './opcodes.ts';
 
 /** Worker contract: redeems the proxy's signed `WorkerPayout`s; the proxy contract pays the owner. */
@@ -59,24 +51,9 @@ export function workerPayoutBody(
     .endCell();
 }
 
-export class WorkerContract implements Contract {
-  constructor(
-    readonly address: Address,
-    readonly init?: { code: Cell; data: Cell },
-  ) {}
-
+export class WorkerContract extends BaseContract {
   static fromInit(config: WorkerConfig, code: Cell, workchain = 0): WorkerContract {
-    const init = { code, data: workerContractData(config) };
-    return new WorkerContract(contractAddress(workchain, init), init);
-  }
-
-  static fromAddress(address: Address): WorkerContract {
-    return new WorkerContract(address);
-  }
-
-  /** Sends any body; deploys the contract on the way when `init` is known and it is not active yet. */
-  async sendBody(provider: ContractProvider, via: Sender, value: bigint, body: Cell): Promise<void> {
-    await provider.internal(via, { value, sendMode: SendMode.PAY_GAS_SEPARATELY, body });
+    return BaseContract.at(WorkerContract, code, workerContractData(config), workchain);
   }
 
   /** Anyone may submit; attach at least `MIN_FORWARD_VALUE`. */
