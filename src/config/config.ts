@@ -104,6 +104,9 @@ export const clientConfigSchema = z.object({
   maxConcurrentRequests: z.coerce.number().int().min(1).default(512),
   apiKeys: z.array(z.string().min(1)).default([]),
   ...chainFields,
+  // The proxy's ledger is the authoritative record (fsync'd); the client's guards its seqnos and is
+  // reconciled with the proxy's on every connect, so surviving kill -9 is enough for it.
+  ledgerDurability: z.enum(['disk', 'process']).default('process'),
   trust,
   logLevel,
 });
