@@ -9,6 +9,7 @@ import {
   type CocoonError,
   MethodNotAllowedError,
   ModelNotFoundError,
+  ProtocolError,
   RateLimitError,
   RouteNotFoundError,
   ServiceUnavailableError,
@@ -105,7 +106,15 @@ export class ClientNode {
     });
     this.link.on('up', (session, peer) => {
       this.log.info({ proxy: this.link!.address, tier: peer.attestation.tier }, 'connected to proxy');
-      this.opts.payments?.attach(session, peer);
+      try {
+        this.opts.payments?.attach(session, peer);
+      } catch (err) {
+        // e.g. a proxy that does not take payments, or names no valid proxy contract
+        this.log.warn({ err: (err as Error).message }, 'cannot pay this proxy');
+        session.close(
+          new ProtocolError(`cannot pay this proxy: ${(err as Error).message}`, 'payments_unavailable'),
+        );
+      }
     });
     this.link.on('down', (err) =>
       this.log.warn({ proxy: this.link!.address, err: err.message }, 'proxy link down'),

@@ -1,3 +1,4 @@
+import { Address } from '@ton/core';
 import { z } from 'zod';
 import { ProtocolError, type WireError } from '../errors.ts';
 
@@ -7,6 +8,12 @@ import { ProtocolError, type WireError } from '../errors.ts';
  */
 
 const role = z.enum(['client', 'proxy', 'worker']);
+
+/** A TON address in any standard text form; checked here so no handler ever parses a bad one. */
+const tonAddress = z
+  .string()
+  .max(70)
+  .refine((a) => Address.isFriendly(a) || Address.isRaw(a), 'expected a TON address');
 
 /** First frame in each direction. The dialer offers [minVersion, maxVersion]; the acceptor answers with `version`. */
 export const helloSchema = z.object({
@@ -33,15 +40,15 @@ export const workerInfoSchema = z.object({
   enabled: z.boolean().default(true),
   backend: z.string().max(64).optional(),
   /** TON address of the worker's owner: its fees are paid there (through its worker contract). */
-  payoutAddress: z.string().min(48).max(70).optional(),
+  payoutAddress: tonAddress.optional(),
 });
 export type WorkerInfo = z.infer<typeof workerInfoSchema>;
 
 /** A client's Hello info when its proxy takes payments: the wallet that owns its client contract. */
-export const clientInfoSchema = z.object({ wallet: z.string().min(48).max(70) });
+export const clientInfoSchema = z.object({ wallet: tonAddress });
 
 /** A paying proxy's Hello info: the proxy contract that client and worker contracts are bound to. */
-export const proxyInfoSchema = z.object({ proxyContract: z.string().min(48).max(70) });
+export const proxyInfoSchema = z.object({ proxyContract: tonAddress });
 export type WorkerModel = z.infer<typeof workerModelSchema>;
 
 const tokenUsageSchema = z.object({
@@ -60,7 +67,7 @@ const signatureSchema = z
   .string()
   .regex(/^[0-9a-f]{128}$/, 'expected a 64-byte signature in hex')
   .transform((s) => Buffer.from(s, 'hex'));
-const addressSchema = z.string().min(48).max(70);
+const addressSchema = tonAddress;
 
 export const costSchema = z.object({
   prompt: nanotonSchema,

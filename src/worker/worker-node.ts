@@ -5,6 +5,7 @@ import {
   CocoonError,
   GatewayTimeoutError,
   ModelNotFoundError,
+  ProtocolError,
   RateLimitError,
   toWireError,
 } from '../errors.ts';
@@ -88,7 +89,17 @@ export class WorkerNode {
       link.on('up', (session, peer) => {
         this.log.info({ proxy: link.address, tier: peer.attestation.tier }, 'connected to proxy');
         session.on('stream', (stream) => void this.serve(stream));
-        if (this.opts.payments && session.peerHello?.info) this.opts.payments.attach(session, peer);
+        try {
+          this.opts.payments?.attach(session, peer);
+        } catch (err) {
+          this.log.warn({ err: (err as Error).message }, 'cannot be paid by this proxy');
+          session.close(
+            new ProtocolError(
+              `cannot be paid by this proxy: ${(err as Error).message}`,
+              'payments_unavailable',
+            ),
+          );
+        }
       });
       link.on('down', (err) => this.log.warn({ proxy: link.address, err: err.message }, 'proxy link down'));
       this.links.push(link.start());

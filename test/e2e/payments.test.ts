@@ -3,14 +3,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Address } from '@ton/core';
+import { Address, toNano } from '@ton/core';
 import OpenAI from 'openai';
 import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
 import { Op } from '../../src/chain/contracts/opcodes.ts';
 import { ProxyContract } from '../../src/chain/contracts/proxy-contract.ts';
+import { buildClient } from '../../src/config/build-nodes.ts';
+import { clientConfigSchema } from '../../src/config/config.ts';
 import { type LocalNetwork, startLocalNetwork } from '../../src/local/local-network.ts';
 import { LOCAL_PARAMS } from '../../src/local/local-ton.ts';
-import { post } from './harness.ts';
+import { Harness, post } from './harness.ts';
 
 /** Sums the `worker_paid` notices a wallet received: what the worker owner was actually paid. */
 async function workerPaidTo(net: LocalNetwork, owner: Address): Promise<bigint> {
@@ -125,5 +127,35 @@ describe('payments on the embedded TON chain', () => {
       max_tokens: 3,
     });
     assert.equal(ok.status, 200);
+  });
+
+  test('a paying client facing a proxy that takes no payments answers 503 and keeps running', async () => {
+    const h = new Harness();
+    try {
+      const free = await h.proxy();
+      const clientDir = join(dir, 'client-of-free-proxy');
+      await net.ton!.fundNode(clientDir, toNano('1'));
+      const c = await buildClient(
+        clientConfigSchema.parse({
+          dataDir: clientDir,
+          httpPort: 0,
+          proxy: `127.0.0.1:${free.clientPort}`,
+          chainEndpoint: net.ton!.endpoint,
+          root: net.ton!.root.toString(),
+          logLevel: 'silent',
+        }),
+      );
+      await c.start();
+      after(() => c.stop());
+      await new Promise((r) => setTimeout(r, 300)); // it connects, finds no proxy contract, hangs up
+      const res = await post(`${c.baseUrl}/chat/completions`, {
+        model: 'cocoon-tiny',
+        messages: [{ role: 'user', content: 'hi' }],
+      });
+      assert.equal(res.status, 503);
+      assert.equal((await fetch(`${c.url}/jsonstats`)).status, 200, 'the client still serves');
+    } finally {
+      await h.stop();
+    }
   });
 });
