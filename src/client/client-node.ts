@@ -24,13 +24,17 @@ import { type Logger, silentLogger } from '../ops/log.ts';
 import { addCostToUsage } from '../pay/usage-cost.ts';
 import type { InferenceKind } from '../protocol/inference.ts';
 import {
+  type ControlMessage,
+  controlSchema,
   inferenceTrailerSchema,
   type ModelList,
   modelListSchema,
   parseMessage,
+  type Serving,
 } from '../protocol/messages.ts';
 import type { ClientPayments } from './client-payments.ts';
 import { parseInferenceRequest, type RequestDefaults } from './openai-request.ts';
+import { addServing, servingHeaders } from './serving.ts';
 
 export interface ClientOptions {
   name: string;
@@ -67,6 +71,8 @@ export class ClientNode {
   private http: Awaited<ReturnType<typeof listenHttp>> | null = null;
   private readonly startedAt = Date.now();
   readonly counters = requestCounters();
+  /** Who serves each request in flight, as the proxy said before its first part. */
+  private readonly serving = new Map<string, Serving | null>();
 
   constructor(private readonly opts: ClientOptions) {
     this.log = opts.logger ?? silentLogger;
@@ -106,6 +112,19 @@ export class ClientNode {
     });
     this.link.on('up', (session, peer) => {
       this.log.info({ proxy: this.link!.address, tier: peer.attestation.tier }, 'connected to proxy');
+      session.on('control', (payload) => {
+        let msg: ControlMessage;
+        try {
+          msg = parseMessage(controlSchema, payload, 'control');
+        } catch (err) {
+          session.close(err as CocoonError);
+          return;
+        }
+        // Only for requests of ours in flight: a proxy cannot grow this map.
+        if (msg.type === 'request.serving' && this.serving.has(msg.requestId)) {
+          this.serving.set(msg.requestId, msg.serving);
+        }
+      });
       try {
         this.opts.payments?.attach(session, peer);
       } catch (err) {
@@ -182,6 +201,8 @@ export class ClientNode {
       object: 'model',
       created: 0,
       owned_by: 'cocoon',
+      // The trust tiers the workers serving it prove (what `min_trust_tier` can ask for).
+      trust_tiers: [...new Set(m.workers.map((w) => w.tier ?? 'dev'))],
       workers: m.workers,
     }));
     if (path === '/v1/models') {
@@ -228,6 +249,7 @@ export class ClientNode {
     }
     this.counters.total++;
     this.counters.inFlight++;
+    this.serving.set(requestId, null);
     const stream = session.openStream({ method: 'inference', requestId, request });
     stream.end(); // the call is all in OPEN; no request body follows
     // The caller hanging up cancels the request all the way to the engine.
@@ -254,18 +276,21 @@ export class ClientNode {
     } finally {
       this.counters.inFlight--;
       payments?.forget(requestId);
+      this.serving.delete(requestId);
       res.off('close', onClose);
     }
   }
 
   private async relayJson(stream: Stream, res: ServerResponse, requestId: string): Promise<void> {
     const parts = await stream.readAll();
+    const serving = this.serving.get(requestId);
     const tail = finalPart(stream.trailer);
-    const body = tail === null ? parts : Buffer.concat([parts, Buffer.from(tail)]);
+    const body = tail === null ? parts : Buffer.concat([parts, Buffer.from(addServing(tail, serving))]);
     res.writeHead(200, {
       'content-type': 'application/json',
       'content-length': body.length,
       'x-request-id': requestId,
+      ...servingHeaders(serving),
     });
     res.end(body);
   }
@@ -274,11 +299,13 @@ export class ClientNode {
   private async relaySse(stream: Stream, res: ServerResponse, requestId: string): Promise<void> {
     // Wait for the first part before committing to 200, so a refusal still gets its proper status.
     const first = await stream.next();
+    const serving = this.serving.get(requestId);
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       connection: 'keep-alive',
       'x-request-id': requestId,
+      ...servingHeaders(serving),
     });
     try {
       if (!first.done) {
@@ -286,7 +313,9 @@ export class ClientNode {
         for await (const part of stream) await this.writeEvent(res, part);
       }
       const tail = finalPart(stream.trailer);
-      if (tail !== null) await this.writeEvent(res, Buffer.from(tail));
+      // Without a usage chunk (not asked for), the headers alone say who served: OpenAI streams end with
+      // content chunks, and an extra chunk without choices would surprise clients.
+      if (tail !== null) await this.writeEvent(res, Buffer.from(addServing(tail, serving)));
       res.end('data: [DONE]\n\n');
     } catch (err) {
       if (err instanceof CancelledError || res.destroyed) throw err;

@@ -1,4 +1,5 @@
 import type { z } from 'zod';
+import type { TrustTier } from '../attest/types.ts';
 import { BadRequestError } from '../errors.ts';
 import type { InferenceKind, InferenceRequest } from '../protocol/inference.ts';
 import {
@@ -23,6 +24,8 @@ export interface RequestDefaults {
   maxTokens: number;
   timeoutMs: number;
   maxCoefficient: number;
+  /** Lowest worker trust tier accepted when the request names none. */
+  minTier?: TrustTier;
   /** Upper bound on a caller's `timeout`. */
   maxTimeoutMs?: number;
 }
@@ -78,6 +81,7 @@ export function parseInferenceRequest(
     maxTokens,
     timeoutMs,
     maxCoefficient: data.max_coefficient ?? defaults.maxCoefficient,
+    minTier: data.min_trust_tier ?? defaults.minTier ?? 'dev',
   };
 }
 

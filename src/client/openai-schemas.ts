@@ -141,6 +141,7 @@ const shared = {
     .nullish(),
   // Cocoon extras: read by the client daemon and removed before the body is forwarded.
   max_coefficient: int().min(0).nullish(),
+  min_trust_tier: z.enum(['dev', 'tee-cpu', 'tee-gpu']).nullish(),
   timeout: z.number().positive().nullish(),
   request_guid: z.string().nullish(),
   enable_debug: z.boolean().nullish(),
@@ -160,4 +161,10 @@ export const completionSchema = z.looseObject({
 export type BaseBody = z.output<z.ZodObject<typeof shared & { model: typeof model }, z.core.$loose>>;
 
 /** Cocoon's own request fields, never forwarded to an engine. */
-export const COCOON_EXTRAS = ['max_coefficient', 'timeout', 'request_guid', 'enable_debug'] as const;
+export const COCOON_EXTRAS = [
+  'max_coefficient',
+  'min_trust_tier',
+  'timeout',
+  'request_guid',
+  'enable_debug',
+] as const;

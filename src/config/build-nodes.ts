@@ -74,6 +74,7 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
       maxTokens: c.maxTokens,
       timeoutMs: Math.round(c.timeoutSeconds * 1000),
       maxCoefficient: c.maxCoefficient,
+      minTier: c.minTrustTier,
     },
     maxBodyBytes: c.maxBodyBytes,
     maxConcurrentRequests: c.maxConcurrentRequests,

@@ -96,6 +96,8 @@ export const clientConfigSchema = z.object({
   maxTokens: z.coerce.number().int().min(1).default(1024),
   timeoutSeconds: z.coerce.number().positive().default(120),
   maxCoefficient: z.coerce.number().int().min(0).default(4000),
+  /** Lowest worker trust tier accepted (a request may ask for more with `min_trust_tier`). */
+  minTrustTier: z.enum(['dev', 'tee-cpu', 'tee-gpu']).default('dev'),
   maxBodyBytes: z.coerce
     .number()
     .int()

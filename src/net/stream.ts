@@ -80,6 +80,14 @@ export class Stream implements AsyncIterableIterator<Buffer> {
     return this.session.whenWritable();
   }
 
+  /**
+   * Sends a CONTROL message on this stream's session. Frames of one session keep their order, so the
+   * peer sees it before any DATA this stream sends afterwards.
+   */
+  sessionControl(message: unknown): void {
+    this.session.sendControl(message);
+  }
+
   /** Half-closes our side with an optional JSON trailer. */
   end(trailer?: unknown): void {
     if (this.error || this.outboundEnded) return;

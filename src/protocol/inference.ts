@@ -4,6 +4,8 @@
  * few normalized fields it needs, so engines see every OpenAI field we do not interpret ourselves.
  */
 
+import type { TrustTier } from '../attest/types.ts';
+
 export type InferenceKind = 'chat' | 'completion';
 
 /** Most choices (`n`) one request may ask for: every choice costs a full completion on the worker. */
@@ -24,6 +26,8 @@ export interface InferenceRequest {
   timeoutMs: number;
   /** Highest worker price coefficient (1000 = 1×) the caller accepts. */
   maxCoefficient: number;
+  /** Lowest trust tier of the worker the caller accepts (`dev` accepts any). */
+  minTier: TrustTier;
 }
 
 /** Raw token counts of one finished request, as the engine reported them. */

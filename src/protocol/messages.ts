@@ -8,6 +8,19 @@ import { ProtocolError, type WireError } from '../errors.ts';
  */
 
 const role = z.enum(['client', 'proxy', 'worker']);
+export const trustTierSchema = z.enum(['dev', 'tee-cpu', 'tee-gpu']);
+
+/** Who serves a request, as the client is told before the first token: what the user can check. */
+export const servingSchema = z.object({
+  worker: z.string().max(200),
+  /** Trust tier proved by the worker's attestation. */
+  tier: trustTierSchema,
+  /** SHA-256 over the worker's measured image (hex). */
+  image: z.string().max(64),
+  /** The model identity the worker serves (`name@revision:hash`, or the bare name). */
+  model: z.string().max(300),
+});
+export type Serving = z.infer<typeof servingSchema>;
 
 /** A TON address in any standard text form; checked here so no handler ever parses a bad one. */
 const tonAddress = z
@@ -80,6 +93,8 @@ const clientAuthWire = z.object({ seqno: nanotonSchema, total: nanotonSchema, si
 
 export const controlSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('worker.status'), info: workerInfoSchema }),
+  /** proxy → client, before the first part of a request: the worker that serves it. */
+  z.object({ type: z.literal('request.serving'), requestId: z.string().max(100), serving: servingSchema }),
   /** proxy → client, on connect and when the chain changes: the account the proxy bills. */
   z.object({
     type: z.literal('pay.account'),
@@ -131,6 +146,7 @@ export const inferenceRequestSchema = z.object({
   maxTokens: z.number().int().nonnegative(),
   timeoutMs: z.number().int().positive(),
   maxCoefficient: z.number().int().nonnegative(),
+  minTier: trustTierSchema.default('dev'),
 });
 
 /** OPEN header: the call a stream carries. */
@@ -164,7 +180,14 @@ export const modelListSchema = z.object({
   models: z.array(
     z.object({
       id: z.string(),
-      workers: z.array(z.object({ coefficient: z.number(), running: z.number(), maxConcurrent: z.number() })),
+      workers: z.array(
+        z.object({
+          coefficient: z.number(),
+          running: z.number(),
+          maxConcurrent: z.number(),
+          tier: trustTierSchema.optional(),
+        }),
+      ),
     }),
   ),
 });

@@ -256,7 +256,7 @@ export class ProxyNode {
     const desk = this.opts.billing?.desk;
     let reservation = 0n;
     try {
-      worker = chooseWorker(this.registry, request.model, request.maxCoefficient);
+      worker = chooseWorker(this.registry, request.model, request.maxCoefficient, request.minTier);
       // Refused here, before any worker runs, if the client's credit cannot cover the worst case.
       if (desk && account) reservation = desk.reserve(account, request, clientStream.headerBytes);
     } catch (err) {
@@ -283,6 +283,12 @@ export class ProxyNode {
     let usage: TokenUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
     let error: CocoonError | undefined;
     let callerCancelled = false;
+    // The caller learns who serves it (tier, image, model identity) before the first token.
+    clientStream.sessionControl({
+      type: 'request.serving',
+      requestId,
+      serving: worker.serving(request.model),
+    });
     try {
       workerStream = worker.session.openStream({ method: 'inference', requestId, request: forwarded });
       workerStream.end(); // the call is all in OPEN; no request body follows
@@ -360,7 +366,12 @@ export class ProxyNode {
           .filter((w) => w.info.enabled)
           .map((w) => {
             const m = w.model(id)!;
-            return { coefficient: m.coefficient, running: w.running, maxConcurrent: m.maxConcurrent };
+            return {
+              coefficient: m.coefficient,
+              running: w.running,
+              maxConcurrent: m.maxConcurrent,
+              tier: w.peer.attestation.tier,
+            };
           })
           .sort((a, b) => a.coefficient - b.coefficient),
       })),

@@ -1,3 +1,4 @@
+import { TRUST_TIER_RANK, type TrustTier } from '../attest/types.ts';
 import { ModelNotFoundError, ServiceUnavailableError } from '../errors.ts';
 import type { WorkerConnection, WorkerRegistry } from './worker-registry.ts';
 
@@ -15,6 +16,7 @@ export function chooseWorker(
   registry: WorkerRegistry,
   model: string,
   maxCoefficient: number,
+  minTier: TrustTier = 'dev',
 ): WorkerConnection {
   const candidates = registry.serving(model);
   if (candidates.length === 0) throw new ModelNotFoundError(model);
@@ -26,9 +28,17 @@ export function chooseWorker(
   let bestWeight = Number.POSITIVE_INFINITY;
   let cheapestTooExpensive = Number.POSITIVE_INFINITY;
   let full = 0;
+  let bestTierSeen: TrustTier | null = null;
+  const required = TRUST_TIER_RANK[minTier];
   for (const w of candidates) {
     const m = w.model(model)!;
     if (!w.info.enabled) continue;
+    // A hard requirement of the caller (privacy), checked before load or price.
+    const tier = w.peer.attestation.tier;
+    if (TRUST_TIER_RANK[tier] < required) {
+      if (bestTierSeen === null || TRUST_TIER_RANK[tier] > TRUST_TIER_RANK[bestTierSeen]) bestTierSeen = tier;
+      continue;
+    }
     if (w.running >= m.maxConcurrent) {
       full++;
       continue;
@@ -44,6 +54,12 @@ export function chooseWorker(
     }
   }
   if (best) return best;
+  if (bestTierSeen !== null && full === 0 && !Number.isFinite(cheapestTooExpensive)) {
+    throw new ServiceUnavailableError(
+      `No worker for '${model}' offers trust tier '${minTier}' (min_trust_tier); the workers serving it prove at most '${bestTierSeen}'.`,
+      'trust_tier_unavailable',
+    );
+  }
   if (Number.isFinite(cheapestTooExpensive)) {
     throw new ServiceUnavailableError(
       `No worker for '${model}' within max_coefficient=${maxCoefficient}; the cheapest available asks coefficient=${cheapestTooExpensive}.`,

@@ -1,7 +1,7 @@
 import type { PeerIdentity } from '../attest/types.ts';
 import type { Session } from '../net/session.ts';
 import type { WorkerAccount } from '../pay/worker-account.ts';
-import type { WorkerInfo } from '../protocol/messages.ts';
+import type { Serving, WorkerInfo } from '../protocol/messages.ts';
 
 /** A connected worker as the proxy sees it: what it serves, how loaded it is, how it has performed. */
 export class WorkerConnection {
@@ -25,6 +25,17 @@ export class WorkerConnection {
 
   model(name: string) {
     return this.info.models.find((m) => m.name === name);
+  }
+
+  /** What the client is shown about this worker for a request on `model`. */
+  serving(model: string): Serving {
+    const identity = this.peer.claims.models?.find((m) => m === model || m.startsWith(`${model}@`));
+    return {
+      worker: this.name,
+      tier: this.peer.attestation.tier,
+      image: this.peer.attestation.imageHash,
+      model: identity ?? model,
+    };
   }
 
   recordFinish(ok: boolean, durationMs: number): void {

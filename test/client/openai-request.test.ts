@@ -59,6 +59,7 @@ describe('OpenAI request parsing: accepted bodies', () => {
       maxTokens: 1024,
       timeoutMs: 30_000,
       maxCoefficient: 2000,
+      minTier: 'dev',
       body: {
         model: 'm',
         messages: [{ role: 'user', content: 'hi' }],

@@ -8,7 +8,7 @@ import { WorkerRegistry } from '../../src/proxy/worker-registry.ts';
 
 // The router reads only the registry's figures; sessions and identities are irrelevant to it.
 const noSession = {} as Session;
-const noPeer = {} as PeerIdentity;
+const noPeer = { attestation: { kind: 'dev', tier: 'dev', imageHash: '00' } } as PeerIdentity;
 
 function registryWith(...workers: { name: string; coefficient?: number; max?: number; model?: string }[]) {
   const r = new WorkerRegistry();
@@ -74,5 +74,15 @@ describe('chooseWorker', () => {
     const { r, conns } = registryWith({ name: 'a' }, { name: 'b' });
     conns[0]!.info = { ...conns[0]!.info, enabled: false };
     assert.equal(chooseWorker(r, 'm', 4000).name, 'b');
+  });
+
+  test("workers below the caller's min trust tier are skipped; none left -> 503 trust_tier_unavailable", () => {
+    const { r } = registryWith({ name: 'a' }, { name: 'b' });
+    assert.equal(chooseWorker(r, 'm', 4000, 'dev').name, 'a');
+    assert.throws(
+      () => chooseWorker(r, 'm', 4000, 'tee-gpu'),
+      (e: CocoonError) =>
+        e.status === 503 && e.code === 'trust_tier_unavailable' && /tee-gpu.*at most 'dev'/.test(e.message),
+    );
   });
 });

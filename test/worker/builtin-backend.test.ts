@@ -30,6 +30,7 @@ function chatReq(content: string, body: Body = {}, extra: Partial<InferenceReque
     maxTokens: 4096,
     timeoutMs: 60_000,
     maxCoefficient: 1000,
+    minTier: 'dev',
     ...extra,
   };
 }

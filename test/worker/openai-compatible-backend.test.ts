@@ -21,6 +21,7 @@ function request(over: Partial<InferenceRequest> = {}): InferenceRequest {
     maxTokens: 100,
     timeoutMs: 10_000,
     maxCoefficient: 4000,
+    minTier: 'dev',
     ...over,
   };
 }
