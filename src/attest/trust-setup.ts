@@ -3,6 +3,7 @@ import { type NodeRole, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION } from '../pr
 import { createNodeCertificate, type NodeCertificate } from './certificate.ts';
 import { DevAttestationProvider, DevAttestationVerifier } from './dev/index.ts';
 import type { NodeKey } from './identity.ts';
+import { type PolicySource, StaticPolicy } from './policy.ts';
 import type { AttestationProvider, AttestationVerifier, TrustTier } from './types.ts';
 
 /**
@@ -17,6 +18,8 @@ export interface TrustSetup {
   verifiers: ReadonlyMap<string, AttestationVerifier>;
   /** Lowest tier this node accepts from peers. */
   minPeerTier: TrustTier;
+  /** Image and model allow-lists (root contract or config); unrestricted unless configured. */
+  policy: PolicySource;
 }
 
 /** How a trust mode is shown to people (stats pages, start-up lines): dev mode always says what it is. */
@@ -33,6 +36,7 @@ export function trustSetup(mode: TrustMode): TrustSetup {
         provider: new DevAttestationProvider(),
         verifiers: new Map([[verifier.kind, verifier]]),
         minPeerTier: 'dev',
+        policy: new StaticPolicy(),
       };
     }
   }

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
+import { checkPeerPolicy } from '../attest/policy.ts';
 import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
 import {
   AuthenticationError,
@@ -101,7 +102,12 @@ export class ClientNode {
     this.link = new PeerLink({
       ...this.opts.proxy,
       credentials,
-      trust: { verifiers: this.opts.trust.verifiers, roles: ['proxy'], minTier: this.opts.trust.minPeerTier },
+      trust: {
+        verifiers: this.opts.trust.verifiers,
+        roles: ['proxy'],
+        minTier: this.opts.trust.minPeerTier,
+        policy: (peer) => checkPeerPolicy(peer, this.opts.trust.policy.current()),
+      },
       session: {
         hello: {
           role: 'client',

@@ -1,6 +1,11 @@
+import { Address } from '@ton/core';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
-import { trustSetup } from '../attest/trust-setup.ts';
+import { StaticPolicy } from '../attest/policy.ts';
+import { type TrustSetup, trustSetup } from '../attest/trust-setup.ts';
+import { RootPolicy } from '../chain/root-policy.ts';
+import { TonChain } from '../chain/ton-chain.ts';
 import { ClientNode } from '../client/client-node.ts';
+import type { Logger } from '../ops/log.ts';
 import { createLogger } from '../ops/log.ts';
 import { ProxyNode } from '../proxy/proxy-node.ts';
 import { WorkerNode } from '../worker/worker-node.ts';
@@ -8,6 +13,34 @@ import { buildClientPayments, buildProxyBilling, buildWorkerPayments } from './b
 import { type ClientConfig, ConfigError, type ProxyConfig, type WorkerConfig } from './config.ts';
 
 /** Builds each daemon from its validated configuration. */
+
+interface TrustConfig {
+  trust: 'dev';
+  trustFromRoot: boolean;
+  root?: string | undefined;
+  chainEndpoint: string;
+  chainApiKey?: string | undefined;
+  allowedProxyImages?: string[] | undefined;
+  allowedWorkerImages?: string[] | undefined;
+  allowedModels?: string[] | undefined;
+}
+
+/** The trust mode plus its allow-lists: from the root contract, from config, or none (dev). */
+async function trustFor(c: TrustConfig, log: Logger): Promise<TrustSetup> {
+  const base = trustSetup(c.trust);
+  if (c.trustFromRoot) {
+    if (!c.root) throw new ConfigError('trustFromRoot: needs root (the root contract address)');
+    const chain = TonChain.connect({
+      endpoint: c.chainEndpoint,
+      ...(c.chainApiKey ? { apiKey: c.chainApiKey } : {}),
+    });
+    return { ...base, policy: await new RootPolicy(chain.client, Address.parse(c.root), log).start() };
+  }
+  if (c.allowedProxyImages || c.allowedWorkerImages || c.allowedModels) {
+    return { ...base, policy: StaticPolicy.fromConfig(c) };
+  }
+  return base;
+}
 
 /** Async because a paying proxy first opens the chain, its wallet and ledger (and deploys its contract). */
 export async function buildProxy(c: ProxyConfig): Promise<ProxyNode> {
@@ -21,7 +54,7 @@ export async function buildProxy(c: ProxyConfig): Promise<ProxyNode> {
     clientPort: c.clientPort,
     statsHost: c.statsHost,
     statsPort: c.statsPort,
-    trust: trustSetup(c.trust),
+    trust: await trustFor(c, logger),
     logger,
     ...(billing ? { billing } : {}),
   });
@@ -33,12 +66,15 @@ export async function buildWorker(c: WorkerConfig): Promise<WorkerNode> {
     throw new ConfigError('backend openai-compatible needs --upstream (e.g. http://127.0.0.1:8000/v1)');
   }
   const { createBackend } = await import('../worker/backends/create-backend.ts');
+  // Models may be given as identities `name@revision:hash`: the backend serves (and routing uses) the
+  // base name; the identity goes into the worker's certificate for the proxy's model policy.
+  const baseNames = c.models.map((m) => m.split('@')[0]!);
   const backend =
     c.backend === 'builtin'
-      ? createBackend({ backend: 'builtin', models: c.models, tokenDelayMs: c.tokenDelayMs })
+      ? createBackend({ backend: 'builtin', models: baseNames, tokenDelayMs: c.tokenDelayMs })
       : createBackend({
           backend: 'openai-compatible',
-          models: c.models,
+          models: baseNames,
           upstream: c.upstream!,
           ...(c.upstreamModel ? { upstreamModel: c.upstreamModel } : {}),
           ...(c.upstreamApiKey ? { upstreamApiKey: c.upstreamApiKey } : {}),
@@ -52,9 +88,10 @@ export async function buildWorker(c: WorkerConfig): Promise<WorkerNode> {
     backend,
     maxConcurrent: c.maxConcurrent,
     coefficient: c.coefficient,
+    modelIdentities: c.models,
     statsHost: c.statsHost,
     statsPort: c.statsPort,
-    trust: trustSetup(c.trust),
+    trust: await trustFor(c, logger),
     logger,
     ...(paid ? { payments: paid.payments } : {}),
   });
@@ -69,7 +106,7 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
     httpHost: c.httpHost,
     httpPort: c.httpPort,
     proxy: c.proxy,
-    trust: trustSetup(c.trust),
+    trust: await trustFor(c, logger),
     defaults: {
       maxTokens: c.maxTokens,
       timeoutMs: Math.round(c.timeoutSeconds * 1000),

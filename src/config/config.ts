@@ -28,7 +28,20 @@ const tonText = z.string().regex(/^\d+(\.\d{1,9})?$/, 'expected an amount of TON
  * Where TON is: a toncenter-style HTTP API (the local chain `cocoon local` runs, testnet or mainnet) and
  * the root contract. Without `root`, payments are off and the daemon says so.
  */
+/**
+ * Allow-lists of peer images (hex SHA-256 of the measurements) and model content hashes. Absent: not
+ * restricted (dev). `trustFromRoot`: take them from the root contract instead, enforced exactly.
+ */
+const hexHash = z.string().regex(/^[0-9a-fA-F]{64}$/, 'expected a 64-hex-digit hash');
+const policyFields = {
+  allowedProxyImages: z.array(hexHash).optional(),
+  allowedWorkerImages: z.array(hexHash).optional(),
+  allowedModels: z.array(hexHash).optional(),
+  trustFromRoot: z.boolean().default(false),
+};
+
 const chainFields = {
+  ...policyFields,
   chainEndpoint: z.url().default('http://127.0.0.1:10100'),
   chainApiKey: z.string().optional(),
   root: z.string().min(48).max(70).optional(),

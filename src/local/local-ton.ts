@@ -7,7 +7,12 @@ import { topUpBody } from '../chain/contracts/client-contract.ts';
 import { loadContractCode } from '../chain/contracts/code.ts';
 import { HashKind } from '../chain/contracts/opcodes.ts';
 import type { RootParams } from '../chain/contracts/params.ts';
-import { addHashBody, RootContract, registerProxyBody } from '../chain/contracts/root-contract.ts';
+import {
+  addHashBody,
+  delHashBody,
+  RootContract,
+  registerProxyBody,
+} from '../chain/contracts/root-contract.ts';
 import { LocalChain } from '../chain/local-chain.ts';
 import { type LocalChainServer, startLocalChainServer } from '../chain/local-chain-server.ts';
 import { TonPayments } from '../chain/payments-chain.ts';
@@ -42,6 +47,8 @@ export interface LocalTon {
   chain: TonChain;
   /** Creates (if needed) and funds the wallet in a node's data dir; returns its address. */
   fundNode(dataDir: string, minBalance: bigint): Promise<Address>;
+  /** Governance: adds or removes an allowed proxy image / worker image / model hash (hex) in the root. */
+  setAllowed(kind: HashKind, hashHex: string, allowed: boolean): Promise<void>;
   /** Registers a proxy contract in the root (governance), if it is not yet. */
   registerProxy(proxyContract: Address, endpoint: string): Promise<void>;
   /** Tops up a client's contract from its own wallet (deploying it the first time) to at least `amount`. */
@@ -105,6 +112,11 @@ export async function startLocalTon(dataDir: string, port = 0): Promise<LocalTon
       const s = await senderOf(dir);
       await fund(s.address, minBalance);
       return s.address;
+    },
+    async setAllowed(kind, hashHex, allowed) {
+      const hash = BigInt(`0x${hashHex}`);
+      const body = allowed ? addHashBody(kind, hash) : delHashBody(kind, hash);
+      await governance.send([{ to: root.address, value: toNano('0.1'), body }]);
     },
     async registerProxy(proxyContract, endpoint) {
       const { proxies } = await rootC.getRootData();

@@ -1,5 +1,6 @@
 import { Address } from '@ton/core';
 import { loadOrCreateNodeKey, rawPublicKeyFromHex } from '../attest/identity.ts';
+import { checkPeerPolicy } from '../attest/policy.ts';
 import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
 import type { PeerIdentity } from '../attest/types.ts';
 import {
@@ -104,6 +105,7 @@ export class ProxyNode {
   }
 
   async start(): Promise<this> {
+    this.opts.trust.policy.onChange(() => this.recheckWorkers());
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
     const { credentials } = await makeCredentials(key, 'proxy', this.opts.trust.provider);
     const { verifiers, minPeerTier } = this.opts.trust;
@@ -116,7 +118,7 @@ export class ProxyNode {
       host: this.opts.host,
       port: this.opts.workerPort,
       credentials,
-      trust: { verifiers, roles: ['worker'], minTier: minPeerTier },
+      trust: { verifiers, roles: ['worker'], minTier: minPeerTier, policy: (p) => this.checkPolicy(p) },
       session: {
         hello: { role: 'proxy', name: this.opts.name, info: this.helloInfo() },
         acceptHello: (hello) => {
@@ -136,7 +138,7 @@ export class ProxyNode {
       host: this.opts.host,
       port: this.opts.clientPort,
       credentials,
-      trust: { verifiers, roles: ['client'], minTier: minPeerTier },
+      trust: { verifiers, roles: ['client'], minTier: minPeerTier, policy: (p) => this.checkPolicy(p) },
       session: {
         hello: { role: 'proxy', name: this.opts.name, info: this.helloInfo() },
         acceptHello: (hello) => {
@@ -155,6 +157,24 @@ export class ProxyNode {
       );
     }
     return this;
+  }
+
+  private checkPolicy(peer: PeerIdentity): void {
+    checkPeerPolicy(peer, this.opts.trust.policy.current());
+  }
+
+  /** The allow-lists changed (root contract or config): workers no longer on them are dropped. */
+  private recheckWorkers(): void {
+    for (const w of this.registry.all()) {
+      try {
+        this.checkPolicy(w.peer);
+      } catch (err) {
+        const e = err as CocoonError;
+        this.refusals[e.code ?? 'refused'] = (this.refusals[e.code ?? 'refused'] ?? 0) + 1;
+        this.log.warn({ worker: w.name, code: e.code, reason: e.message }, 'worker dropped by policy');
+        w.session.close(e);
+      }
+    }
   }
 
   private addWorker(session: Session, peer: PeerIdentity): void {

@@ -1,4 +1,5 @@
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
+import { checkPeerPolicy } from '../attest/policy.ts';
 import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
 import {
   BadRequestError,
@@ -29,6 +30,8 @@ export interface WorkerOptions {
   maxConcurrent: number;
   /** Price coefficient, 1000 = 1×. */
   coefficient: number;
+  /** Model identities (`name@revision:hash`) put in the certificate; default the backend's base names. */
+  modelIdentities?: string[];
   trust: TrustSetup;
   statsHost?: string;
   /** null: no stats server. */
@@ -72,7 +75,7 @@ export class WorkerNode {
 
   async start(): Promise<this> {
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
-    const models = this.opts.backend.models();
+    const models = this.opts.modelIdentities ?? this.opts.backend.models();
     const { credentials } = await makeCredentials(key, 'worker', this.opts.trust.provider, models);
     for (const p of this.opts.proxies) {
       const link = new PeerLink({
@@ -83,6 +86,7 @@ export class WorkerNode {
           verifiers: this.opts.trust.verifiers,
           roles: ['proxy'],
           minTier: this.opts.trust.minPeerTier,
+          policy: (peer) => checkPeerPolicy(peer, this.opts.trust.policy.current()),
         },
         session: { hello: { role: 'worker', name: this.opts.name, info: this.info() } },
       });

@@ -33,7 +33,12 @@ export class Harness {
     return p;
   }
 
-  async worker(proxy: ProxyNode, extra: Record<string, unknown> = {}): Promise<WorkerNode> {
+  /** Starts a worker and waits until the proxy registered it (`register: false`: does not wait). */
+  async worker(
+    proxy: ProxyNode,
+    extra: Record<string, unknown> = {},
+    { register = true } = {},
+  ): Promise<WorkerNode> {
     const before = proxy.registry.size;
     const w = await buildWorker(
       workerConfigSchema.parse({
@@ -47,7 +52,7 @@ export class Harness {
     );
     await w.start();
     this.stoppers.push(() => w.stop());
-    await until(() => proxy.registry.size > before, 'worker registered at the proxy');
+    if (register) await until(() => proxy.registry.size > before, 'worker registered at the proxy');
     return w;
   }
 
