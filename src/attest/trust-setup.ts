@@ -20,6 +20,25 @@ export interface TrustSetup {
   minPeerTier: TrustTier;
   /** Image and model allow-lists (root contract or config); unrestricted unless configured. */
   policy: PolicySource;
+  /** How long this node's certificates are valid; they are re-issued at 3/4 of it. */
+  certValidityMs?: number;
+}
+
+export const CERT_VALIDITY_MS = 24 * 3600_000;
+
+/**
+ * Re-issues this node's certificate (a fresh quote over fresh claims) at 3/4 of its validity, for as
+ * long as the node runs; `apply` hands it to the listeners and dialers. Returns a stop function.
+ */
+export function rotateCredentials(
+  issue: () => Promise<TlsCredentials>,
+  apply: (credentials: TlsCredentials) => void,
+  validityMs: number,
+  onError: (err: unknown) => void,
+): () => void {
+  const timer = setInterval(() => issue().then(apply, onError), Math.max(50, Math.floor(validityMs * 0.75)));
+  timer.unref();
+  return () => clearInterval(timer);
 }
 
 /** How a trust mode is shown to people (stats pages, start-up lines): dev mode always says what it is. */
@@ -48,10 +67,12 @@ export async function makeCredentials(
   role: NodeRole,
   provider: AttestationProvider,
   models?: string[],
+  validityMs = CERT_VALIDITY_MS,
 ): Promise<{ cert: NodeCertificate; credentials: TlsCredentials }> {
   const cert = await createNodeCertificate({
     key,
     provider,
+    validityMs,
     claims: {
       role,
       protocol: { min: PROTOCOL_MIN_VERSION, max: PROTOCOL_MAX_VERSION },

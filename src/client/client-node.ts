@@ -2,7 +2,13 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { checkPeerPolicy } from '../attest/policy.ts';
-import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
+import {
+  CERT_VALIDITY_MS,
+  makeCredentials,
+  rotateCredentials,
+  type TrustSetup,
+  trustLabel,
+} from '../attest/trust-setup.ts';
 import {
   AuthenticationError,
   BadRequestError,
@@ -72,6 +78,7 @@ export class ClientNode {
   private http: Awaited<ReturnType<typeof listenHttp>> | null = null;
   private readonly startedAt = Date.now();
   readonly counters = requestCounters();
+  private stopRotation: () => void = () => {};
   /** Who serves each request in flight, as the proxy said before its first part. */
   private readonly serving = new Map<string, Serving | null>();
 
@@ -98,7 +105,16 @@ export class ClientNode {
 
   async start(): Promise<this> {
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
-    const { credentials } = await makeCredentials(key, 'client', this.opts.trust.provider);
+    const validity = this.opts.trust.certValidityMs ?? CERT_VALIDITY_MS;
+    const issue = async () =>
+      (await makeCredentials(key, 'client', this.opts.trust.provider, undefined, validity)).credentials;
+    const credentials = await issue();
+    this.stopRotation = rotateCredentials(
+      issue,
+      (c) => this.link?.setCredentials(c),
+      validity,
+      (err) => this.log.error({ err: String(err) }, 'certificate rotation failed'),
+    );
     this.link = new PeerLink({
       ...this.opts.proxy,
       credentials,
@@ -371,6 +387,7 @@ export class ClientNode {
   }
 
   async stop(): Promise<void> {
+    this.stopRotation();
     this.link?.stop();
     await this.http?.close();
     await this.opts.payments?.stop();

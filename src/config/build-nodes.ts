@@ -23,11 +23,12 @@ interface TrustConfig {
   allowedProxyImages?: string[] | undefined;
   allowedWorkerImages?: string[] | undefined;
   allowedModels?: string[] | undefined;
+  certValiditySeconds: number;
 }
 
 /** The trust mode plus its allow-lists: from the root contract, from config, or none (dev). */
 async function trustFor(c: TrustConfig, log: Logger): Promise<TrustSetup> {
-  const base = trustSetup(c.trust);
+  const base = { ...trustSetup(c.trust), certValidityMs: c.certValiditySeconds * 1000 };
   if (c.trustFromRoot) {
     if (!c.root) throw new ConfigError('trustFromRoot: needs root (the root contract address)');
     const chain = TonChain.connect({

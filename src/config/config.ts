@@ -38,6 +38,11 @@ const policyFields = {
   allowedWorkerImages: z.array(hexHash).optional(),
   allowedModels: z.array(hexHash).optional(),
   trustFromRoot: z.boolean().default(false),
+  /** Validity of this node's RA-TLS certificates; re-issued at 3/4 of it, sessions end when a peer's expires. */
+  certValiditySeconds: z.coerce
+    .number()
+    .positive()
+    .default(24 * 3600),
 };
 
 const chainFields = {

@@ -28,7 +28,12 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly opts: PeerLinkOptions) {
+  /** Swaps the certificate used for the next connections (rotation). */
+  setCredentials(credentials: PeerLinkOptions['credentials']): void {
+    this.opts = { ...this.opts, credentials };
+  }
+
+  constructor(private opts: PeerLinkOptions) {
     super();
   }
 

@@ -100,6 +100,7 @@ export async function listenForPeers(opts: PeerListenerOptions): Promise<PeerLis
       (peer) => {
         if (socket.destroyed) return;
         const session = new Session(socket, { ...opts.session, side: 'acceptor' });
+        closeWhenCertificateExpires(session, peer);
         session.ready.then(
           () => opts.onSession(session, peer),
           (err) => opts.onRefused?.(err, remote),
@@ -136,6 +137,20 @@ export async function listenForPeers(opts: PeerListenerOptions): Promise<PeerLis
   };
 }
 
+/**
+ * A session lives no longer than the certificate its peer showed: then it is closed, and the peer (which
+ * rotates its certificate before expiry) reconnects with a fresh one and is verified again.
+ */
+function closeWhenCertificateExpires(session: Session, peer: PeerIdentity): void {
+  const ms = Math.min(peer.notAfter.getTime() - Date.now(), 2 ** 31 - 1);
+  const timer = setTimeout(
+    () => session.close(new AttestationError('certificate_expired', 'peer certificate expired; reconnect')),
+    Math.max(0, ms),
+  );
+  timer.unref();
+  session.once('close', () => clearTimeout(timer));
+}
+
 export interface DialOptions {
   host: string;
   port: number;
@@ -163,6 +178,7 @@ export function dialPeer(opts: DialOptions): Promise<{ session: Session; peer: P
       verifyPeer(socket, opts.trust).then((peer) => {
         socket.off('error', fail);
         const session = new Session(socket, { ...opts.session, side: 'dialer' });
+        closeWhenCertificateExpires(session, peer);
         session.ready.then(() => {
           clearTimeout(timer);
           resolve({ session, peer });

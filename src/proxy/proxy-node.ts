@@ -1,7 +1,13 @@
 import { Address } from '@ton/core';
 import { loadOrCreateNodeKey, rawPublicKeyFromHex } from '../attest/identity.ts';
 import { checkPeerPolicy } from '../attest/policy.ts';
-import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
+import {
+  CERT_VALIDITY_MS,
+  makeCredentials,
+  rotateCredentials,
+  type TrustSetup,
+  trustLabel,
+} from '../attest/trust-setup.ts';
 import type { PeerIdentity } from '../attest/types.ts';
 import {
   BadRequestError,
@@ -80,6 +86,7 @@ export class ProxyNode {
   private readonly clients = new Set<Session>();
   readonly counters = requestCounters();
   readonly refusals: Record<string, number> = {};
+  private stopRotation: () => void = () => {};
 
   /** The accounting hook (payments plug in here); may be set after construction. */
   onRequestFinished: ((r: FinishedRequest) => void) | undefined;
@@ -107,7 +114,10 @@ export class ProxyNode {
   async start(): Promise<this> {
     this.opts.trust.policy.onChange(() => this.recheckWorkers());
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
-    const { credentials } = await makeCredentials(key, 'proxy', this.opts.trust.provider);
+    const validity = this.opts.trust.certValidityMs ?? CERT_VALIDITY_MS;
+    const issue = async () =>
+      (await makeCredentials(key, 'proxy', this.opts.trust.provider, undefined, validity)).credentials;
+    const credentials = await issue();
     const { verifiers, minPeerTier } = this.opts.trust;
     const onRefused = (err: CocoonError, remote: string) => {
       const code = err.code ?? 'refused';
@@ -148,6 +158,15 @@ export class ProxyNode {
       onSession: (session, peer) => this.addClient(session, peer),
       onRefused,
     });
+    this.stopRotation = rotateCredentials(
+      issue,
+      (c) => {
+        this.workerListener?.setCredentials(c);
+        this.clientListener?.setCredentials(c);
+      },
+      validity,
+      (err) => this.log.error({ err: String(err) }, 'certificate rotation failed'),
+    );
     if (this.opts.statsPort !== null && this.opts.statsPort !== undefined) {
       this.statsServer = await listenStats(
         this.opts.statsHost ?? '127.0.0.1',
@@ -427,6 +446,7 @@ export class ProxyNode {
   }
 
   async stop(): Promise<void> {
+    this.stopRotation();
     await Promise.all([
       this.workerListener?.close(),
       this.clientListener?.close(),

@@ -1,6 +1,12 @@
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { checkPeerPolicy } from '../attest/policy.ts';
-import { makeCredentials, type TrustSetup, trustLabel } from '../attest/trust-setup.ts';
+import {
+  CERT_VALIDITY_MS,
+  makeCredentials,
+  rotateCredentials,
+  type TrustSetup,
+  trustLabel,
+} from '../attest/trust-setup.ts';
 import {
   BadRequestError,
   CocoonError,
@@ -51,6 +57,7 @@ export class WorkerNode {
   private readonly startedAt = Date.now();
   private statsServer: Awaited<ReturnType<typeof listenStats>> | null = null;
   private enabled = true;
+  private stopRotation: () => void = () => {};
   readonly counters = {
     running: 0,
     total: 0,
@@ -76,7 +83,18 @@ export class WorkerNode {
   async start(): Promise<this> {
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
     const models = this.opts.modelIdentities ?? this.opts.backend.models();
-    const { credentials } = await makeCredentials(key, 'worker', this.opts.trust.provider, models);
+    const validity = this.opts.trust.certValidityMs ?? CERT_VALIDITY_MS;
+    const issue = async () =>
+      (await makeCredentials(key, 'worker', this.opts.trust.provider, models, validity)).credentials;
+    const credentials = await issue();
+    this.stopRotation = rotateCredentials(
+      issue,
+      (c) => {
+        for (const l of this.links) l.setCredentials(c);
+      },
+      validity,
+      (err) => this.log.error({ err: String(err) }, 'certificate rotation failed'),
+    );
     for (const p of this.opts.proxies) {
       const link = new PeerLink({
         host: p.host,
@@ -254,6 +272,7 @@ export class WorkerNode {
   }
 
   async stop(): Promise<void> {
+    this.stopRotation();
     for (const l of this.links) l.stop();
     await this.statsServer?.close();
     await this.opts.payments?.stop();
