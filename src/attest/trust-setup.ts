@@ -4,13 +4,28 @@ import { createNodeCertificate, type NodeCertificate } from './certificate.ts';
 import { DevAttestationProvider, DevAttestationVerifier } from './dev/index.ts';
 import type { NodeKey } from './identity.ts';
 import { type PolicySource, StaticPolicy } from './policy.ts';
+import {
+  FileCollateral,
+  PccsCollateral,
+  TdxAttestationProvider,
+  TdxAttestationVerifier,
+} from './tdx/index.ts';
 import type { AttestationProvider, AttestationVerifier, TrustTier } from './types.ts';
 
 /**
  * The trust modes a daemon can run in. `dev` is the explicit, labelled mode for machines without a TEE:
  * it makes software quotes and accepts them. Hardware modes (tdx, sev-snp) plug in here.
  */
-export type TrustMode = 'dev';
+export type TrustMode = 'dev' | 'tdx';
+
+/** Where a `tdx` node finds Intel's collateral: a PCCS (cached on disk) or a file (offline). */
+export interface TdxTrustOptions {
+  pccsUrl?: string;
+  collateralFile?: string;
+  collateralCacheDir: string;
+  /** TCB statuses accepted besides UpToDate. */
+  acceptTcbStatuses?: string[];
+}
 
 export interface TrustSetup {
   mode: TrustMode;
@@ -43,11 +58,31 @@ export function rotateCredentials(
 
 /** How a trust mode is shown to people (stats pages, start-up lines): dev mode always says what it is. */
 export function trustLabel(mode: TrustMode): string {
-  return mode === 'dev' ? 'dev (software attestation, no TEE)' : mode;
+  return mode === 'dev' ? 'dev (software attestation, no TEE)' : `${mode} (hardware attestation)`;
 }
 
-export function trustSetup(mode: TrustMode): TrustSetup {
+export function trustSetup(mode: TrustMode, tdx?: TdxTrustOptions): TrustSetup {
   switch (mode) {
+    case 'tdx': {
+      if (!tdx || (!tdx.pccsUrl && !tdx.collateralFile)) {
+        throw new Error('trust tdx needs pccsUrl or collateralFile (where Intel collateral comes from)');
+      }
+      const collateral = tdx.collateralFile
+        ? new FileCollateral(tdx.collateralFile)
+        : new PccsCollateral(tdx.pccsUrl!, tdx.collateralCacheDir);
+      const verifier = new TdxAttestationVerifier({
+        collateral,
+        ...(tdx.acceptTcbStatuses ? { acceptStatuses: tdx.acceptTcbStatuses } : {}),
+      });
+      // Hardware only: no dev verifier, so a software quote is refused whatever its claims.
+      return {
+        mode,
+        provider: new TdxAttestationProvider(),
+        verifiers: new Map([[verifier.kind, verifier]]),
+        minPeerTier: 'tee-cpu',
+        policy: new StaticPolicy(),
+      };
+    }
     case 'dev': {
       const verifier = new DevAttestationVerifier();
       return {

@@ -31,7 +31,10 @@ const common = (cmd: Command) =>
     .option('--name <name>', 'node name shown to peers and in stats')
     .option('--data-dir <dir>', 'where the node keeps its identity key and state (default ~/.cocoon/<role>)')
     .addOption(
-      new Option('--trust <mode>', 'trust mode: dev = software attestation, no TEE').choices(['dev']),
+      new Option(
+        '--trust <mode>',
+        'trust mode: dev = software attestation, no TEE; tdx = Intel TDX (needs --config pccsUrl or collateralFile)',
+      ).choices(['dev', 'tdx']),
     )
     .addOption(
       new Option('--log-level <level>', 'log level (JSON logs on stderr)').choices([

@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Address } from '@ton/core';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { StaticPolicy } from '../attest/policy.ts';
@@ -15,7 +16,11 @@ import { type ClientConfig, ConfigError, type ProxyConfig, type WorkerConfig } f
 /** Builds each daemon from its validated configuration. */
 
 interface TrustConfig {
-  trust: 'dev';
+  trust: 'dev' | 'tdx';
+  dataDir: string;
+  pccsUrl?: string | undefined;
+  collateralFile?: string | undefined;
+  acceptTcbStatuses?: string[] | undefined;
   trustFromRoot: boolean;
   root?: string | undefined;
   chainEndpoint: string;
@@ -28,7 +33,18 @@ interface TrustConfig {
 
 /** The trust mode plus its allow-lists: from the root contract, from config, or none (dev). */
 async function trustFor(c: TrustConfig, log: Logger): Promise<TrustSetup> {
-  const base = { ...trustSetup(c.trust), certValidityMs: c.certValiditySeconds * 1000 };
+  let setup: TrustSetup;
+  try {
+    setup = trustSetup(c.trust, {
+      collateralCacheDir: join(c.dataDir, 'collateral'),
+      ...(c.pccsUrl ? { pccsUrl: c.pccsUrl } : {}),
+      ...(c.collateralFile ? { collateralFile: c.collateralFile } : {}),
+      ...(c.acceptTcbStatuses ? { acceptTcbStatuses: c.acceptTcbStatuses } : {}),
+    });
+  } catch (err) {
+    throw new ConfigError((err as Error).message);
+  }
+  const base = { ...setup, certValidityMs: c.certValiditySeconds * 1000 };
   if (c.trustFromRoot) {
     if (!c.root) throw new ConfigError('trustFromRoot: needs root (the root contract address)');
     const chain = TonChain.connect({

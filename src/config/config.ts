@@ -18,7 +18,7 @@ const hostPort = z
 const port = z.coerce.number().int().min(0).max(65535);
 const optionalPort = z.union([port, z.literal('off').transform(() => null), z.null()]);
 const logLevel = z.enum(['trace', 'debug', 'info', 'warn', 'error', 'silent']).default('info');
-const trust = z.enum(['dev']).default('dev');
+const trust = z.enum(['dev', 'tdx']).default('dev');
 const defaultDir = (role: string) => join(homedir(), '.cocoon', role);
 const seconds = z.coerce.number().positive();
 /** TON as decimal text ("0.5"); turned into nanoton by parseTon where it is used. */
@@ -38,6 +38,10 @@ const policyFields = {
   allowedWorkerImages: z.array(hexHash).optional(),
   allowedModels: z.array(hexHash).optional(),
   trustFromRoot: z.boolean().default(false),
+  /** trust tdx: Intel collateral from a PCCS (cached in <dataDir>/collateral) or a file. */
+  pccsUrl: z.url().optional(),
+  collateralFile: z.string().optional(),
+  acceptTcbStatuses: z.array(z.string()).optional(),
   /** Validity of this node's RA-TLS certificates; re-issued at 3/4 of it, sessions end when a peer's expires. */
   certValiditySeconds: z.coerce
     .number()

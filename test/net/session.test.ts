@@ -229,6 +229,15 @@ describe('mutual TLS sessions', () => {
     await assert.rejects(dial(srv.listener.port), (e: CocoonError) => e.code === 'trust_tier_too_low');
   });
 
+  test('a dev attestation is refused by a node in tdx trust (no dev verifier, TEE tier required)', async () => {
+    const tdx = trustSetup('tdx', { collateralFile: '/nonexistent.json', collateralCacheDir: '/tmp' });
+    const srv = await startEchoServer({ verifiers: tdx.verifiers, minTier: tdx.minPeerTier });
+    cleanup.push(() => srv.listener.close());
+    await assert.rejects(dial(srv.listener.port));
+    for (let i = 0; i < 100 && srv.refused.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(srv.refused[0]?.code, 'attestation_kind_refused', srv.refused[0]?.message);
+  });
+
   test('an expired certificate is refused', async () => {
     const verifier = new DevAttestationVerifier();
     const srv = await startEchoServer({ verifiers: new Map([[verifier.kind, verifier]]) });
