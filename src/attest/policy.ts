@@ -1,4 +1,5 @@
 import { AttestationError } from './errors.ts';
+import { parseModelIdentity } from './model-identity.ts';
 import type { PeerIdentity } from './types.ts';
 
 /**
@@ -55,10 +56,13 @@ export class StaticPolicy implements PolicySource {
   }
 }
 
-/** The content hash in a model identity `name@revision:hash`, or null for a bare name. */
+/** The content hash in a model identity `name@revision:hash`, or null for a bare or malformed name. */
 export function modelHashOf(identity: string): string | null {
-  const m = /@[^:@]*:([0-9a-f]{64})$/.exec(identity);
-  return m ? m[1]! : null;
+  try {
+    return parseModelIdentity(identity).hash;
+  } catch {
+    return null;
+  }
 }
 
 /** Throws AttestationError (image_not_allowed / model_not_allowed) if the peer is not on the lists. */

@@ -9,6 +9,7 @@ import {
 } from '../config/config.ts';
 import { registerClientMoneyCommands } from './client-money-commands.ts';
 import { registerEarningsCommands } from './earnings-commands.ts';
+import { registerModelCommands } from './model-commands.ts';
 import { registerRootCommands } from './root-commands.ts';
 import { registerWalletCommands } from './wallet-commands.ts';
 
@@ -197,6 +198,7 @@ registerWalletCommands(program);
 registerRootCommands(program);
 registerClientMoneyCommands(program);
 registerEarningsCommands(program);
+registerModelCommands(program);
 
 program.parseAsync().catch((err) => {
   if (err instanceof ConfigError) {
