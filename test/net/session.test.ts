@@ -193,6 +193,32 @@ describe('mutual TLS sessions', () => {
     );
   });
 
+  test('a quote over other report data than the claims hash is refused', async () => {
+    const srv = await startEchoServer();
+    cleanup.push(() => srv.listener.close());
+    const key = generateNodeKey();
+    // A provider that quotes over something else than SHA-512 of the claims (a replayed quote).
+    const replayer: AttestationProvider = {
+      kind: 'dev',
+      quote: () => new DevAttestationProvider().quote(Buffer.alloc(64, 7)),
+    };
+    const cert = await createNodeCertificate({
+      key,
+      provider: replayer,
+      claims: { role: 'client', protocol: { min: 1, max: 1 } },
+    });
+    await assert.rejects(
+      dialPeer({
+        host: '127.0.0.1',
+        port: srv.listener.port,
+        credentials: { privateKeyPem: key.privateKeyPem, certPem: cert.certPem },
+        trust: anyRole,
+        session: { hello: { role: 'client', name: 'replayer' } },
+      }),
+      (e: CocoonError) => e.code === 'report_data_mismatch',
+    );
+  });
+
   test('an unknown critical extension is refused', async () => {
     const srv = await startEchoServer();
     cleanup.push(() => srv.listener.close());
