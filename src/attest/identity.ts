@@ -16,7 +16,7 @@ const KEY_FILE = 'identity.key';
 
 export function rawPublicKeyHex(publicKey: KeyObject): string {
   const jwk = publicKey.export({ format: 'jwk' });
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || !jwk.x) throw new Error('not an Ed25519 key');
+  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || !jwk.x) throw new Error('not an Ed25519 public key');
   return Buffer.from(jwk.x, 'base64url').toString('hex');
 }
 

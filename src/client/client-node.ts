@@ -33,6 +33,7 @@ import type { InferenceKind } from '../protocol/inference.ts';
 import {
   type ControlMessage,
   controlSchema,
+  type InferenceTrailer,
   inferenceTrailerSchema,
   type ModelList,
   modelListSchema,
@@ -143,8 +144,10 @@ export class ClientNode {
           return;
         }
         // Only for requests of ours in flight: a proxy cannot grow this map.
-        if (msg.type === 'request.serving' && this.serving.has(msg.requestId)) {
-          this.serving.set(msg.requestId, msg.serving);
+        if (msg.type === 'request.serving') {
+          if (this.serving.has(msg.requestId)) this.serving.set(msg.requestId, msg.serving);
+        } else {
+          this.opts.payments?.onControl(msg);
         }
       });
       try {
@@ -280,12 +283,12 @@ export class ClientNode {
     };
     res.once('close', onClose);
     try {
-      if (request.stream) await this.relaySse(stream, res, requestId);
-      else await this.relayJson(stream, res, requestId);
-      const trailer = inferenceTrailerSchema.safeParse(stream.trailer);
-      if (trailer.success) {
-        this.counters.promptTokens += trailer.data.usage.promptTokens;
-        this.counters.completionTokens += trailer.data.usage.completionTokens;
+      const trailer = request.stream
+        ? await this.relaySse(stream, res, requestId)
+        : await this.relayJson(stream, res, requestId);
+      if (trailer) {
+        this.counters.promptTokens += trailer.usage.promptTokens;
+        this.counters.completionTokens += trailer.usage.completionTokens;
       }
       this.counters.succeeded++;
     } catch (err) {
@@ -303,10 +306,16 @@ export class ClientNode {
     }
   }
 
-  private async relayJson(stream: Stream, res: ServerResponse, requestId: string): Promise<void> {
+  /** Relays a whole JSON reply; returns the stream's trailer (null if malformed). */
+  private async relayJson(
+    stream: Stream,
+    res: ServerResponse,
+    requestId: string,
+  ): Promise<InferenceTrailer | null> {
     const parts = await stream.readAll();
     const serving = this.serving.get(requestId);
-    const tail = finalPart(stream.trailer);
+    const trailer = parseTrailer(stream.trailer);
+    const tail = finalPart(trailer);
     const body = tail === null ? parts : Buffer.concat([parts, Buffer.from(addServing(tail, serving))]);
     res.writeHead(200, {
       'content-type': 'application/json',
@@ -315,10 +324,15 @@ export class ClientNode {
       ...servingHeaders(serving),
     });
     res.end(body);
+    return trailer;
   }
 
   /** Server-sent events exactly as OpenAI sends them: `data: <chunk>\n\n` …, then `data: [DONE]\n\n`. */
-  private async relaySse(stream: Stream, res: ServerResponse, requestId: string): Promise<void> {
+  private async relaySse(
+    stream: Stream,
+    res: ServerResponse,
+    requestId: string,
+  ): Promise<InferenceTrailer | null> {
     // Wait for the first part before committing to 200, so a refusal still gets its proper status.
     const first = await stream.next();
     const serving = this.serving.get(requestId);
@@ -334,17 +348,20 @@ export class ClientNode {
         await this.writeEvent(res, first.value);
         for await (const part of stream) await this.writeEvent(res, part);
       }
-      const tail = finalPart(stream.trailer);
+      const trailer = parseTrailer(stream.trailer);
+      const tail = finalPart(trailer);
       // Without a usage chunk (not asked for), the headers alone say who served: OpenAI streams end with
       // content chunks, and an extra chunk without choices would surprise clients.
       if (tail !== null) await this.writeEvent(res, Buffer.from(addServing(tail, serving)));
       res.end('data: [DONE]\n\n');
+      return trailer;
     } catch (err) {
       if (err instanceof CancelledError || res.destroyed) throw err;
       // Headers are gone; the error travels as an SSE event the OpenAI SDKs raise as an APIError.
       const { body } = toOpenAIError(err);
       res.end(`data: ${JSON.stringify(body)}\n\ndata: [DONE]\n\n`);
       this.log.warn({ requestId, err: (err as CocoonError).message }, 'stream failed after first token');
+      return null;
     }
   }
 
@@ -395,10 +412,14 @@ export class ClientNode {
 }
 
 /** The usage-bearing last part from the trailer, with the request's cost added to its `usage`. */
-function finalPart(trailer: unknown): string | null {
+function finalPart(t: InferenceTrailer | null): string | null {
+  if (!t || t.tail === undefined) return null;
+  return t.cost ? addCostToUsage(t.tail, t.cost) : t.tail;
+}
+
+function parseTrailer(trailer: unknown): InferenceTrailer | null {
   const t = inferenceTrailerSchema.safeParse(trailer);
-  if (!t.success || t.data.tail === undefined) return null;
-  return t.data.cost ? addCostToUsage(t.data.tail, t.data.cost) : t.data.tail;
+  return t.success ? t.data : null;
 }
 
 const DATA_PREFIX = Buffer.from('data: ');

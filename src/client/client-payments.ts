@@ -8,7 +8,7 @@ import type { Logger } from '../ops/log.ts';
 import type { Ledger } from '../pay/ledger.ts';
 import { Payer, type RequestBound } from '../pay/payer.ts';
 import type { PaymentsChain } from '../pay/payments-chain.ts';
-import { controlSchema, parseMessage, proxyInfoSchema } from '../protocol/messages.ts';
+import { type ControlMessage, proxyInfoSchema } from '../protocol/messages.ts';
 
 export interface ClientPaymentsOptions {
   chain: PaymentsChain;
@@ -71,9 +71,8 @@ export class ClientPayments {
     account.catch(() => {});
     this.account = account;
     const proxyChecked = this.opts.checkProxy(proxyContract, proxyKey);
-    session.on('control', (payload) => {
+    this.onControl = (msg) => {
       void (async () => {
-        const msg = parseMessage(controlSchema, payload, 'control');
         if (msg.type === 'pay.account') {
           if (!Address.parse(msg.contract).equals(expected)) {
             throw new PaymentRefusedError(
@@ -105,8 +104,11 @@ export class ClientPayments {
         settle(err);
         session.close(err);
       });
-    });
+    };
   }
+
+  /** A control message from the proxy session, already parsed (by the client node, once). */
+  onControl: (msg: ControlMessage) => void = () => {};
 
   /** Resolves once the proxy has told us our account; requests wait for it. */
   async ready(timeoutMs = 10_000): Promise<void> {

@@ -1,5 +1,6 @@
-import { createHash, createPublicKey, type KeyObject, sign, verify } from 'node:crypto';
+import { createHash, type KeyObject, sign, verify } from 'node:crypto';
 import { type Address, BitBuilder, beginCell, type Cell } from '@ton/core';
+import { rawPublicKeyFromHex, rawPublicKeyHex } from '../attest/identity.ts';
 
 /**
  * The two signed payloads of the payment scheme (docs/payments.md). Both are cumulative, name the one
@@ -151,16 +152,10 @@ export function signWorkerPayout(p: WorkerPayout, key: KeyObject): Signed<Worker
 
 /** An Ed25519 public key as the contracts store it (`uint256`). */
 export function publicKeyToUint(key: KeyObject): bigint {
-  const jwk = key.export({ format: 'jwk' });
-  if (jwk.kty !== 'OKP' || jwk.crv !== 'Ed25519' || !jwk.x) throw new Error('not an Ed25519 public key');
-  return BigInt(`0x${Buffer.from(jwk.x, 'base64url').toString('hex')}`);
+  return BigInt(`0x${rawPublicKeyHex(key)}`);
 }
 
 /** The inverse of `publicKeyToUint`, for keys read back from a contract. */
 export function uintToPublicKey(n: bigint): KeyObject {
-  const raw = Buffer.from(n.toString(16).padStart(64, '0'), 'hex');
-  return createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: raw.toString('base64url') },
-    format: 'jwk',
-  });
+  return rawPublicKeyFromHex(n.toString(16).padStart(64, '0'));
 }

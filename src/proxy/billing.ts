@@ -1,6 +1,7 @@
 import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
 import { Address } from '@ton/core';
+import { rawPublicKeyFromHex, rawPublicKeyHex } from '../attest/identity.ts';
 import { type CocoonError, PaymentRefusedError, PaymentRequiredError } from '../errors.ts';
 import type { Session } from '../net/session.ts';
 import type { Logger } from '../ops/log.ts';
@@ -76,7 +77,7 @@ export class ProxyBilling {
     const { ledger, chain } = this.opts;
     for (const [k, r] of ledger.entries<ClientRecord>('client/')) {
       const contract = Address.parseRaw(k.slice('client/'.length));
-      const key = rawKey(r.key);
+      const key = rawPublicKeyFromHex(r.key);
       const acct = new ClientAccount(contract, Address.parse(r.owner), key, chain.globalId, authOf(r.auth));
       this.clients.set(contract.toRawString(), acct);
     }
@@ -118,7 +119,7 @@ export class ProxyBilling {
     if (!acct) {
       acct = new ClientAccount(contract, owner, clientKey, chain.globalId, null);
       this.clients.set(contract.toRawString(), acct);
-      await this.opts.ledger.commit([[clientKey_(acct), clientRecord(acct)]]);
+      await this.opts.ledger.commit([[clientRecordKey(acct), clientRecord(acct)]]);
     }
     await this.refresh(acct);
     this.clientSessions.set(acct, session);
@@ -237,8 +238,8 @@ export class ProxyBilling {
     }
     try {
       await this.opts.ledger.commit([
-        [clientKey_(acct), clientRecord(acct)],
-        ...[...touched].map((w) => [workerKey(w), w.toRecord()] as const),
+        [clientRecordKey(acct), clientRecord(acct)],
+        ...[...touched].map((w) => [workerRecordKey(w), w.toRecord()] as const),
       ]);
     } catch (err) {
       for (const b of settled) b.reject(err as Error);
@@ -259,7 +260,7 @@ export class ProxyBilling {
     this.unpaid.set(b.account, (this.unpaid.get(b.account) ?? 0) + 1);
     this.opts.log.warn({ requestId, client: b.account.contract.toString(), reason }, 'bill unpaid');
     void this.opts.ledger
-      .commit([[workerKey(b.worker), b.worker.toRecord()]])
+      .commit([[workerRecordKey(b.worker), b.worker.toRecord()]])
       .finally(() =>
         b.reject(new PaymentRefusedError(`Payment for this request failed: ${reason}.`, 'unpaid_bill')),
       );
@@ -303,7 +304,7 @@ export class ProxyBilling {
     if (due.length === 0) return;
     for (const w of due) w.signPayout(this.opts.key);
     this.totals.payoutsSigned += due.length;
-    await this.opts.ledger.commit(due.map((w) => [workerKey(w), w.toRecord()] as const));
+    await this.opts.ledger.commit(due.map((w) => [workerRecordKey(w), w.toRecord()] as const));
     for (const w of due) {
       const s = this.workerSessions.get(w);
       if (s && !s.closed) this.sendPayout(w, s);
@@ -365,19 +366,18 @@ export class ProxyBilling {
   }
 }
 
-function clientKey_(a: ClientAccount): string {
+function clientRecordKey(a: ClientAccount): string {
   return `client/${a.contract.toRawString()}`;
 }
 
-function workerKey(w: WorkerAccount): string {
+function workerRecordKey(w: WorkerAccount): string {
   return `worker/${w.contract.toRawString()}`;
 }
 
 function clientRecord(a: ClientAccount): ClientRecord {
-  const jwk = a.key.export({ format: 'jwk' });
   return {
     owner: a.owner.toString(),
-    key: Buffer.from(jwk.x!, 'base64url').toString('hex'),
+    key: rawPublicKeyHex(a.key),
     auth: a.auth
       ? {
           seqno: a.auth.seqno.toString(),
@@ -392,11 +392,4 @@ function authOf(r: ClientRecord['auth']): StoredAuth | null {
   return r
     ? { seqno: BigInt(r.seqno), total: BigInt(r.total), signature: Buffer.from(r.signature, 'hex') }
     : null;
-}
-
-function rawKey(hex: string): KeyObject {
-  return createPublicKey({
-    key: { kty: 'OKP', crv: 'Ed25519', x: Buffer.from(hex, 'hex').toString('base64url') },
-    format: 'jwk',
-  });
 }
