@@ -15,9 +15,14 @@ export interface WireError {
   code: string | null;
   message: string;
   param?: string | null;
+  /** Seconds after which a retry may succeed (overload, cooling workers): the HTTP `Retry-After`. */
+  retryAfter?: number;
 }
 
 export class CocoonError extends Error {
+  /** Seconds after which the same request may succeed; sent as `Retry-After`. */
+  retryAfter: number | undefined;
+
   constructor(
     readonly status: number,
     readonly type: string,
@@ -27,6 +32,12 @@ export class CocoonError extends Error {
   ) {
     super(message);
     this.name = new.target.name;
+  }
+
+  /** Marks the error as worth retrying after `seconds` (at least 1). */
+  retryAfterSeconds(seconds: number): this {
+    this.retryAfter = Math.max(1, Math.ceil(seconds));
+    return this;
   }
 }
 
@@ -77,9 +88,11 @@ export class PayloadTooLargeError extends CocoonError {
   }
 }
 
+/** Too much at once: always says when to come back (`Retry-After`, default 1 s). */
 export class RateLimitError extends CocoonError {
-  constructor(message: string, code = 'rate_limit_exceeded') {
+  constructor(message: string, code = 'rate_limit_exceeded', retryAfter = 1) {
     super(429, 'rate_limit_error', code, message);
+    this.retryAfterSeconds(retryAfter);
   }
 }
 
@@ -133,20 +146,35 @@ export class CancelledError extends CocoonError {
 
 export function toWireError(err: unknown): WireError {
   if (err instanceof CocoonError) {
-    return { status: err.status, type: err.type, code: err.code, message: err.message, param: err.param };
+    const w: WireError = {
+      status: err.status,
+      type: err.type,
+      code: err.code,
+      message: err.message,
+      param: err.param,
+    };
+    if (err.retryAfter !== undefined) w.retryAfter = err.retryAfter;
+    return w;
   }
   return { status: 500, type: 'server_error', code: 'internal_error', message: 'Internal error.' };
 }
 
 export function fromWireError(w: WireError): CocoonError {
-  return new CocoonError(w.status, w.type, w.code, w.message, w.param ?? null);
+  const e = new CocoonError(w.status, w.type, w.code, w.message, w.param ?? null);
+  if (w.retryAfter !== undefined) e.retryAfterSeconds(w.retryAfter);
+  return e;
 }
 
 /** The one mapping from any thrown value to an HTTP status and OpenAI error body. */
-export function toOpenAIError(err: unknown): { status: number; body: OpenAIErrorBody } {
+export function toOpenAIError(err: unknown): {
+  status: number;
+  body: OpenAIErrorBody;
+  retryAfter: number | undefined;
+} {
   const w = toWireError(err);
   return {
     status: w.status,
     body: { error: { message: w.message, type: w.type, param: w.param ?? null, code: w.code } },
+    retryAfter: w.retryAfter,
   };
 }

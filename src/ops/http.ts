@@ -20,13 +20,14 @@ export function sendJson(
 
 /** The one place an error becomes an HTTP response. */
 export function sendError(res: ServerResponse, err: unknown, headers: Record<string, string> = {}): void {
-  const { status, body } = toOpenAIError(err);
+  const { status, body, retryAfter } = toOpenAIError(err);
   if (res.headersSent) {
     res.destroy();
     return;
   }
+  const extra = retryAfter === undefined ? headers : { ...headers, 'retry-after': String(retryAfter) };
   // 499 (caller cancelled) has no standard reason phrase; nobody is listening anyway.
-  sendJson(res, status === 499 ? 400 : status, body, headers);
+  sendJson(res, status === 499 ? 400 : status, body, extra);
 }
 
 /** Reads a request body, refusing (413) anything over `limit` bytes without buffering it. */

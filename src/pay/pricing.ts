@@ -84,6 +84,28 @@ export function worstCaseCost(
   );
 }
 
+/**
+ * Why a worker's usage report cannot be true for this request (more tokens than its worst case allows,
+ * or sub-counts above their totals); null if it can. The same bounds as the reservation.
+ */
+export function usageBeyondBound(
+  usage: TokenUsage,
+  bodyBytes: number,
+  maxCompletionTokens: number,
+): string | null {
+  const promptBound = bodyBytes + TEMPLATE_SLACK_TOKENS;
+  if (usage.promptTokens > promptBound) {
+    return `reported ${usage.promptTokens} prompt tokens for a ${bodyBytes}-byte request (at most ${promptBound})`;
+  }
+  if (usage.completionTokens > maxCompletionTokens) {
+    return `reported ${usage.completionTokens} completion tokens, above the request's bound of ${maxCompletionTokens}`;
+  }
+  if (usage.cachedTokens > usage.promptTokens || usage.reasoningTokens > usage.completionTokens) {
+    return 'reported more cached or reasoning tokens than prompt or completion tokens';
+  }
+  return null;
+}
+
 /** Caps a bill at the reservation, splitting it as the uncapped bill was split. */
 export function capCost(cost: RequestCost, cap: bigint): RequestCost {
   if (cost.totalCost <= cap) return cost;

@@ -199,6 +199,7 @@ export const wireErrorSchema = z.object({
   code: z.string().max(100).nullable(),
   message: z.string().max(10_000),
   param: z.string().max(200).nullable().optional(),
+  retryAfter: z.number().int().min(1).max(3600).optional(),
 });
 
 /** Parses a JSON payload against a schema; any failure is the peer's protocol violation. */

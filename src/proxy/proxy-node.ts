@@ -10,6 +10,7 @@ import {
 } from '../attest/trust-setup.ts';
 import type { PeerIdentity } from '../attest/types.ts';
 import {
+  BadGatewayError,
   BadRequestError,
   CancelledError,
   CocoonError,
@@ -24,13 +25,16 @@ import { listenForPeers, type PeerListener } from '../net/tls.ts';
 import { requestCounters } from '../ops/counters.ts';
 import { listenStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
+import { errorFields, type RecentRequest, RecentRequests } from '../ops/recent-requests.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
-import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
+import { type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
+import { type InferenceRequest, type TokenUsage, ZERO_USAGE } from '../protocol/inference.ts';
 import {
   type Call,
   callSchema,
   clientInfoSchema,
   controlSchema,
+  type InferenceTrailer,
   inferenceTrailerSchema,
   type ModelList,
   parseMessage,
@@ -67,10 +71,70 @@ export interface ProxyOptions {
   onRequestFinished?: (r: FinishedRequest) => void;
   /** Payments on TON; without it the proxy serves for free (and says so in its stats). */
   billing?: { desk: ProxyBilling; proxyContract: string };
+  /** Workers one request may try (re-dispatch before its first token); default 3. */
+  maxAttempts?: number;
 }
 
 /** Each hop keeps a little of the time budget for itself, as the original does (×0.95). */
 const HOP_TIME_SHARE = 0.95;
+
+/** Output-less parts (a stream's role chunk) held back before the first token, at most. */
+const MAX_HELD_PARTS = 4;
+
+/** Where a request is in its relay, kept across attempts so a failure knows what the caller already got. */
+interface Relay {
+  worker?: WorkerConnection;
+  coefficient?: number;
+  workerStream: Stream | null;
+  /** Parts (or the worker's identity) have gone to the caller: no other worker may take over now. */
+  committed: boolean;
+  /** Output parts relayed to the caller. */
+  delivered: number;
+}
+
+function asCocoonError(err: unknown): CocoonError {
+  return err instanceof CocoonError
+    ? err
+    : new CocoonError(500, 'server_error', 'internal_error', String(err));
+}
+
+/** Worth another worker: it was lost, broke, was busy, or did not serve the model after all. */
+function isRetryable(e: CocoonError): boolean {
+  return (e.status >= 500 && e.status !== 504) || e.status === 429 || e.code === 'model_not_found';
+}
+
+/** Counts against the worker's health (busy is honest; a timeout may be the caller's short deadline). */
+function isWorkerFault(e: CocoonError): boolean {
+  return e.status >= 500 && e.status !== 504;
+}
+
+function maxCompletionTokens(r: InferenceRequest): number {
+  return r.maxTokens * (typeof r.body.n === 'number' ? r.body.n : 1);
+}
+
+/** Does a stream part carry generated output (text, reasoning, a tool call), or is it only framing? */
+function carriesOutput(part: Buffer): boolean {
+  let chunk: { choices?: { text?: string; delta?: Record<string, unknown> }[] };
+  try {
+    chunk = JSON.parse(part.toString('utf8'));
+  } catch {
+    return true; // not a chunk we understand: relay it rather than hold it
+  }
+  for (const c of chunk.choices ?? []) {
+    if (c.text) return true;
+    const d = c.delta;
+    if (d && (d.content || d.reasoning_content || d.tool_calls || d.refusal)) return true;
+  }
+  return false;
+}
+
+function wireCost(cost: RequestCost) {
+  return {
+    prompt: cost.promptCost.toString(),
+    completion: cost.completionCost.toString(),
+    total: cost.totalCost.toString(),
+  };
+}
 
 /**
  * The proxy daemon: accepts workers and clients over mutually verified TLS, routes each inference call to
@@ -84,7 +148,8 @@ export class ProxyNode {
   private clientListener: PeerListener | null = null;
   private statsServer: Awaited<ReturnType<typeof listenStats>> | null = null;
   private readonly clients = new Set<Session>();
-  readonly counters = requestCounters();
+  readonly counters = { ...requestCounters(), redispatched: 0 };
+  readonly recent = new RecentRequests();
   readonly refusals: Record<string, number> = {};
   private stopRotation: () => void = () => {};
 
@@ -94,6 +159,10 @@ export class ProxyNode {
   constructor(private readonly opts: ProxyOptions) {
     this.log = opts.logger ?? silentLogger;
     this.onRequestFinished = opts.onRequestFinished;
+  }
+
+  private get maxAttempts(): number {
+    return this.opts.maxAttempts ?? 3;
   }
 
   get workerPort(): number {
@@ -282,7 +351,11 @@ export class ProxyNode {
     await this.forwardInference(stream, client, account, call.requestId, call.request as InferenceRequest);
   }
 
-  /** Relays one inference call to a worker and its stream back, with cancellation both ways. */
+  /**
+   * Relays one inference call to a worker and its stream back, with cancellation both ways. A worker that
+   * fails before anything reached the caller is replaced by another (bounded attempts, within the
+   * deadline); one that fails after ends the stream with an error, and only what was delivered is billed.
+   */
   private async forwardInference(
     clientStream: Stream,
     client: PeerIdentity,
@@ -291,8 +364,10 @@ export class ProxyNode {
     request: InferenceRequest,
   ): Promise<void> {
     this.counters.total++;
-    let worker: WorkerConnection;
+    const started = performance.now();
     const desk = this.opts.billing?.desk;
+    const tried = new Set<WorkerConnection>();
+    let worker: WorkerConnection;
     let reservation = 0n;
     try {
       worker = chooseWorker(this.registry, request.model, request.maxCoefficient, request.minTier);
@@ -300,83 +375,62 @@ export class ProxyNode {
       if (desk && account) reservation = desk.reserve(account, request, clientStream.headerBytes);
     } catch (err) {
       this.counters.rejected++;
+      this.remember(requestId, request, null, err as CocoonError, started, ZERO_USAGE, null, 0);
       clientStream.reset(err);
       return;
     }
-    const started = performance.now();
-    const forwarded: InferenceRequest = {
-      ...request,
-      timeoutMs: Math.max(1, Math.floor(request.timeoutMs * HOP_TIME_SHARE)),
-    };
-    const coefficient = worker.model(request.model)!.coefficient;
-    worker.running++;
-    worker.total++;
-    this.counters.inFlight++;
-    let workerStream: Stream | null = null;
+    const relay: Relay = { workerStream: null, committed: false, delivered: 0 };
     const timer = setTimeout(() => {
       const e = new GatewayTimeoutError(`Request timed out after ${request.timeoutMs} ms.`);
-      workerStream?.reset(e);
+      relay.workerStream?.reset(e);
       clientStream.reset(e);
     }, request.timeoutMs);
-    clientStream.onReset(() => workerStream?.reset(new CancelledError()));
-    let usage: TokenUsage = { promptTokens: 0, cachedTokens: 0, completionTokens: 0, reasoningTokens: 0 };
+    clientStream.onReset(() => relay.workerStream?.reset(new CancelledError()));
+    this.counters.inFlight++;
+    let usage: TokenUsage = ZERO_USAGE;
+    let cost: RequestCost | null = null;
     let error: CocoonError | undefined;
     let callerCancelled = false;
-    // The caller learns who serves it (tier, image, model identity) before the first token.
-    clientStream.sessionControl({
-      type: 'request.serving',
-      requestId,
-      serving: worker.serving(request.model),
-    });
     try {
-      workerStream = worker.session.openStream({ method: 'inference', requestId, request: forwarded });
-      workerStream.end(); // the call is all in OPEN; no request body follows
-      for await (const part of workerStream) {
-        const p = clientStream.write(part);
-        if (p) await p;
-      }
-      const trailer = inferenceTrailerSchema.safeParse(workerStream.trailer);
-      if (!trailer.success) throw new ProtocolError('worker sent a malformed trailer', 'bad_message');
-      usage = trailer.data.usage;
-      const { tail } = trailer.data;
+      const trailer = await this.dispatch(clientStream, requestId, request, worker, tried, relay, started);
+      worker = relay.worker!;
+      usage = trailer.usage;
+      const { tail } = trailer;
+      const tailPart = tail !== undefined ? { tail } : {};
       if (desk && account) {
         // The reply is released only once the client's signature for it is in the ledger.
-        const cost = await desk.bill(account, requestId, usage, coefficient, reservation, worker.account!);
-        clientStream.end({
-          usage,
-          cost: {
-            prompt: cost.promptCost.toString(),
-            completion: cost.completionCost.toString(),
-            total: cost.totalCost.toString(),
-          },
-          ...(tail !== undefined ? { tail } : {}),
-        });
+        cost = await desk.bill(account, requestId, usage, relay.coefficient!, reservation, worker.account!);
+        clientStream.end({ usage, cost: wireCost(cost), ...tailPart });
       } else {
-        clientStream.end({ usage, ...(tail !== undefined ? { tail } : {}) });
+        clientStream.end({ usage, ...tailPart });
       }
     } catch (err) {
-      error =
-        err instanceof CocoonError
-          ? err
-          : new CocoonError(500, 'server_error', 'internal_error', String(err));
+      worker = relay.worker ?? worker;
+      error = asCocoonError(err);
       // Decided before we reset the client's stream ourselves: was it the caller who went away?
       callerCancelled = clientStream.resetError !== null && error.status !== 504;
       if (callerCancelled) {
         this.counters.cancelled++;
       } else {
+        if (relay.committed) {
+          ({ usage, cost, error } = await this.settlePartial(
+            relay,
+            request,
+            requestId,
+            error,
+            account,
+            reservation,
+          ));
+        }
         clientStream.reset(error);
       }
       if (!(err instanceof CocoonError)) this.log.error({ err: toWireError(err), requestId }, 'relay failed');
     } finally {
       clearTimeout(timer);
       if (account && reservation > 0n) account.release(reservation);
-      worker.running--;
       this.counters.inFlight--;
     }
-    const durationMs = performance.now() - started;
     const ok = error === undefined;
-    // A cancelled request says nothing about the worker's health.
-    if (!callerCancelled) worker.recordFinish(ok, durationMs);
     if (ok) {
       this.counters.succeeded++;
       this.counters.promptTokens += usage.promptTokens;
@@ -384,15 +438,192 @@ export class ProxyNode {
     } else if (!callerCancelled) {
       this.counters.failed++;
     }
+    const outcome = ok ? 'ok' : callerCancelled ? 'cancelled' : 'failed';
+    this.remember(requestId, request, worker, error, started, usage, cost, tried.size, outcome);
     this.onRequestFinished?.({
       requestId,
       client,
-      worker: { name: worker.name, publicKey: worker.peer.publicKey, coefficient },
+      worker: { name: worker.name, publicKey: worker.peer.publicKey, coefficient: relay.coefficient ?? 0 },
       request,
       usage,
       ok,
       ...(error ? { error } : {}),
-      durationMs,
+      durationMs: performance.now() - started,
+    });
+  }
+
+  /**
+   * Tries workers until one answers. Before anything reached the caller a failed worker is replaced;
+   * `relay` says, when this throws, whether the caller got parts already and from which worker.
+   */
+  private async dispatch(
+    clientStream: Stream,
+    requestId: string,
+    request: InferenceRequest,
+    first: WorkerConnection,
+    tried: Set<WorkerConnection>,
+    relay: Relay,
+    started: number,
+  ): Promise<InferenceTrailer> {
+    let worker = first;
+    for (let attempt = 1; ; attempt++) {
+      tried.add(worker);
+      relay.worker = worker;
+      relay.coefficient = worker.model(request.model)!.coefficient;
+      const attemptStarted = performance.now();
+      const remaining = request.timeoutMs - (attemptStarted - started);
+      // Each hop keeps a little of the time budget for itself, as the original does.
+      const forwarded = { ...request, timeoutMs: Math.max(1, Math.floor(remaining * HOP_TIME_SHARE)) };
+      worker.running++;
+      worker.total++;
+      let e: CocoonError;
+      try {
+        const trailer = await this.relayFrom(worker, clientStream, requestId, forwarded, relay);
+        worker.recordSuccess(performance.now() - attemptStarted);
+        return trailer;
+      } catch (err) {
+        e = asCocoonError(err);
+      } finally {
+        worker.running--;
+      }
+      if (clientStream.resetError) throw e; // the caller went away, or the deadline passed
+      worker.recordFailure(isWorkerFault(e));
+      if (relay.committed || !isRetryable(e) || attempt >= this.maxAttempts) throw e;
+      let next: WorkerConnection;
+      try {
+        next = chooseWorker(this.registry, request.model, request.maxCoefficient, request.minTier, tried);
+      } catch {
+        throw e; // nobody else can take it: the caller learns what went wrong with the one that tried
+      }
+      this.counters.redispatched++;
+      this.log.warn(
+        { requestId, worker: worker.name, next: next.name, code: e.code, reason: e.message },
+        'worker failed before the first token; re-dispatching',
+      );
+      worker = next;
+    }
+  }
+
+  /**
+   * One try on one worker. Parts that carry no output yet (a stream's role chunk) are held back, so a
+   * worker failing before its first token can still be replaced without the caller seeing anything.
+   */
+  private async relayFrom(
+    worker: WorkerConnection,
+    clientStream: Stream,
+    requestId: string,
+    forwarded: InferenceRequest,
+    relay: Relay,
+  ): Promise<InferenceTrailer> {
+    const ws = worker.session.openStream({ method: 'inference', requestId, request: forwarded });
+    relay.workerStream = ws;
+    ws.end(); // the call is all in OPEN; no request body follows
+    const held: Buffer[] = [];
+    const commit = async () => {
+      relay.committed = true;
+      // The caller learns who serves it (tier, image, model identity) before the first token.
+      clientStream.sessionControl({
+        type: 'request.serving',
+        requestId,
+        serving: worker.serving(forwarded.model),
+      });
+      for (const part of held) {
+        const p = clientStream.write(part);
+        if (p) await p;
+      }
+    };
+    for await (const part of ws) {
+      if (!relay.committed) {
+        if (held.length < MAX_HELD_PARTS && !carriesOutput(part)) {
+          held.push(part);
+          continue;
+        }
+        await commit();
+      }
+      relay.delivered++;
+      const p = clientStream.write(part);
+      if (p) await p;
+    }
+    const parsed = inferenceTrailerSchema.safeParse(ws.trailer);
+    if (!parsed.success) throw this.misbehaved(worker, 'worker sent a malformed trailer', 'bad_message');
+    const over = usageBeyondBound(
+      parsed.data.usage,
+      clientStream.headerBytes,
+      maxCompletionTokens(forwarded),
+    );
+    if (over) throw this.misbehaved(worker, over, 'usage_over_bound');
+    if (!relay.committed) await commit();
+    return parsed.data;
+  }
+
+  /** A worker broke the protocol: it is disconnected (its other calls fail over) and the request fails. */
+  private misbehaved(worker: WorkerConnection, message: string, code: string): ProtocolError {
+    const e = new ProtocolError(`worker ${worker.name}: ${message}`, code);
+    this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+    this.log.warn({ worker: worker.name, code, reason: message }, 'worker misbehaved; disconnecting it');
+    worker.session.close(e);
+    return e;
+  }
+
+  /**
+   * A stream that failed after parts reached the caller: bill what was delivered (engines stream one
+   * token per part; prompt tokens are not billed, the caller did not get its answer) and say so.
+   */
+  private async settlePartial(
+    relay: Relay,
+    request: InferenceRequest,
+    requestId: string,
+    cause: CocoonError,
+    account: ClientAccount | null,
+    reservation: bigint,
+  ): Promise<{ usage: TokenUsage; cost: RequestCost | null; error: CocoonError }> {
+    const delivered = Math.min(relay.delivered, maxCompletionTokens(request));
+    const usage: TokenUsage = { ...ZERO_USAGE, completionTokens: delivered };
+    const desk = this.opts.billing?.desk;
+    const workerAccount = relay.worker?.account;
+    let cost: RequestCost | null = null;
+    let charged = '';
+    if (desk && account && workerAccount) {
+      charged = ' Nothing is charged for it.';
+      if (delivered > 0) {
+        try {
+          cost = await desk.bill(account, requestId, usage, relay.coefficient!, reservation, workerAccount);
+          charged = ` Only the ${delivered} delivered tokens are charged (${cost.totalCost} nanoton).`;
+        } catch (err) {
+          this.log.warn({ requestId, err: String(err) }, 'bill for the delivered tokens failed');
+        }
+      }
+    }
+    const error = new BadGatewayError(
+      `The worker serving this request failed after ${delivered} tokens were delivered (${cause.message}).${charged}`,
+      'worker_failed_mid_stream',
+    );
+    return { usage, cost, error };
+  }
+
+  private remember(
+    requestId: string,
+    request: InferenceRequest,
+    worker: WorkerConnection | null,
+    error: CocoonError | undefined,
+    started: number,
+    usage: TokenUsage,
+    cost: RequestCost | null,
+    attempts: number,
+    outcome: RecentRequest['outcome'] = 'rejected',
+  ): void {
+    this.recent.add({
+      at: Date.now(),
+      requestId,
+      model: request.model,
+      worker: worker?.name ?? null,
+      outcome,
+      ...errorFields(error),
+      durationMs: Math.round((performance.now() - started) * 100) / 100,
+      promptTokens: usage.promptTokens,
+      completionTokens: usage.completionTokens,
+      costNanoton: cost ? cost.totalCost.toString() : null,
+      attempts,
     });
   }
 
@@ -441,7 +672,9 @@ export class ProxyNode {
         succeeded: w.succeeded,
         failed: w.failed,
         avgQueryMs: w.avgQueryMs === null ? null : Math.round(w.avgQueryMs * 100) / 100,
+        health: w.health.snapshot(),
       })),
+      recent: this.recent.list(),
     };
   }
 

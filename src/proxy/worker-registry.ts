@@ -2,6 +2,7 @@ import type { PeerIdentity } from '../attest/types.ts';
 import type { Session } from '../net/session.ts';
 import type { WorkerAccount } from '../pay/worker-account.ts';
 import type { Serving, WorkerInfo } from '../protocol/messages.ts';
+import { WorkerHealth } from './worker-health.ts';
 
 /** A connected worker as the proxy sees it: what it serves, how loaded it is, how it has performed. */
 export class WorkerConnection {
@@ -14,6 +15,7 @@ export class WorkerConnection {
   readonly connectedAt = Date.now();
   /** What the proxy owes this worker's contract, when payments are on. */
   account: WorkerAccount | null = null;
+  readonly health = new WorkerHealth();
 
   constructor(
     readonly id: number,
@@ -38,14 +40,17 @@ export class WorkerConnection {
     };
   }
 
-  recordFinish(ok: boolean, durationMs: number): void {
-    if (ok) {
-      this.succeeded++;
-      // alpha 0.2: reacts within a few requests, smooths one-off outliers
-      this.avgQueryMs = this.avgQueryMs === null ? durationMs : this.avgQueryMs * 0.8 + durationMs * 0.2;
-    } else {
-      this.failed++;
-    }
+  recordSuccess(durationMs: number): void {
+    this.succeeded++;
+    this.health.recordSuccess();
+    // alpha 0.2: reacts within a few requests, smooths one-off outliers
+    this.avgQueryMs = this.avgQueryMs === null ? durationMs : this.avgQueryMs * 0.8 + durationMs * 0.2;
+  }
+
+  /** A failure that was the worker's doing (lost, engine error, protocol violation) counts against it. */
+  recordFailure(workerFault: boolean): void {
+    this.failed++;
+    if (workerFault) this.health.recordFailure();
   }
 }
 

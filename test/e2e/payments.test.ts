@@ -12,6 +12,7 @@ import { buildClient } from '../../src/config/build-nodes.ts';
 import { clientConfigSchema } from '../../src/config/config.ts';
 import { type LocalNetwork, startLocalNetwork } from '../../src/local/local-network.ts';
 import { LOCAL_PARAMS } from '../../src/local/local-ton.ts';
+import { requestCost } from '../../src/pay/pricing.ts';
 import { Harness, post } from './harness.ts';
 
 /** Sums the `worker_paid` notices a wallet received: what the worker owner was actually paid. */
@@ -36,6 +37,7 @@ describe('payments on the embedded TON chain', () => {
     net = await startLocalNetwork({
       dataDir: dir,
       logLevel: 'silent',
+      tokenDelayMs: 2, // streams last long enough to be cut mid-way
       // Thresholds far away: this test settles explicitly.
       payments: {
         settleIntervalSeconds: 3600,
@@ -157,5 +159,42 @@ describe('payments on the embedded TON chain', () => {
     } finally {
       await h.stop();
     }
+  });
+
+  // Last: it cuts the worker's connection (the worker reconnects by itself).
+  test('a stream cut after some tokens: an error event, and only the delivered tokens are billed', async () => {
+    const desk = net.proxy.billing!.desk;
+    const payer = net.client.payments!.payer;
+    const billedBefore = desk.totals.billed;
+    const signedBefore = payer.authorisedTotal;
+    const stream = await openai.chat.completions.create({
+      model: 'cocoon-tiny',
+      messages: [{ role: 'user', content: 'tell me a long story' }],
+      max_tokens: 400,
+      stream: true,
+    });
+    let delivered = 0;
+    await assert.rejects(
+      async () => {
+        for await (const c of stream) {
+          if (c.choices[0]?.delta?.content && ++delivered === 5) {
+            // The worker's connection drops as if it crashed.
+            for (const s of net.worker.sessions()) s.socket.destroy();
+          }
+        }
+      },
+      (e: Error) =>
+        /failed after \d+ tokens were delivered.*Only the \d+ delivered tokens are charged/.test(e.message),
+    );
+    const charged = desk.totals.billed - billedBefore;
+    const expected = requestCost(
+      { promptTokens: 0, cachedTokens: 0, completionTokens: delivered, reasoningTokens: 0 },
+      1000,
+      payer.prices,
+    ).totalCost;
+    assert.ok(delivered >= 5);
+    assert.equal(charged, expected, `billed ${charged} for ${delivered} delivered tokens`);
+    assert.equal(payer.authorisedTotal - signedBefore, expected, 'the client signed exactly that');
+    assert.equal(net.proxy.counters.inFlight, 0);
   });
 });

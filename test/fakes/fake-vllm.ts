@@ -18,6 +18,8 @@ export interface FakeVllmOptions {
   /** Answer every request with this status and vLLM's error body. */
   failWithStatus?: { status: number; message: string };
   servedModel: string;
+  /** A lying engine: these counts replace the true ones in every reported usage. */
+  reportUsage?: { prompt_tokens?: number; completion_tokens?: number };
 }
 
 export class FakeVllmEngine {
@@ -116,6 +118,7 @@ export class FakeVllmEngine {
       total_tokens: o.promptTokens + n,
       completion_tokens: n,
       prompt_tokens_details: { cached_tokens: o.cachedTokens },
+      ...o.reportUsage,
     };
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-${(this.requests + 0x100000).toString(16)}`;
     const created = Math.floor(Date.now() / 1000);

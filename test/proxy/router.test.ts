@@ -85,4 +85,32 @@ describe('chooseWorker', () => {
         e.status === 503 && e.code === 'trust_tier_unavailable' && /tee-gpu.*at most 'dev'/.test(e.message),
     );
   });
+
+  test('a worker cooling down after failures is skipped, and used only as the last resort', () => {
+    const { r, conns } = registryWith({ name: 'a' }, { name: 'b' });
+    const now = 1_000_000;
+    conns[0]!.health.recordFailure(now);
+    conns[0]!.health.recordFailure(now);
+    assert.equal(conns[0]!.health.state, 'cooling');
+    assert.equal(chooseWorker(r, 'm', 4000, 'dev', undefined, now).name, 'b');
+    conns[1]!.info = { ...conns[1]!.info, enabled: false };
+    assert.equal(chooseWorker(r, 'm', 4000, 'dev', undefined, now).name, 'a');
+  });
+
+  test('workers a re-dispatched request already tried are excluded', () => {
+    const { r, conns } = registryWith({ name: 'a' }, { name: 'b' });
+    assert.equal(chooseWorker(r, 'm', 4000, 'dev', new Set([conns[0]!])).name, 'b');
+    assert.throws(
+      () => chooseWorker(r, 'm', 4000, 'dev', new Set(conns)),
+      (e: CocoonError) => e.status === 503,
+    );
+  });
+
+  test('the failure rate weighs routing: of two equally fast workers the reliable one wins', () => {
+    const { r, conns } = registryWith({ name: 'flaky' }, { name: 'reliable' });
+    for (const c of conns) c.avgQueryMs = 10;
+    conns[0]!.health.recordFailure();
+    assert.equal(conns[0]!.health.state, 'ok');
+    assert.equal(chooseWorker(r, 'm', 4000).name, 'reliable');
+  });
 });

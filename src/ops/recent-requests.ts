@@ -1,0 +1,53 @@
+import type { CocoonError } from '../errors.ts';
+
+/** One finished request as the dashboards list it. */
+export interface RecentRequest {
+  /** When it finished, epoch ms. */
+  at: number;
+  requestId: string;
+  model: string;
+  /** Who served it (worker name at a proxy, proxy address at a client); null if nobody was chosen. */
+  worker: string | null;
+  outcome: 'ok' | 'failed' | 'cancelled' | 'rejected';
+  status: number;
+  code: string | null;
+  message: string | null;
+  durationMs: number;
+  promptTokens: number;
+  completionTokens: number;
+  /** What it cost, nanoton as a decimal string; null when payments are off. */
+  costNanoton: string | null;
+  /** Workers (or proxies) tried. */
+  attempts: number;
+}
+
+/** The last `capacity` finished requests, newest first: a fixed ring, so memory stays bounded. */
+export class RecentRequests {
+  private readonly ring: RecentRequest[] = [];
+  private next = 0;
+
+  constructor(private readonly capacity = 50) {}
+
+  add(r: RecentRequest): void {
+    if (this.ring.length < this.capacity) this.ring.push(r);
+    else this.ring[this.next] = r;
+    this.next = (this.next + 1) % this.capacity;
+  }
+
+  /** Newest first. */
+  list(): RecentRequest[] {
+    const n = this.ring.length;
+    const out: RecentRequest[] = [];
+    for (let i = 1; i <= n; i++) out.push(this.ring[(this.next - i + n) % n]!);
+    return out;
+  }
+}
+
+/** The error fields of a recent request (status 200 when it succeeded). */
+export function errorFields(
+  error: CocoonError | undefined,
+): Pick<RecentRequest, 'status' | 'code' | 'message'> {
+  return error
+    ? { status: error.status, code: error.code, message: error.message }
+    : { status: 200, code: null, message: null };
+}
