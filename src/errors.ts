@@ -178,3 +178,8 @@ export function toOpenAIError(err: unknown): {
     retryAfter: w.retryAfter,
   };
 }
+
+/** Any thrown value as a CocoonError; anything else is an internal error (its details stay in our logs). */
+export function asCocoonError(err: unknown): CocoonError {
+  return err instanceof CocoonError ? err : fromWireError(toWireError(err));
+}

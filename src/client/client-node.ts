@@ -11,6 +11,7 @@ import {
 } from '../attest/trust-setup.ts';
 import {
   AuthenticationError,
+  asCocoonError,
   BadRequestError,
   CancelledError,
   type CocoonError,
@@ -28,6 +29,8 @@ import type { Stream } from '../net/stream.ts';
 import { requestCounters } from '../ops/counters.ts';
 import { listenHttp, readBody, sendError, sendJson, serveStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
+import { NodeMetrics, type Outcome, serveMetrics, tonGauge } from '../ops/metrics.ts';
+import { errorFields, RecentRequests } from '../ops/recent-requests.ts';
 import { addCostToUsage } from '../pay/usage-cost.ts';
 import type { InferenceKind } from '../protocol/inference.ts';
 import {
@@ -83,8 +86,21 @@ export class ClientNode {
   /** Who serves each request in flight, as the proxy said before its first part. */
   private readonly serving = new Map<string, Serving | null>();
 
+  readonly metrics: NodeMetrics;
+  readonly recent = new RecentRequests();
+
   constructor(private readonly opts: ClientOptions) {
     this.log = opts.logger ?? silentLogger;
+    this.metrics = new NodeMetrics('client', opts.name);
+    const m = this.metrics;
+    m.gauge('cocoon_requests_in_flight', 'Requests being served now.', () => this.counters.inFlight);
+    m.gauge('cocoon_connected_proxies', 'Proxy sessions up.', () => (this.session ? 1 : 0));
+    const pay = opts.payments;
+    if (pay) {
+      m.counterFrom('cocoon_authorised_ton_total', 'TON this client signed to its proxy so far.', () =>
+        tonGauge(pay.payer.authorisedTotal),
+      );
+    }
   }
 
   /** Base URL for OpenAI SDKs, e.g. http://127.0.0.1:10000/v1 */
@@ -184,6 +200,7 @@ export class ClientNode {
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '/').split('?')[0]!;
     try {
+      if (serveMetrics(req, res, this.metrics)) return;
       if (serveStats(req, res, `Cocoon client ${this.opts.name}`, () => this.stats())) return;
       this.authorize(req);
       const kind = ENDPOINTS[path];
@@ -275,6 +292,7 @@ export class ClientNode {
     this.counters.total++;
     this.counters.inFlight++;
     this.serving.set(requestId, null);
+    const started = performance.now();
     const stream = session.openStream({ method: 'inference', requestId, request });
     stream.end(); // the call is all in OPEN; no request body follows
     // The caller hanging up cancels the request all the way to the engine.
@@ -282,17 +300,29 @@ export class ClientNode {
       if (!res.writableFinished) stream.reset(new CancelledError());
     };
     res.once('close', onClose);
+    let outcome: Outcome = 'failed';
+    let trailer: InferenceTrailer | null = null;
+    let error: CocoonError | undefined;
     try {
-      const trailer = request.stream
-        ? await this.relaySse(stream, res, requestId)
+      const relayed = request.stream
+        ? await this.relaySse(stream, res, requestId, started)
         : await this.relayJson(stream, res, requestId);
-      if (trailer) {
-        this.counters.promptTokens += trailer.usage.promptTokens;
-        this.counters.completionTokens += trailer.usage.completionTokens;
+      trailer = relayed.trailer;
+      if (relayed.error) {
+        error = relayed.error; // the stream broke after its first part: the caller got an error event
+        this.counters.failed++;
+      } else {
+        outcome = 'ok';
+        this.counters.succeeded++;
+        if (trailer) {
+          this.counters.promptTokens += trailer.usage.promptTokens;
+          this.counters.completionTokens += trailer.usage.completionTokens;
+        }
       }
-      this.counters.succeeded++;
     } catch (err) {
+      error = asCocoonError(err);
       if (err instanceof CancelledError || (res.destroyed && !res.writableFinished)) {
+        outcome = 'cancelled';
         this.counters.cancelled++;
         return;
       }
@@ -301,17 +331,37 @@ export class ClientNode {
     } finally {
       this.counters.inFlight--;
       payments?.forget(requestId);
+      const serving = this.serving.get(requestId);
       this.serving.delete(requestId);
       res.off('close', onClose);
+      const seconds = (performance.now() - started) / 1000;
+      const usage = trailer?.usage;
+      this.metrics.finished(
+        outcome,
+        error?.code ?? null,
+        seconds,
+        usage?.promptTokens,
+        usage?.completionTokens,
+      );
+      this.log.debug({ requestId, outcome, code: error?.code, seconds }, 'request finished');
+      this.recent.add({
+        at: Date.now(),
+        requestId,
+        model: request.model,
+        worker: serving?.worker ?? null,
+        outcome,
+        ...errorFields(error),
+        durationMs: Math.round(seconds * 100_000) / 100,
+        promptTokens: usage?.promptTokens ?? 0,
+        completionTokens: usage?.completionTokens ?? 0,
+        costNanoton: trailer?.cost ? trailer.cost.total.toString() : null,
+        attempts: 1,
+      });
     }
   }
 
   /** Relays a whole JSON reply; returns the stream's trailer (null if malformed). */
-  private async relayJson(
-    stream: Stream,
-    res: ServerResponse,
-    requestId: string,
-  ): Promise<InferenceTrailer | null> {
+  private async relayJson(stream: Stream, res: ServerResponse, requestId: string): Promise<Relayed> {
     const parts = await stream.readAll();
     const serving = this.serving.get(requestId);
     const trailer = parseTrailer(stream.trailer);
@@ -324,7 +374,7 @@ export class ClientNode {
       ...servingHeaders(serving),
     });
     res.end(body);
-    return trailer;
+    return { trailer, error: null };
   }
 
   /** Server-sent events exactly as OpenAI sends them: `data: <chunk>\n\n` …, then `data: [DONE]\n\n`. */
@@ -332,9 +382,11 @@ export class ClientNode {
     stream: Stream,
     res: ServerResponse,
     requestId: string,
-  ): Promise<InferenceTrailer | null> {
+    started: number,
+  ): Promise<Relayed> {
     // Wait for the first part before committing to 200, so a refusal still gets its proper status.
     const first = await stream.next();
+    this.metrics.firstToken((performance.now() - started) / 1000);
     const serving = this.serving.get(requestId);
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -354,14 +406,14 @@ export class ClientNode {
       // content chunks, and an extra chunk without choices would surprise clients.
       if (tail !== null) await this.writeEvent(res, Buffer.from(addServing(tail, serving)));
       res.end('data: [DONE]\n\n');
-      return trailer;
+      return { trailer, error: null };
     } catch (err) {
       if (err instanceof CancelledError || res.destroyed) throw err;
       // Headers are gone; the error travels as an SSE event the OpenAI SDKs raise as an APIError.
       const { body } = toOpenAIError(err);
       res.end(`data: ${JSON.stringify(body)}\n\ndata: [DONE]\n\n`);
       this.log.warn({ requestId, err: (err as CocoonError).message }, 'stream failed after first token');
-      return null;
+      return { trailer: null, error: asCocoonError(err) };
     }
   }
 
@@ -415,6 +467,12 @@ export class ClientNode {
 function finalPart(t: InferenceTrailer | null): string | null {
   if (!t || t.tail === undefined) return null;
   return t.cost ? addCostToUsage(t.tail, t.cost) : t.tail;
+}
+
+/** What a relay ended with: the trailer, or the error that cut a stream after its first part. */
+interface Relayed {
+  trailer: InferenceTrailer | null;
+  error: CocoonError | null;
 }
 
 function parseTrailer(trailer: unknown): InferenceTrailer | null {

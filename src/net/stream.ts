@@ -1,4 +1,11 @@
-import { CocoonError, fromWireError, ProtocolError, toWireError, type WireError } from '../errors.ts';
+import {
+  asCocoonError,
+  type CocoonError,
+  fromWireError,
+  ProtocolError,
+  toWireError,
+  type WireError,
+} from '../errors.ts';
 import { FrameType } from '../protocol/frames.ts';
 import type { Session } from './session.ts';
 
@@ -99,7 +106,7 @@ export class Stream implements AsyncIterableIterator<Buffer> {
   /** Aborts the stream both ways and tells the peer why (cancellation or failure). */
   reset(err: unknown): void {
     if (this.isClosed) return;
-    const e = err instanceof CocoonError ? err : fromWireError(toWireError(err));
+    const e = asCocoonError(err);
     this.session.send(FrameType.Reset, this.id, JSON.stringify(toWireError(e)));
     this.fail(e);
   }

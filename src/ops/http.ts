@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PayloadTooLargeError, toOpenAIError } from '../errors.ts';
+import { type NodeMetrics, serveMetrics } from './metrics.ts';
 import { renderStatsPage } from './stats-page.ts';
 
 export function sendJson(
@@ -107,9 +108,16 @@ export async function listenHttp(
   };
 }
 
-/** A small stats-only HTTP server (proxy, worker). */
-export function listenStats(host: string, port: number, title: string, stats: () => unknown) {
+/** A small stats-only HTTP server (proxy, worker): stats pages and Prometheus metrics. */
+export function listenStats(
+  host: string,
+  port: number,
+  title: string,
+  stats: () => unknown,
+  metrics: NodeMetrics | null = null,
+) {
   return listenHttp(host, port, (req, res) => {
+    if (serveMetrics(req, res, metrics)) return;
     if (!serveStats(req, res, title, stats)) {
       sendJson(res, 404, {
         error: { message: 'not found', type: 'invalid_request_error', param: null, code: null },

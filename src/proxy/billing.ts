@@ -352,6 +352,13 @@ export class ProxyBilling {
     return this.opts.chain.clientState(contract);
   }
 
+  /** Authorised by clients and not yet redeemed on-chain, over all clients. */
+  unredeemed(): bigint {
+    let sum = 0n;
+    for (const a of this.clients.values()) sum += a.unredeemed;
+    return sum;
+  }
+
   stats() {
     return {
       clients: this.clients.size,
@@ -361,7 +368,7 @@ export class ProxyBilling {
       unpaidNano: this.totals.unpaid.toString(),
       settlements: this.totals.settlements,
       payoutsSigned: this.totals.payoutsSigned,
-      unredeemedNano: [...this.clients.values()].reduce((s, a) => s + a.unredeemed, 0n).toString(),
+      unredeemedNano: this.unredeemed().toString(),
     };
   }
 }

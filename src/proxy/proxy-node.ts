@@ -10,6 +10,7 @@ import {
 } from '../attest/trust-setup.ts';
 import type { PeerIdentity } from '../attest/types.ts';
 import {
+  asCocoonError,
   BadGatewayError,
   BadRequestError,
   CancelledError,
@@ -25,6 +26,7 @@ import { listenForPeers, type PeerListener } from '../net/tls.ts';
 import { requestCounters } from '../ops/counters.ts';
 import { listenStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
+import { NodeMetrics, tonGauge } from '../ops/metrics.ts';
 import { errorFields, type RecentRequest, RecentRequests } from '../ops/recent-requests.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
 import { type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
@@ -90,12 +92,8 @@ interface Relay {
   committed: boolean;
   /** Output parts relayed to the caller. */
   delivered: number;
-}
-
-function asCocoonError(err: unknown): CocoonError {
-  return err instanceof CocoonError
-    ? err
-    : new CocoonError(500, 'server_error', 'internal_error', String(err));
+  /** When the proxy received the request (performance.now()). */
+  started: number;
 }
 
 /** Worth another worker: it was lost, broke, was busy, or did not serve the model after all. */
@@ -156,9 +154,82 @@ export class ProxyNode {
   /** The accounting hook (payments plug in here); may be set after construction. */
   onRequestFinished: ((r: FinishedRequest) => void) | undefined;
 
+  readonly metrics: NodeMetrics;
+
   constructor(private readonly opts: ProxyOptions) {
     this.log = opts.logger ?? silentLogger;
     this.onRequestFinished = opts.onRequestFinished;
+    this.metrics = new NodeMetrics('proxy', opts.name);
+    this.describeMetrics();
+  }
+
+  /** What `/metrics` reads from this proxy when scraped. */
+  private describeMetrics(): void {
+    const m = this.metrics;
+    const workers = () => this.registry.all();
+    m.gauge('cocoon_requests_in_flight', 'Requests being served now.', () => this.counters.inFlight);
+    m.gauge(
+      'cocoon_connected_peers',
+      'Sessions up, by peer role.',
+      () => [
+        [{ peer: 'worker' }, this.registry.size],
+        [{ peer: 'client' }, this.clients.size],
+      ],
+      ['peer'],
+    );
+    m.counterFrom(
+      'cocoon_redispatches_total',
+      'Requests moved to another worker after a failure before their first token.',
+      () => this.counters.redispatched,
+    );
+    m.counterFrom(
+      'cocoon_peer_refusals_total',
+      'Peers refused or cut off (attestation, policy, protocol violations), by reason.',
+      () => Object.entries(this.refusals).map(([code, n]) => [{ code }, n]),
+      ['code'],
+    );
+    m.counterFrom(
+      'cocoon_worker_requests_total',
+      'Requests routed to each connected worker, by result.',
+      () =>
+        workers().flatMap((w) => [
+          [{ worker: w.name, result: 'ok' }, w.succeeded],
+          [{ worker: w.name, result: 'failed' }, w.failed],
+        ]),
+      ['worker', 'result'],
+    );
+    m.gauge(
+      'cocoon_worker_running',
+      'Requests running on each worker.',
+      () => workers().map((w) => [{ worker: w.name }, w.running]),
+      ['worker'],
+    );
+    m.gauge(
+      'cocoon_worker_failure_rate',
+      'Recent share of failed requests of each worker (0..1), as routing weighs it.',
+      () => workers().map((w) => [{ worker: w.name }, w.health.failureRate]),
+      ['worker'],
+    );
+    m.gauge(
+      'cocoon_worker_cooling',
+      '1 while a worker is excluded from routing after failures.',
+      () => workers().map((w) => [{ worker: w.name }, w.health.state === 'cooling' ? 1 : 0]),
+      ['worker'],
+    );
+    const desk = this.opts.billing?.desk;
+    if (!desk) return;
+    const t = desk.totals;
+    m.counterFrom('cocoon_billed_ton_total', 'TON billed to clients.', () => tonGauge(t.billed));
+    m.counterFrom('cocoon_unpaid_ton_total', 'TON of bills clients left unsigned.', () => tonGauge(t.unpaid));
+    m.counterFrom(
+      'cocoon_settlements_total',
+      'On-chain settlements of client authorisations.',
+      () => t.settlements,
+    );
+    m.counterFrom('cocoon_payouts_signed_total', 'Worker payouts signed.', () => t.payoutsSigned);
+    m.gauge('cocoon_unredeemed_ton', 'TON authorised by clients, not yet settled on-chain.', () =>
+      tonGauge(desk.unredeemed()),
+    );
   }
 
   private get maxAttempts(): number {
@@ -242,6 +313,7 @@ export class ProxyNode {
         this.opts.statsPort,
         `Cocoon proxy ${this.opts.name}`,
         () => this.stats(),
+        this.metrics,
       );
     }
     return this;
@@ -375,11 +447,13 @@ export class ProxyNode {
       if (desk && account) reservation = desk.reserve(account, request, clientStream.headerBytes);
     } catch (err) {
       this.counters.rejected++;
-      this.remember(requestId, request, null, err as CocoonError, started, ZERO_USAGE, null, 0);
+      const e = asCocoonError(err);
+      this.metrics.finished('rejected', e.code, (performance.now() - started) / 1000);
+      this.remember(requestId, request, null, e, started, ZERO_USAGE, null, 0);
       clientStream.reset(err);
       return;
     }
-    const relay: Relay = { workerStream: null, committed: false, delivered: 0 };
+    const relay: Relay = { workerStream: null, committed: false, delivered: 0, started };
     const timer = setTimeout(() => {
       const e = new GatewayTimeoutError(`Request timed out after ${request.timeoutMs} ms.`);
       relay.workerStream?.reset(e);
@@ -439,6 +513,12 @@ export class ProxyNode {
       this.counters.failed++;
     }
     const outcome = ok ? 'ok' : callerCancelled ? 'cancelled' : 'failed';
+    const seconds = (performance.now() - started) / 1000;
+    this.metrics.finished(outcome, error?.code ?? null, seconds, usage.promptTokens, usage.completionTokens);
+    this.log.debug(
+      { requestId, worker: worker.name, outcome, code: error?.code, seconds },
+      'request finished',
+    );
     this.remember(requestId, request, worker, error, started, usage, cost, tried.size, outcome);
     this.onRequestFinished?.({
       requestId,
@@ -521,6 +601,7 @@ export class ProxyNode {
     const held: Buffer[] = [];
     const commit = async () => {
       relay.committed = true;
+      if (forwarded.stream) this.metrics.firstToken((performance.now() - relay.started) / 1000);
       // The caller learns who serves it (tier, image, model identity) before the first token.
       clientStream.sessionControl({
         type: 'request.serving',

@@ -21,6 +21,7 @@ import type { Session } from '../net/session.ts';
 import type { Stream } from '../net/stream.ts';
 import { listenStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
+import { NodeMetrics, tonGauge } from '../ops/metrics.ts';
 import { type InferenceRequest, ZERO_USAGE } from '../protocol/inference.ts';
 import { type Call, callSchema, type InferenceTrailer, type WorkerInfo } from '../protocol/messages.ts';
 import type { InferenceBackend } from './backend.ts';
@@ -68,8 +69,30 @@ export class WorkerNode {
     completionTokens: 0,
   };
 
+  readonly metrics: NodeMetrics;
+
   constructor(private readonly opts: WorkerOptions) {
     this.log = opts.logger ?? silentLogger;
+    this.metrics = new NodeMetrics('worker', opts.name);
+    const m = this.metrics;
+    m.gauge('cocoon_requests_in_flight', 'Requests running on the engine now.', () => this.counters.running);
+    m.gauge('cocoon_worker_enabled', '1 while this worker takes requests.', () => (this.enabled ? 1 : 0));
+    m.gauge('cocoon_worker_coefficient', 'Price coefficient (1000 = 1x).', () => this.opts.coefficient);
+    m.gauge('cocoon_connected_proxies', 'Proxy sessions up.', () => this.connectedProxies);
+    m.counterFrom(
+      'cocoon_busy_refusals_total',
+      'Requests refused at capacity or while disabled.',
+      () => this.counters.refusedBusy,
+    );
+    const pay = opts.payments;
+    if (pay) {
+      m.counterFrom('cocoon_earned_ton_total', 'TON proxies signed to this worker.', () =>
+        tonGauge(pay.totals().signed),
+      );
+      m.counterFrom('cocoon_paid_ton_total', 'TON the worker contracts paid out.', () =>
+        tonGauge(pay.totals().paid),
+      );
+    }
   }
 
   get payments(): WorkerPayments | null {
@@ -133,6 +156,7 @@ export class WorkerNode {
         this.opts.statsPort,
         `Cocoon worker ${this.opts.name}`,
         () => this.stats(),
+        this.metrics,
       );
     }
     return this;
@@ -186,7 +210,11 @@ export class WorkerNode {
     }
     if (this.counters.running >= this.opts.maxConcurrent || !this.enabled) {
       this.counters.refusedBusy++;
-      stream.reset(new RateLimitError('worker is at capacity', 'worker_busy'));
+      const e = this.enabled
+        ? new RateLimitError('worker is at capacity', 'worker_busy')
+        : new RateLimitError('worker is disabled by its operator', 'worker_disabled', 5);
+      this.metrics.finished('rejected', e.code, 0);
+      stream.reset(e);
       return;
     }
     const started = performance.now();
@@ -205,6 +233,7 @@ export class WorkerNode {
       // it was not the last and goes out in order.
       let held: string | undefined;
       let r = await gen.next();
+      if (req.stream) this.metrics.firstToken((performance.now() - started) / 1000);
       while (!r.done) {
         if (held !== undefined) {
           const p = stream.write(held);
@@ -228,13 +257,22 @@ export class WorkerNode {
         ...(held !== undefined ? { tail: held } : {}),
       };
       stream.end(trailer);
+      const seconds = (performance.now() - started) / 1000;
+      this.metrics.finished('ok', null, seconds, usage.promptTokens, usage.completionTokens);
+      this.log.debug(
+        { requestId: call.requestId, seconds, tokens: usage.completionTokens },
+        'request served',
+      );
     } catch (err) {
+      const seconds = (performance.now() - started) / 1000;
       if (stream.resetError) {
         this.counters.cancelled++;
+        this.metrics.finished('cancelled', stream.resetError.code, seconds);
         await gen.return(ZERO_USAGE).catch(() => {});
       } else {
         this.counters.failed++;
         const e = err instanceof CocoonError ? err : toWireError(err);
+        this.metrics.finished('failed', e.code, seconds);
         this.log.warn({ requestId: call.requestId, err: e.message }, 'inference failed');
         stream.reset(err);
       }

@@ -125,6 +125,17 @@ export class WorkerPayments {
     return n;
   }
 
+  /** Signed to us by all proxies, and what their worker contracts have paid out so far (nanoton). */
+  totals(): { signed: bigint; paid: bigint } {
+    let signed = 0n;
+    let paid = 0n;
+    for (const e of this.byContract.values()) {
+      signed += e.earnings.workerTotal;
+      paid += e.paidWorker ?? 0n;
+    }
+    return { signed, paid };
+  }
+
   stats() {
     return [...this.byContract.values()].map((e) => ({
       contract: e.earnings.contract.toString(),
