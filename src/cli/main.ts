@@ -12,6 +12,7 @@ import { registerEarningsCommands } from './earnings-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
 import { registerRootCommands } from './root-commands.ts';
 import { registerWalletCommands } from './wallet-commands.ts';
+import { registerWorkerAdminCommands } from './worker-admin-commands.ts';
 
 /**
  * `cocoon` — one command for every role. Each daemon reads defaults < `--config file.json` < flags;
@@ -31,6 +32,7 @@ const common = (cmd: Command) =>
     .option('--config <file>', 'JSON config file (keys as the flags, camelCase); flags override it')
     .option('--name <name>', 'node name shown to peers and in stats')
     .option('--data-dir <dir>', 'where the node keeps its identity key and state (default ~/.cocoon/<role>)')
+    .option('--drain-seconds <s>', 'on SIGTERM, how long requests in flight may take to finish (default 30)')
     .addOption(
       new Option(
         '--trust <mode>',
@@ -48,15 +50,34 @@ const common = (cmd: Command) =>
       ]),
     );
 
-/** Runs a daemon until SIGINT/SIGTERM, then stops it cleanly. */
-async function runUntilSignal(start: () => Promise<{ stop(): Promise<void> }>, banner: (n: never) => string) {
+interface Daemon {
+  drain(timeoutMs: number): Promise<boolean>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a daemon until SIGINT/SIGTERM, then shuts it down gracefully: requests in flight finish (at most
+ * `drainSeconds`), state is flushed, exit 0. A second signal stops at once.
+ */
+async function runUntilSignal(
+  start: () => Promise<Daemon>,
+  banner: (n: never) => string,
+  drainSeconds: number,
+) {
   const node = await start();
   process.stdout.write(`${banner(node as never)}\n`);
-  await new Promise<void>((resolve) => {
-    process.once('SIGINT', resolve);
-    process.once('SIGTERM', resolve);
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGINT', () => resolve('SIGINT'));
+    process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+  const now = () => void node.stop().finally(() => process.exit(1));
+  process.once('SIGINT', now);
+  process.once('SIGTERM', now);
+  process.stdout.write(`${signal}: draining requests in flight (up to ${drainSeconds} s)...\n`);
+  const drained = await node.drain(drainSeconds * 1000);
   await node.stop();
+  process.stdout.write(drained ? 'stopped cleanly\n' : 'stopped with requests still in flight\n');
+  process.exit(0);
 }
 
 common(program.command('proxy').description('run a proxy: accepts workers and clients, routes requests'))
@@ -65,6 +86,7 @@ common(program.command('proxy').description('run a proxy: accepts workers and cl
   .option('--client-port <port>', 'port for clients (default 11002)')
   .option('--stats-host <host>', 'address of the stats server (default 127.0.0.1)')
   .option('--stats-port <port>', "stats server port, or 'off' (default 11000)")
+  .option('--max-attempts <n>', 'workers one request may try before its first token (default 3)')
   .action(async (o) => {
     const c = loadConfig(proxyConfigSchema, o.config, { ...o, config: undefined });
     await runUntilSignal(
@@ -72,6 +94,7 @@ common(program.command('proxy').description('run a proxy: accepts workers and cl
       (p: Awaited<ReturnType<typeof buildProxy>>) =>
         `proxy '${c.name}' [trust: ${c.trust}] workers on ${c.host}:${p.workerPort}, clients on ${c.host}:${p.clientPort}` +
         (p.statsUrl ? `, stats ${p.statsUrl}/stats` : ''),
+      c.drainSeconds,
     );
   });
 
@@ -119,6 +142,7 @@ common(
         `worker '${c.name}' [trust: ${c.trust}] serving ${c.models.join(', ')} via ${c.backend} to ` +
         `${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
         (w.statsUrl ? `, stats ${w.statsUrl}/stats` : ''),
+      c.drainSeconds,
     );
   });
 
@@ -143,6 +167,7 @@ common(program.command('client').description('run a client: the OpenAI API on lo
       async () => (await (await nodes()).buildClient(c)).start(),
       (cl: Awaited<ReturnType<typeof buildClient>>) =>
         `client '${c.name}' [trust: ${c.trust}] OpenAI API at ${cl.baseUrl}, via proxy ${c.proxy.host}:${c.proxy.port}`,
+      c.drainSeconds,
     );
   });
 
@@ -199,6 +224,7 @@ registerRootCommands(program);
 registerClientMoneyCommands(program);
 registerEarningsCommands(program);
 registerModelCommands(program);
+registerWorkerAdminCommands(program);
 
 program.parseAsync().catch((err) => {
   if (err instanceof ConfigError) {

@@ -31,6 +31,7 @@ import { listenHttp, readBody, sendError, sendJson, serveStats } from '../ops/ht
 import { type Logger, silentLogger } from '../ops/log.ts';
 import { NodeMetrics, type Outcome, serveMetrics, tonGauge } from '../ops/metrics.ts';
 import { errorFields, RecentRequests } from '../ops/recent-requests.ts';
+import { waitUntil } from '../ops/wait.ts';
 import { addCostToUsage } from '../pay/usage-cost.ts';
 import type { InferenceKind } from '../protocol/inference.ts';
 import {
@@ -83,6 +84,7 @@ export class ClientNode {
   private readonly startedAt = Date.now();
   readonly counters = requestCounters();
   private stopRotation: () => void = () => {};
+  private draining = false;
   /** Who serves each request in flight, as the proxy said before its first part. */
   private readonly serving = new Map<string, Serving | null>();
 
@@ -258,6 +260,12 @@ export class ClientNode {
   }
 
   private async completion(kind: InferenceKind, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (this.draining) {
+      this.counters.rejected++;
+      throw new ServiceUnavailableError('This client is shutting down.', 'client_draining').retryAfterSeconds(
+        1,
+      );
+    }
     if (this.counters.inFlight >= this.opts.maxConcurrentRequests) {
       this.counters.rejected++;
       throw new RateLimitError(
@@ -453,6 +461,16 @@ export class ClientNode {
       },
       requests: { ...this.counters },
     };
+  }
+
+  /**
+   * Graceful shutdown, first half: no new connections or requests; requests in flight finish (and are
+   * paid for), for at most `timeoutMs`. True if all finished.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    this.http?.server.close(); // stop listening; open keep-alive connections still get their answers
+    return waitUntil(() => this.counters.inFlight === 0, timeoutMs);
   }
 
   async stop(): Promise<void> {

@@ -71,6 +71,7 @@ export async function buildProxy(c: ProxyConfig): Promise<ProxyNode> {
     clientPort: c.clientPort,
     statsHost: c.statsHost,
     statsPort: c.statsPort,
+    maxAttempts: c.maxAttempts,
     trust: await trustFor(c, logger),
     logger,
     ...(billing ? { billing } : {}),

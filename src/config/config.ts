@@ -49,6 +49,9 @@ const policyFields = {
     .default(24 * 3600),
 };
 
+/** How long SIGTERM waits for requests in flight before the daemon stops anyway. */
+const drainSeconds = z.coerce.number().min(0).default(30);
+
 const chainFields = {
   ...policyFields,
   chainEndpoint: z.url().default('http://127.0.0.1:10100'),
@@ -80,6 +83,7 @@ export const workerConfigSchema = z.object({
   payoutAmountTon: tonText.default('1'),
   /** … or once something has been due this long. */
   payoutIntervalSeconds: seconds.default(60),
+  drainSeconds,
   trust,
   logLevel,
 });
@@ -104,6 +108,9 @@ export const proxyConfigSchema = z.object({
   billTimeoutSeconds: seconds.default(10),
   /** TON staked in the proxy contract when the proxy deploys it (at least the root's minimum). */
   stakeTon: tonText.optional(),
+  /** Workers one request may try: a worker failing before the first token is replaced by another. */
+  maxAttempts: z.coerce.number().int().min(1).max(10).default(3),
+  drainSeconds,
   trust,
   logLevel,
 });
@@ -131,6 +138,7 @@ export const clientConfigSchema = z.object({
   // The proxy's ledger is the authoritative record (fsync'd); the client's guards its seqnos and is
   // reconciled with the proxy's on every connect, so surviving kill -9 is enough for it.
   ledgerDurability: z.enum(['disk', 'process']).default('process'),
+  drainSeconds,
   trust,
   logLevel,
 });

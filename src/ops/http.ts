@@ -108,17 +108,22 @@ export async function listenHttp(
   };
 }
 
-/** A small stats-only HTTP server (proxy, worker): stats pages and Prometheus metrics. */
-export function listenStats(
-  host: string,
-  port: number,
-  title: string,
-  stats: () => unknown,
-  metrics: NodeMetrics | null = null,
-) {
-  return listenHttp(host, port, (req, res) => {
-    if (serveMetrics(req, res, metrics)) return;
-    if (!serveStats(req, res, title, stats)) {
+export interface StatsServerOptions {
+  host: string;
+  port: number;
+  title: string;
+  stats: () => unknown;
+  metrics?: NodeMetrics | null;
+  /** More routes (a worker's admin endpoint); returns true when it handled the request. */
+  routes?: (req: IncomingMessage, res: ServerResponse) => boolean;
+}
+
+/** A small HTTP server beside a proxy or worker: stats pages, Prometheus metrics, extra routes. */
+export function listenStats(o: StatsServerOptions) {
+  return listenHttp(o.host, o.port, (req, res) => {
+    if (serveMetrics(req, res, o.metrics ?? null)) return;
+    if (o.routes?.(req, res)) return;
+    if (!serveStats(req, res, o.title, o.stats)) {
       sendJson(res, 404, {
         error: { message: 'not found', type: 'invalid_request_error', param: null, code: null },
       });

@@ -93,6 +93,8 @@ const clientAuthWire = z.object({ seqno: nanotonSchema, total: nanotonSchema, si
 
 export const controlSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('worker.status'), info: workerInfoSchema }),
+  /** proxy → client: the proxy is shutting down; it finishes what it has, new requests go elsewhere. */
+  z.object({ type: z.literal('proxy.draining') }),
   /** proxy → client, before the first part of a request: the worker that serves it. */
   z.object({ type: z.literal('request.serving'), requestId: z.string().max(100), serving: servingSchema }),
   /** proxy → client, on connect and when the chain changes: the account the proxy bills. */

@@ -28,6 +28,7 @@ import { listenStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
 import { NodeMetrics, tonGauge } from '../ops/metrics.ts';
 import { errorFields, type RecentRequest, RecentRequests } from '../ops/recent-requests.ts';
+import { waitUntil } from '../ops/wait.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
 import { type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
 import { type InferenceRequest, type TokenUsage, ZERO_USAGE } from '../protocol/inference.ts';
@@ -150,6 +151,7 @@ export class ProxyNode {
   readonly recent = new RecentRequests();
   readonly refusals: Record<string, number> = {};
   private stopRotation: () => void = () => {};
+  private draining = false;
 
   /** The accounting hook (payments plug in here); may be set after construction. */
   onRequestFinished: ((r: FinishedRequest) => void) | undefined;
@@ -308,13 +310,13 @@ export class ProxyNode {
       (err) => this.log.error({ err: String(err) }, 'certificate rotation failed'),
     );
     if (this.opts.statsPort !== null && this.opts.statsPort !== undefined) {
-      this.statsServer = await listenStats(
-        this.opts.statsHost ?? '127.0.0.1',
-        this.opts.statsPort,
-        `Cocoon proxy ${this.opts.name}`,
-        () => this.stats(),
-        this.metrics,
-      );
+      this.statsServer = await listenStats({
+        host: this.opts.statsHost ?? '127.0.0.1',
+        port: this.opts.statsPort,
+        title: `Cocoon proxy ${this.opts.name}`,
+        stats: () => this.stats(),
+        metrics: this.metrics,
+      });
     }
     return this;
   }
@@ -415,6 +417,16 @@ export class ProxyNode {
       return;
     }
     const call: Call = parsed.data;
+    if (this.draining && call.method === 'inference') {
+      this.counters.rejected++;
+      stream.reset(
+        new ServiceUnavailableError(
+          'This proxy is shutting down; retry shortly.',
+          'proxy_draining',
+        ).retryAfterSeconds(1),
+      );
+      return;
+    }
     if (call.method === 'models') {
       void stream.write(JSON.stringify(this.modelList()));
       stream.end();
@@ -757,6 +769,17 @@ export class ProxyNode {
       })),
       recent: this.recent.list(),
     };
+  }
+
+  /**
+   * Graceful shutdown, first half: new requests are refused (clients are told, so they go elsewhere),
+   * requests in flight finish and their bills are signed, for at most `timeoutMs`. True if all finished.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    for (const s of this.clients) s.sendControl({ type: 'proxy.draining' });
+    const idle = () => this.counters.inFlight === 0;
+    return waitUntil(idle, timeoutMs);
   }
 
   async stop(): Promise<void> {

@@ -14,6 +14,7 @@ import {
   ModelNotFoundError,
   ProtocolError,
   RateLimitError,
+  ServiceUnavailableError,
   toWireError,
 } from '../errors.ts';
 import { PeerLink } from '../net/peer-link.ts';
@@ -22,9 +23,11 @@ import type { Stream } from '../net/stream.ts';
 import { listenStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
 import { NodeMetrics, tonGauge } from '../ops/metrics.ts';
+import { waitUntil } from '../ops/wait.ts';
 import { type InferenceRequest, ZERO_USAGE } from '../protocol/inference.ts';
 import { type Call, callSchema, type InferenceTrailer, type WorkerInfo } from '../protocol/messages.ts';
 import type { InferenceBackend } from './backend.ts';
+import { adminRoutes, loadOrCreateAdminToken } from './worker-admin.ts';
 import type { WorkerPayments } from './worker-payments.ts';
 
 export interface WorkerOptions {
@@ -58,6 +61,9 @@ export class WorkerNode {
   private readonly startedAt = Date.now();
   private statsServer: Awaited<ReturnType<typeof listenStats>> | null = null;
   private enabled = true;
+  private draining = false;
+  /** The bearer token of the admin endpoint (also in `<dataDir>/admin-token`); null without stats server. */
+  adminToken: string | null = null;
   private stopRotation: () => void = () => {};
   readonly counters = {
     running: 0,
@@ -151,13 +157,15 @@ export class WorkerNode {
     }
     this.opts.payments?.start();
     if (this.opts.statsPort !== null && this.opts.statsPort !== undefined) {
-      this.statsServer = await listenStats(
-        this.opts.statsHost ?? '127.0.0.1',
-        this.opts.statsPort,
-        `Cocoon worker ${this.opts.name}`,
-        () => this.stats(),
-        this.metrics,
-      );
+      this.adminToken = await loadOrCreateAdminToken(this.opts.dataDir);
+      this.statsServer = await listenStats({
+        host: this.opts.statsHost ?? '127.0.0.1',
+        port: this.opts.statsPort,
+        title: `Cocoon worker ${this.opts.name}`,
+        stats: () => this.stats(),
+        metrics: this.metrics,
+        routes: adminRoutes(this, this.adminToken),
+      });
     }
     return this;
   }
@@ -171,7 +179,7 @@ export class WorkerNode {
         maxConcurrent: perProxy,
         coefficient: this.opts.coefficient,
       })),
-      enabled: this.enabled,
+      enabled: this.enabled && !this.draining,
       backend: this.opts.backend.kind,
       ...this.opts.payments?.helloInfo,
     };
@@ -180,12 +188,19 @@ export class WorkerNode {
   /** Workers can take themselves out of routing (and back) without disconnecting. */
   setEnabled(enabled: boolean): void {
     this.enabled = enabled;
+    this.log.info({ enabled }, 'routing to this worker changed by its operator');
     this.broadcastStatus();
   }
 
+  /** A new price takes effect for the next requests the proxies route here. */
   setCoefficient(coefficient: number): void {
     this.opts.coefficient = coefficient;
+    this.log.info({ coefficient }, 'price coefficient changed by its operator');
     this.broadcastStatus();
+  }
+
+  adminStatus(): { enabled: boolean; coefficient: number } {
+    return { enabled: this.enabled, coefficient: this.opts.coefficient };
   }
 
   private broadcastStatus(): void {
@@ -208,11 +223,13 @@ export class WorkerNode {
       stream.reset(new ModelNotFoundError(req.model));
       return;
     }
-    if (this.counters.running >= this.opts.maxConcurrent || !this.enabled) {
+    if (this.counters.running >= this.opts.maxConcurrent || !this.enabled || this.draining) {
       this.counters.refusedBusy++;
-      const e = this.enabled
-        ? new RateLimitError('worker is at capacity', 'worker_busy')
-        : new RateLimitError('worker is disabled by its operator', 'worker_disabled', 5);
+      const e = this.draining
+        ? new ServiceUnavailableError('worker is shutting down', 'worker_draining').retryAfterSeconds(1)
+        : this.enabled
+          ? new RateLimitError('worker is at capacity', 'worker_busy')
+          : new RateLimitError('worker is disabled by its operator', 'worker_disabled', 5);
       this.metrics.finished('rejected', e.code, 0);
       stream.reset(e);
       return;
@@ -307,6 +324,16 @@ export class WorkerNode {
   /** The sessions currently up (tests and diagnostics). */
   sessions(): Session[] {
     return this.links.flatMap((l) => (l.session ? [l.session] : []));
+  }
+
+  /**
+   * Graceful shutdown, first half: the proxies stop routing here (we announce ourselves disabled), new
+   * calls are refused (a proxy re-dispatches them), running ones finish, for at most `timeoutMs`.
+   */
+  async drain(timeoutMs: number): Promise<boolean> {
+    this.draining = true;
+    this.broadcastStatus();
+    return waitUntil(() => this.counters.running === 0, timeoutMs);
   }
 
   async stop(): Promise<void> {
