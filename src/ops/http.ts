@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { PayloadTooLargeError, toOpenAIError } from '../errors.ts';
+import { renderDashboardPage } from './dashboard/dashboard-page.ts';
 import { type NodeMetrics, serveMetrics } from './metrics.ts';
 import { renderStatsPage } from './stats-page.ts';
 
@@ -57,7 +58,10 @@ export function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   });
 }
 
-/** Serves `/stats` (HTML) and `/jsonstats` (JSON); returns true when it handled the request. */
+/**
+ * Serves `/stats` (HTML), `/jsonstats` (JSON) and `/dashboard` (a live page polling `/jsonstats`);
+ * returns true when it handled the request.
+ */
 export function serveStats(
   req: IncomingMessage,
   res: ServerResponse,
@@ -77,6 +81,21 @@ export function serveStats(
       'content-length': Buffer.byteLength(html),
     });
     res.end(html);
+    return true;
+  }
+  if (path === '/dashboard') {
+    const page = renderDashboardPage(title);
+    res.writeHead(200, {
+      'content-type': 'text/html; charset=utf-8',
+      'content-length': Buffer.byteLength(page.html),
+      // Only the page's own script and style run, and it talks to nobody but this node: names shown on
+      // it come from remote peers.
+      'content-security-policy': page.csp,
+      'x-content-type-options': 'nosniff',
+      'referrer-policy': 'no-referrer',
+      'cache-control': 'no-store',
+    });
+    res.end(page.html);
     return true;
   }
   return false;

@@ -15,7 +15,7 @@ th{background:#f3f3f3;font-weight:600}
 </style></head>
 <body><h1>${escapeHtml(title)}</h1>
 ${render(stats)}
-<p><a href="/jsonstats">JSON</a></p>
+<p><a href="/dashboard">Live dashboard</a> · <a href="/jsonstats">JSON</a></p>
 </body></html>`;
 }
 
@@ -45,6 +45,6 @@ function render(v: unknown): string {
   return escapeHtml(String(v));
 }
 
-function escapeHtml(s: string): string {
+export function escapeHtml(s: string): string {
   return s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
