@@ -76,13 +76,15 @@ async function pickProxy(
     const address = parseAddress(flag, 'proxy-contract');
     return { address, endpoint: proxies.find((p) => p.address.equals(address))?.endpoint ?? null };
   }
-  const want = `${c.proxy.host}:${c.proxy.port}`;
+  // Money commands act on one client contract: the one with the first configured proxy.
+  const first = c.proxy[0]!;
+  const want = `${first.host}:${first.port}`;
   if (proxies.length === 0) {
     throw new CliError(
       `the root ${nc.root.toString()} has no registered proxies; pass --proxy-contract <address>`,
     );
   }
-  const at = proxies.filter((p) => sameEndpoint(p.endpoint, c.proxy));
+  const at = proxies.filter((p) => sameEndpoint(p.endpoint, first));
   if (at.length === 1) return { address: at[0]!.address, endpoint: at[0]!.endpoint };
   if (at.length > 1) {
     throw new CliError(

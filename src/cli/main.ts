@@ -149,7 +149,9 @@ common(
 common(program.command('client').description('run a client: the OpenAI API on localhost, through a proxy'))
   .option('--http-host <host>', 'address of the OpenAI API (default 127.0.0.1)')
   .option('--http-port <port>', 'port of the OpenAI API (default 10000)')
-  .option('--proxy <host:port>', 'proxy client port (default 127.0.0.1:11002)')
+  .option('--proxy <host:port>', 'proxy client port; repeat for several (default 127.0.0.1:11002)', collect)
+  .option('--proxies-from-root', 'also use every proxy registered in the root contract')
+  .option('--max-attempts <n>', 'proxies one request may try before its first part (default 3)')
   .option('--max-tokens <n>', 'max tokens when a request names none (default 1024)')
   .option('--timeout-seconds <s>', 'request time budget when a request names none (default 120)')
   .option('--max-coefficient <n>', 'highest worker price coefficient to accept, 1000 = 1x (default 4000)')
@@ -166,7 +168,8 @@ common(program.command('client').description('run a client: the OpenAI API on lo
     await runUntilSignal(
       async () => (await (await nodes()).buildClient(c)).start(),
       (cl: Awaited<ReturnType<typeof buildClient>>) =>
-        `client '${c.name}' [trust: ${c.trust}] OpenAI API at ${cl.baseUrl}, via proxy ${c.proxy.host}:${c.proxy.port}`,
+        `client '${c.name}' [trust: ${c.trust}] OpenAI API at ${cl.baseUrl}, via ${c.proxy.length > 1 ? 'proxies' : 'proxy'} ${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
+        (c.proxiesFromRoot ? ' and those registered in the root' : ''),
       c.drainSeconds,
     );
   });

@@ -15,15 +15,14 @@ import {
   BadRequestError,
   CancelledError,
   type CocoonError,
+  GatewayTimeoutError,
   MethodNotAllowedError,
   ModelNotFoundError,
-  ProtocolError,
   RateLimitError,
   RouteNotFoundError,
   ServiceUnavailableError,
   toOpenAIError,
 } from '../errors.ts';
-import { PeerLink } from '../net/peer-link.ts';
 import type { Session } from '../net/session.ts';
 import type { Stream } from '../net/stream.ts';
 import { requestCounters } from '../ops/counters.ts';
@@ -32,11 +31,10 @@ import { type Logger, silentLogger } from '../ops/log.ts';
 import { NodeMetrics, type Outcome, serveMetrics, tonGauge } from '../ops/metrics.ts';
 import { errorFields, RecentRequests } from '../ops/recent-requests.ts';
 import { waitUntil } from '../ops/wait.ts';
+import type { RequestBound } from '../pay/payer.ts';
 import { addCostToUsage } from '../pay/usage-cost.ts';
-import type { InferenceKind } from '../protocol/inference.ts';
+import type { InferenceKind, InferenceRequest } from '../protocol/inference.ts';
 import {
-  type ControlMessage,
-  controlSchema,
   type InferenceTrailer,
   inferenceTrailerSchema,
   type ModelList,
@@ -46,6 +44,7 @@ import {
 } from '../protocol/messages.ts';
 import type { ClientPayments } from './client-payments.ts';
 import { parseInferenceRequest, type RequestDefaults } from './openai-request.ts';
+import { type ProxyAddress, type ProxyConnection, ProxyPool } from './proxy-pool.ts';
 import { addServing, servingHeaders } from './serving.ts';
 
 export interface ClientOptions {
@@ -54,7 +53,12 @@ export interface ClientOptions {
   /** Where the OpenAI API listens; keep it on loopback unless `apiKeys` are set. */
   httpHost: string;
   httpPort: number;
-  proxy: { host: string; port: number };
+  /** Proxies to keep sessions to; requests fail over between them. */
+  proxies: ProxyAddress[];
+  /** Re-reads the list of proxies (e.g. those registered in the root contract) every minute. */
+  listProxies?: () => Promise<ProxyAddress[]>;
+  /** Proxies one request may try before its first part reaches the caller (default 3). */
+  maxAttempts?: number;
   trust: TrustSetup;
   defaults: RequestDefaults;
   /** Largest accepted request body, bytes. */
@@ -64,8 +68,8 @@ export interface ClientOptions {
   /** If non-empty, callers must send one of these as `Authorization: Bearer …`. */
   apiKeys?: string[];
   logger?: Logger;
-  /** Paying the proxy on TON; without it the client only works with a free (non-paying) proxy. */
-  payments?: ClientPayments;
+  /** Paying proxies on TON (a client contract per proxy); without it only free proxies serve us. */
+  payments?: { newPayments: () => ClientPayments; close: () => Promise<void> };
 }
 
 const ENDPOINTS: Record<string, InferenceKind> = {
@@ -79,10 +83,11 @@ const ENDPOINTS: Record<string, InferenceKind> = {
  */
 export class ClientNode {
   private readonly log: Logger;
-  private link: PeerLink | null = null;
+  private pool: ProxyPool | null = null;
+  private listTimer: NodeJS.Timeout | null = null;
   private http: Awaited<ReturnType<typeof listenHttp>> | null = null;
   private readonly startedAt = Date.now();
-  readonly counters = requestCounters();
+  readonly counters = { ...requestCounters(), failovers: 0 };
   private stopRotation: () => void = () => {};
   private draining = false;
   /** Who serves each request in flight, as the proxy said before its first part. */
@@ -95,12 +100,27 @@ export class ClientNode {
     this.log = opts.logger ?? silentLogger;
     this.metrics = new NodeMetrics('client', opts.name);
     const m = this.metrics;
+    const proxies = () => this.pool?.all() ?? [];
     m.gauge('cocoon_requests_in_flight', 'Requests being served now.', () => this.counters.inFlight);
-    m.gauge('cocoon_connected_proxies', 'Proxy sessions up.', () => (this.session ? 1 : 0));
-    const pay = opts.payments;
-    if (pay) {
-      m.counterFrom('cocoon_authorised_ton_total', 'TON this client signed to its proxy so far.', () =>
-        tonGauge(pay.payer.authorisedTotal),
+    m.gauge(
+      'cocoon_connected_proxies',
+      'Proxy sessions up.',
+      () => proxies().filter((c) => c.session).length,
+    );
+    m.counterFrom(
+      'cocoon_proxy_failovers_total',
+      'Requests moved to another proxy after a failure before their first part.',
+      () => this.counters.failovers,
+    );
+    m.gauge(
+      'cocoon_proxy_latency_seconds',
+      'Recent time to first part through each proxy.',
+      () => proxies().map((c) => [{ proxy: c.address }, (c.latencyMs ?? 0) / 1000]),
+      ['proxy'],
+    );
+    if (opts.payments) {
+      m.counterFrom('cocoon_authorised_ton_total', 'TON this client signed to its proxies so far.', () =>
+        tonGauge(proxies().reduce((sum, c) => sum + (c.payments?.payer.authorisedTotal ?? 0n), 0n)),
       );
     }
   }
@@ -113,13 +133,24 @@ export class ClientNode {
     return this.http!.url;
   }
 
+  /** The payments of the first connected proxy (single-proxy setups, diagnostics). */
   get payments(): ClientPayments | null {
-    return this.opts.payments ?? null;
+    return this.pool?.primary?.payments ?? null;
   }
 
+  /** A session to a proxy, if any is up. */
   get session(): Session | null {
-    const s = this.link?.session;
-    return s && !s.closed ? s : null;
+    return this.pool?.primary?.session ?? null;
+  }
+
+  /** Replaces the list of proxies (as a refresh from the root contract does). */
+  updateProxies(addresses: ProxyAddress[]): void {
+    this.pool?.update(addresses);
+  }
+
+  /** The proxies this client keeps sessions to. */
+  get proxies(): ProxyConnection[] {
+    return this.pool?.all() ?? [];
   }
 
   async start(): Promise<this> {
@@ -130,58 +161,44 @@ export class ClientNode {
     const credentials = await issue();
     this.stopRotation = rotateCredentials(
       issue,
-      (c) => this.link?.setCredentials(c),
+      (c) => this.pool?.setCredentials(c),
       validity,
       (err) => this.log.error({ err: String(err) }, 'certificate rotation failed'),
     );
-    this.link = new PeerLink({
-      ...this.opts.proxy,
-      credentials,
-      trust: {
-        verifiers: this.opts.trust.verifiers,
-        roles: ['proxy'],
-        minTier: this.opts.trust.minPeerTier,
-        policy: (peer) => checkPeerPolicy(peer, this.opts.trust.policy.current()),
-      },
-      session: {
-        hello: {
-          role: 'client',
-          name: this.opts.name,
-          ...(this.opts.payments ? { info: this.opts.payments.helloInfo } : {}),
+    const payments = this.opts.payments;
+    this.pool = new ProxyPool({
+      link: {
+        credentials,
+        trust: {
+          verifiers: this.opts.trust.verifiers,
+          roles: ['proxy'],
+          minTier: this.opts.trust.minPeerTier,
+          policy: (peer) => checkPeerPolicy(peer, this.opts.trust.policy.current()),
         },
+        session: { hello: { role: 'client', name: this.opts.name } },
+      },
+      ...(payments ? { newPayments: payments.newPayments } : {}),
+      log: this.log,
+      // Only for requests of ours in flight: a proxy cannot grow this map.
+      onControl: (msg) => {
+        if (msg.type === 'request.serving' && this.serving.has(msg.requestId)) {
+          this.serving.set(msg.requestId, msg.serving);
+        }
       },
     });
-    this.link.on('up', (session, peer) => {
-      this.log.info({ proxy: this.link!.address, tier: peer.attestation.tier }, 'connected to proxy');
-      session.on('control', (payload) => {
-        let msg: ControlMessage;
-        try {
-          msg = parseMessage(controlSchema, payload, 'control');
-        } catch (err) {
-          session.close(err as CocoonError);
-          return;
-        }
-        // Only for requests of ours in flight: a proxy cannot grow this map.
-        if (msg.type === 'request.serving') {
-          if (this.serving.has(msg.requestId)) this.serving.set(msg.requestId, msg.serving);
-        } else {
-          this.opts.payments?.onControl(msg);
-        }
-      });
-      try {
-        this.opts.payments?.attach(session, peer);
-      } catch (err) {
-        // e.g. a proxy that does not take payments, or names no valid proxy contract
-        this.log.warn({ err: (err as Error).message }, 'cannot pay this proxy');
-        session.close(
-          new ProtocolError(`cannot pay this proxy: ${(err as Error).message}`, 'payments_unavailable'),
+    const list = this.opts.listProxies;
+    if (!list) this.pool.update(this.opts.proxies);
+    else {
+      // The registered proxies; the configured ones only while the root lists none.
+      const refresh = () =>
+        list().then(
+          (found) => this.pool?.update(found.length > 0 ? found : this.opts.proxies),
+          (err) => this.log.warn({ err: String(err) }, 'cannot read the list of proxies'),
         );
-      }
-    });
-    this.link.on('down', (err) =>
-      this.log.warn({ proxy: this.link!.address, err: err.message }, 'proxy link down'),
-    );
-    this.link.start();
+      await refresh();
+      this.listTimer = setInterval(refresh, 60_000);
+      this.listTimer.unref();
+    }
     this.http = await listenHttp(
       this.opts.httpHost,
       this.opts.httpPort,
@@ -190,12 +207,10 @@ export class ClientNode {
     return this;
   }
 
-  /** Resolves once the proxy session is up (or rejects after `timeoutMs`). */
+  /** Resolves once a proxy session is up (or rejects after `timeoutMs`). */
   async waitForProxy(timeoutMs = 10_000): Promise<void> {
-    const deadline = Date.now() + timeoutMs;
-    while (!this.session) {
-      if (Date.now() > deadline) throw new ServiceUnavailableError('no connection to the proxy');
-      await new Promise((r) => setTimeout(r, 20));
+    if (!(await waitUntil(() => this.session !== null, timeoutMs))) {
+      throw new ServiceUnavailableError('no connection to any proxy');
     }
   }
 
@@ -230,16 +245,39 @@ export class ClientNode {
     if (!keys.includes(token)) throw new AuthenticationError();
   }
 
-  private requireSession(): Session {
-    const s = this.session;
-    if (!s) throw new ServiceUnavailableError('Not connected to any proxy; retry shortly.', 'no_proxy');
-    return s;
+  /** The network's models: what every connected proxy serves, merged. */
+  private async modelList(): Promise<ModelList> {
+    const sessions = this.proxies.flatMap((c) => (c.session && !c.draining ? [c.session] : []));
+    if (sessions.length === 0) {
+      throw new ServiceUnavailableError(
+        'Not connected to any proxy; retry shortly.',
+        'no_proxy',
+      ).retryAfterSeconds(1);
+    }
+    const lists = await Promise.allSettled(
+      sessions.map(async (session) => {
+        const stream = session.openStream({ method: 'models' });
+        stream.end();
+        return parseMessage(modelListSchema, await stream.readAll(), 'model list');
+      }),
+    );
+    const byId = new Map<string, ModelList['models'][number]>();
+    let answered = 0;
+    for (const l of lists) {
+      if (l.status !== 'fulfilled') continue;
+      answered++;
+      for (const m of l.value.models) {
+        const known = byId.get(m.id);
+        if (known) known.workers.push(...m.workers);
+        else byId.set(m.id, { id: m.id, workers: [...m.workers] });
+      }
+    }
+    if (answered === 0) throw (lists[0] as PromiseRejectedResult).reason;
+    return { models: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1)) };
   }
 
   private async models(path: string, res: ServerResponse): Promise<void> {
-    const stream = this.requireSession().openStream({ method: 'models' });
-    stream.end();
-    const list: ModelList = parseMessage(modelListSchema, await stream.readAll(), 'model list');
+    const list = await this.modelList();
     const data = list.models.map((m) => ({
       id: m.id,
       object: 'model',
@@ -285,36 +323,26 @@ export class ClientNode {
       );
     }
     const request = parseInferenceRequest(kind, raw, this.opts.defaults);
-    const session = this.requireSession();
     const requestId = randomUUID();
-    const payments = this.opts.payments;
-    if (payments) {
-      await payments.ready();
-      const n = typeof request.body.n === 'number' ? request.body.n : 1;
-      payments.expect(requestId, {
-        maxCoefficient: request.maxCoefficient,
-        maxCompletionTokens: request.maxTokens * n,
-        bodyBytes: body.length,
-      });
-    }
+    const n = typeof request.body.n === 'number' ? request.body.n : 1;
+    const bound = {
+      maxCoefficient: request.maxCoefficient,
+      maxCompletionTokens: request.maxTokens * n,
+      bodyBytes: body.length,
+    };
     this.counters.total++;
     this.counters.inFlight++;
     this.serving.set(requestId, null);
     const started = performance.now();
-    const stream = session.openStream({ method: 'inference', requestId, request });
-    stream.end(); // the call is all in OPEN; no request body follows
-    // The caller hanging up cancels the request all the way to the engine.
-    const onClose = () => {
-      if (!res.writableFinished) stream.reset(new CancelledError());
-    };
-    res.once('close', onClose);
+    let opened: Opened | null = null;
     let outcome: Outcome = 'failed';
     let trailer: InferenceTrailer | null = null;
     let error: CocoonError | undefined;
     try {
+      opened = await this.open(request, requestId, bound, res, started);
       const relayed = request.stream
-        ? await this.relaySse(stream, res, requestId, started)
-        : await this.relayJson(stream, res, requestId);
+        ? await this.relaySse(opened, res, requestId)
+        : this.relayJson(opened, res, requestId);
       trailer = relayed.trailer;
       if (relayed.error) {
         error = relayed.error; // the stream broke after its first part: the caller got an error event
@@ -338,10 +366,13 @@ export class ClientNode {
       throw err;
     } finally {
       this.counters.inFlight--;
-      payments?.forget(requestId);
+      if (opened) {
+        opened.conn.inFlight--;
+        opened.conn.payments?.forget(requestId);
+        res.off('close', opened.onClose);
+      }
       const serving = this.serving.get(requestId);
       this.serving.delete(requestId);
-      res.off('close', onClose);
       const seconds = (performance.now() - started) / 1000;
       const usage = trailer?.usage;
       this.metrics.finished(
@@ -351,7 +382,10 @@ export class ClientNode {
         usage?.promptTokens,
         usage?.completionTokens,
       );
-      this.log.debug({ requestId, outcome, code: error?.code, seconds }, 'request finished');
+      this.log.debug(
+        { requestId, proxy: opened?.conn.address, outcome, code: error?.code, seconds },
+        'request finished',
+      );
       this.recent.add({
         at: Date.now(),
         requestId,
@@ -363,14 +397,82 @@ export class ClientNode {
         promptTokens: usage?.promptTokens ?? 0,
         completionTokens: usage?.completionTokens ?? 0,
         costNanoton: trailer?.cost ? trailer.cost.total.toString() : null,
-        attempts: 1,
+        attempts: opened?.attempts ?? 0,
       });
     }
   }
 
-  /** Relays a whole JSON reply; returns the stream's trailer (null if malformed). */
-  private async relayJson(stream: Stream, res: ServerResponse, requestId: string): Promise<Relayed> {
-    const parts = await stream.readAll();
+  /**
+   * Sends a request through the best proxy and waits for its first part (a stream) or its whole reply
+   * (JSON): until then nothing has reached the caller, so a proxy that fails, goes away or cannot serve it
+   * is replaced by another (bounded attempts, within the request's time budget).
+   */
+  private async open(
+    request: InferenceRequest,
+    requestId: string,
+    bound: RequestBound,
+    res: ServerResponse,
+    started: number,
+  ): Promise<Opened> {
+    const tried = new Set<ProxyConnection>();
+    const maxAttempts = this.opts.maxAttempts ?? 3;
+    let lastError: CocoonError | null = null;
+    for (let attempt = 1; ; attempt++) {
+      let conn: ProxyConnection;
+      try {
+        conn = this.pool!.choose(tried);
+      } catch (err) {
+        throw lastError ?? err;
+      }
+      tried.add(conn);
+      if (attempt > 1) {
+        this.counters.failovers++;
+        this.log.warn(
+          { requestId, proxy: conn.address, code: lastError?.code, reason: lastError?.message },
+          'proxy failed before the first part; failing over',
+        );
+      }
+      const attemptStarted = performance.now();
+      const timeoutMs = Math.floor(request.timeoutMs - (attemptStarted - started));
+      conn.inFlight++;
+      conn.total++;
+      let stream: Stream | null = null;
+      // The caller hanging up cancels the request all the way to the engine.
+      const onClose = () => {
+        if (!res.writableFinished) stream?.reset(new CancelledError());
+      };
+      res.once('close', onClose);
+      try {
+        if (timeoutMs <= 0) throw new GatewayTimeoutError(`Request timed out after ${request.timeoutMs} ms.`);
+        if (conn.payments) {
+          await conn.payments.ready();
+          conn.payments.expect(requestId, bound);
+        }
+        const session = conn.session;
+        if (!session) throw new ServiceUnavailableError('The proxy went away.', 'peer_lost');
+        const s = session.openStream({ method: 'inference', requestId, request: { ...request, timeoutMs } });
+        stream = s;
+        s.end(); // the call is all in OPEN; no request body follows
+        const head: Opened['head'] = request.stream ? { first: await s.next() } : { body: await s.readAll() };
+        if (request.stream) this.metrics.firstToken((performance.now() - started) / 1000);
+        conn.recordSuccess(performance.now() - attemptStarted);
+        return { conn, stream: s, head, onClose, attempts: attempt };
+      } catch (err) {
+        const e = asCocoonError(err);
+        res.off('close', onClose);
+        conn.inFlight--;
+        conn.payments?.forget(requestId);
+        if (res.destroyed || e instanceof CancelledError || e.status === 504) throw e;
+        if (e.status === 500 || e.status === 502) conn.recordFailure();
+        if (!isRetryable(e) || attempt >= maxAttempts) throw e;
+        lastError = e;
+      }
+    }
+  }
+
+  /** Relays a whole JSON reply (already read); returns the stream's trailer (null if malformed). */
+  private relayJson({ stream, head }: Opened, res: ServerResponse, requestId: string): Relayed {
+    const parts = head.body ?? Buffer.alloc(0);
     const serving = this.serving.get(requestId);
     const trailer = parseTrailer(stream.trailer);
     const tail = finalPart(trailer);
@@ -386,15 +488,9 @@ export class ClientNode {
   }
 
   /** Server-sent events exactly as OpenAI sends them: `data: <chunk>\n\n` …, then `data: [DONE]\n\n`. */
-  private async relaySse(
-    stream: Stream,
-    res: ServerResponse,
-    requestId: string,
-    started: number,
-  ): Promise<Relayed> {
-    // Wait for the first part before committing to 200, so a refusal still gets its proper status.
-    const first = await stream.next();
-    this.metrics.firstToken((performance.now() - started) / 1000);
+  private async relaySse({ stream, head }: Opened, res: ServerResponse, requestId: string): Promise<Relayed> {
+    // The first part arrived before we commit to 200 (see open), so a refusal still gets its status.
+    const first = head.first!;
     const serving = this.serving.get(requestId);
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -445,21 +541,24 @@ export class ClientNode {
   }
 
   stats() {
-    const l = this.link;
+    const proxies = this.proxies.map((c) => c.snapshot());
     return {
       role: 'client',
       name: this.opts.name,
       trust: trustLabel(this.opts.trust.mode),
       uptimeSeconds: Math.round((Date.now() - this.startedAt) / 1000),
       api: this.http ? `${this.http.url}/v1` : null,
-      connections: {
-        proxy: l?.address ?? null,
-        connected: !!this.session,
-        proxyTier: l?.peer?.attestation.tier ?? null,
-        connects: l?.connects ?? 0,
-        lastError: l?.lastError?.message ?? null,
-      },
+      connections: { proxies: proxies.length, connected: proxies.filter((p) => p.connected).length },
+      proxies,
       requests: { ...this.counters },
+      payments: this.opts.payments
+        ? {
+            spentNano: this.proxies
+              .reduce((sum, c) => sum + (c.payments?.payer.authorisedTotal ?? 0n), 0n)
+              .toString(),
+          }
+        : 'off (free proxies only)',
+      recent: this.recent.list(),
     };
   }
 
@@ -475,9 +574,10 @@ export class ClientNode {
 
   async stop(): Promise<void> {
     this.stopRotation();
-    this.link?.stop();
+    if (this.listTimer) clearInterval(this.listTimer);
+    this.pool?.stop();
     await this.http?.close();
-    await this.opts.payments?.stop();
+    await this.opts.payments?.close();
   }
 }
 
@@ -485,6 +585,29 @@ export class ClientNode {
 function finalPart(t: InferenceTrailer | null): string | null {
   if (!t || t.tail === undefined) return null;
   return t.cost ? addCostToUsage(t.tail, t.cost) : t.tail;
+}
+
+/** A request under way on one proxy: its first part (a stream) or its whole body (JSON) is in. */
+interface Opened {
+  conn: ProxyConnection;
+  stream: Stream;
+  head: { first?: IteratorResult<Buffer>; body?: Buffer };
+  onClose: () => void;
+  /** Proxies tried. */
+  attempts: number;
+}
+
+/**
+ * Worth another proxy: it failed or went away, was busy or draining, has no worker for the model, or
+ * our account there cannot cover the request (another proxy bills another account).
+ */
+function isRetryable(e: CocoonError): boolean {
+  return (
+    (e.status >= 500 && e.status !== 504) ||
+    e.status === 429 ||
+    e.status === 402 ||
+    e.code === 'model_not_found'
+  );
 }
 
 /** What a relay ended with: the trailer, or the error that cut a stream after its first part. */

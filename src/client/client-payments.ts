@@ -31,6 +31,8 @@ export class ClientPayments {
   readonly payer: Payer;
   private account: Promise<void> | null = null;
   private session: Session | null = null;
+  /** The proxy has confirmed our account on the current session. */
+  isReady = false;
 
   constructor(private readonly opts: ClientPaymentsOptions) {
     this.payer = new Payer(
@@ -65,8 +67,13 @@ export class ClientPayments {
       proxyContract,
     );
     let settle: (err?: Error) => void = () => {};
+    this.isReady = false;
     const account = new Promise<void>((resolve, reject) => {
-      settle = (err) => (err ? reject(err) : resolve());
+      settle = (err) => {
+        if (err) reject(err);
+        else resolve();
+        this.isReady = !err && this.session === session;
+      };
     });
     account.catch(() => {});
     this.account = account;
@@ -140,9 +147,5 @@ export class ClientPayments {
 
   forget(requestId: string): void {
     this.payer.forget(requestId);
-  }
-
-  async stop(): Promise<void> {
-    await this.opts.ledger.close();
   }
 }

@@ -3,15 +3,23 @@ import { Address } from '@ton/core';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { StaticPolicy } from '../attest/policy.ts';
 import { type TrustSetup, trustSetup } from '../attest/trust-setup.ts';
+import { RootContract } from '../chain/contracts/root-contract.ts';
 import { RootPolicy } from '../chain/root-policy.ts';
 import { TonChain } from '../chain/ton-chain.ts';
 import { ClientNode } from '../client/client-node.ts';
+import type { ProxyAddress } from '../client/proxy-pool.ts';
 import type { Logger } from '../ops/log.ts';
 import { createLogger } from '../ops/log.ts';
 import { ProxyNode } from '../proxy/proxy-node.ts';
 import { WorkerNode } from '../worker/worker-node.ts';
 import { buildClientPayments, buildProxyBilling, buildWorkerPayments } from './build-payments.ts';
-import { type ClientConfig, ConfigError, type ProxyConfig, type WorkerConfig } from './config.ts';
+import {
+  type ClientConfig,
+  ConfigError,
+  hostPortSchema,
+  type ProxyConfig,
+  type WorkerConfig,
+} from './config.ts';
 
 /** Builds each daemon from its validated configuration. */
 
@@ -115,6 +123,24 @@ export async function buildWorker(c: WorkerConfig): Promise<WorkerNode> {
   });
 }
 
+/** The proxies registered in the root contract, as `host:port` endpoints (malformed ones skipped). */
+function proxiesFromRoot(c: ClientConfig, log: Logger): () => Promise<ProxyAddress[]> {
+  if (!c.root) throw new ConfigError('proxiesFromRoot: needs root (the root contract address)');
+  const chain = TonChain.connect({
+    endpoint: c.chainEndpoint,
+    ...(c.chainApiKey ? { apiKey: c.chainApiKey } : {}),
+  });
+  const root = chain.open(RootContract.fromAddress(Address.parse(c.root)));
+  return async () => {
+    const { proxies } = await root.getRootData();
+    return proxies.flatMap((p) => {
+      const a = hostPortSchema.safeParse(p.endpoint);
+      if (!a.success) log.warn({ endpoint: p.endpoint }, 'registered proxy has no usable host:port');
+      return a.success ? [a.data] : [];
+    });
+  };
+}
+
 export async function buildClient(c: ClientConfig): Promise<ClientNode> {
   const logger = createLogger(`client:${c.name}`, c.logLevel);
   const paid = c.root ? await buildClientPayments(c, await loadOrCreateNodeKey(c.dataDir), logger) : null;
@@ -123,7 +149,9 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
     dataDir: c.dataDir,
     httpHost: c.httpHost,
     httpPort: c.httpPort,
-    proxy: c.proxy,
+    proxies: c.proxy,
+    ...(c.proxiesFromRoot ? { listProxies: proxiesFromRoot(c, logger) } : {}),
+    maxAttempts: c.maxAttempts,
     trust: await trustFor(c, logger),
     defaults: {
       maxTokens: c.maxTokens,
@@ -135,6 +163,6 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
     maxConcurrentRequests: c.maxConcurrentRequests,
     apiKeys: c.apiKeys,
     logger,
-    ...(paid ? { payments: paid.payments } : {}),
+    ...(paid ? { payments: { newPayments: paid.newPayments, close: paid.close } } : {}),
   });
 }

@@ -132,33 +132,35 @@ export async function buildProxyBilling(c: ProxyBillingConfig, key: NodeKey, log
   return { desk, proxyContract: contract.address.toString(), nodeChain: nc };
 }
 
+/** A client pays each proxy through its own client contract: one ClientPayments per proxy, one ledger. */
 export async function buildClientPayments(c: ChainConfig, key: NodeKey, log: Logger) {
   const nc = await openNodeChain(c);
   if (!nc) return null;
-  const payments = new ClientPayments({
-    chain: nc.payments,
-    wallet: nc.sender.address,
-    ledger: nc.ledger,
-    key: key.privateKey,
-    log,
-    checkProxy: async (proxyContract, proxyKey) => {
-      const d = await nc.chain.open(ProxyContract.fromAddress(proxyContract)).getProxyData();
-      if (d.proxyKey !== publicKeyToUint(proxyKey) || !d.root.equals(nc.root)) {
-        throw new PaymentRefusedError(
-          `proxy contract ${proxyContract.toString()} is not bound to this proxy's attested key under our root`,
-          'proxy_not_bound',
-        );
-      }
-      const registry = await nc.chain.open(RootContract.fromAddress(nc.root)).getRootData();
-      if (!registry.proxies.some((p) => p.address.equals(proxyContract))) {
-        throw new PaymentRefusedError(
-          `proxy contract ${proxyContract.toString()} is not registered in the root`,
-          'proxy_not_registered',
-        );
-      }
-    },
-  });
-  return { payments, nodeChain: nc };
+  const newPayments = () =>
+    new ClientPayments({
+      chain: nc.payments,
+      wallet: nc.sender.address,
+      ledger: nc.ledger,
+      key: key.privateKey,
+      log,
+      checkProxy: async (proxyContract, proxyKey) => {
+        const d = await nc.chain.open(ProxyContract.fromAddress(proxyContract)).getProxyData();
+        if (d.proxyKey !== publicKeyToUint(proxyKey) || !d.root.equals(nc.root)) {
+          throw new PaymentRefusedError(
+            `proxy contract ${proxyContract.toString()} is not bound to this proxy's attested key under our root`,
+            'proxy_not_bound',
+          );
+        }
+        const registry = await nc.chain.open(RootContract.fromAddress(nc.root)).getRootData();
+        if (!registry.proxies.some((p) => p.address.equals(proxyContract))) {
+          throw new PaymentRefusedError(
+            `proxy contract ${proxyContract.toString()} is not registered in the root`,
+            'proxy_not_registered',
+          );
+        }
+      },
+    });
+  return { newPayments, close: () => nc.ledger.close(), nodeChain: nc };
 }
 
 export interface WorkerPaymentsConfig extends ChainConfig {

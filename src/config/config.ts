@@ -8,7 +8,7 @@ import { z } from 'zod';
  * the defaults, then a JSON config file (`--config`), then command-line flags, later winning.
  */
 
-const hostPort = z
+export const hostPortSchema = z
   .string()
   .regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, 'expected host:port')
   .transform((s) => {
@@ -65,7 +65,7 @@ export const workerConfigSchema = z.object({
   name: z.string().min(1).default('worker'),
   dataDir: z.string().default(defaultDir('worker')),
   proxy: z
-    .array(hostPort)
+    .array(hostPortSchema)
     .min(1)
     .default([{ host: '127.0.0.1', port: 11001 }]),
   backend: z.enum(['builtin', 'openai-compatible']).default('builtin'),
@@ -121,7 +121,14 @@ export const clientConfigSchema = z.object({
   dataDir: z.string().default(defaultDir('client')),
   httpHost: z.string().default('127.0.0.1'),
   httpPort: port.default(10000),
-  proxy: hostPort.default({ host: '127.0.0.1', port: 11002 }),
+  /** One proxy or several (requests fail over between them). */
+  proxy: z
+    .preprocess((v) => (typeof v === 'string' ? [v] : v), z.array(hostPortSchema).min(1))
+    .default([{ host: '127.0.0.1', port: 11002 }]),
+  /** Also use every proxy registered in the root contract (re-read each minute). */
+  proxiesFromRoot: z.boolean().default(false),
+  /** Proxies one request may try before its first part reaches the caller. */
+  maxAttempts: z.coerce.number().int().min(1).max(10).default(3),
   maxTokens: z.coerce.number().int().min(1).default(1024),
   timeoutSeconds: z.coerce.number().positive().default(120),
   maxCoefficient: z.coerce.number().int().min(0).default(4000),

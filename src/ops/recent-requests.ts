@@ -6,7 +6,7 @@ export interface RecentRequest {
   at: number;
   requestId: string;
   model: string;
-  /** Who served it (worker name at a proxy, proxy address at a client); null if nobody was chosen. */
+  /** The worker that served it (as its proxy named it); null if none was chosen. */
   worker: string | null;
   outcome: 'ok' | 'failed' | 'cancelled' | 'rejected';
   status: number;

@@ -248,6 +248,11 @@ export class ProxyNode {
     return this.statsServer?.url ?? null;
   }
 
+  /** The client sessions up now (tests and diagnostics). */
+  clientSessions(): Session[] {
+    return [...this.clients];
+  }
+
   /** The money desk and the proxy contract, when this proxy takes payments. */
   get billing(): ProxyOptions['billing'] | null {
     return this.opts.billing ?? null;

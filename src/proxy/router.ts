@@ -11,7 +11,7 @@ import type { WorkerConnection, WorkerRegistry } from './worker-registry.ts';
  * this request would finish if requests run back to back — which keeps the original's order under load and
  * prefers the faster worker when idle. A worker with no history yet weighs as the fastest known one, so
  * new workers get tried. A worker's failure rate scales its weight up, and cooled-down workers (see
- * WorkerHealth) are skipped, as are the workers in `exclude` (those a re-dispatched request already tried).
+ * PeerHealth) are skipped, as are the workers in `exclude` (those a re-dispatched request already tried).
  * Only when every eligible worker is cooling does the best of them get the request: a last resort that
  * may work beats a certain refusal (Envoy's "panic" routing does the same).
  */

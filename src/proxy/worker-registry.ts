@@ -1,8 +1,8 @@
 import type { PeerIdentity } from '../attest/types.ts';
+import { PeerHealth } from '../net/peer-health.ts';
 import type { Session } from '../net/session.ts';
 import type { WorkerAccount } from '../pay/worker-account.ts';
 import type { Serving, WorkerInfo } from '../protocol/messages.ts';
-import { WorkerHealth } from './worker-health.ts';
 
 /** A connected worker as the proxy sees it: what it serves, how loaded it is, how it has performed. */
 export class WorkerConnection {
@@ -15,7 +15,7 @@ export class WorkerConnection {
   readonly connectedAt = Date.now();
   /** What the proxy owes this worker's contract, when payments are on. */
   account: WorkerAccount | null = null;
-  readonly health = new WorkerHealth();
+  readonly health = new PeerHealth();
 
   constructor(
     readonly id: number,

@@ -24,7 +24,7 @@ test('with 2-second certificates the network keeps serving across several rotati
   }
   assert.ok(ok > 20, `served ${ok} requests`);
   // Sessions were re-established with fresh certificates (each lives at most one certificate's validity).
-  assert.ok(client.stats().connections.connects >= 2, 'the client reconnected');
+  assert.ok(client.stats().proxies[0]!.connects >= 2, 'the client reconnected');
   assert.ok(worker.stats().uptimeSeconds >= 4);
   const last = await ask();
   assert.equal(last.status, 200);

@@ -161,6 +161,39 @@ describe('payments on the embedded TON chain', () => {
     }
   });
 
+  test('a client that takes its proxies from the root finds the registered one and pays it', async () => {
+    const clientDir = join(dir, 'client-from-root');
+    await net.ton!.fundNode(clientDir, toNano('3'));
+    const proxyContract = Address.parse(net.proxy.billing!.proxyContract);
+    await net.ton!.ensureDeposit(clientDir, proxyContract, toNano('1'));
+    const c = await buildClient(
+      clientConfigSchema.parse({
+        dataDir: clientDir,
+        httpPort: 0,
+        proxy: '127.0.0.1:1', // nothing there: the root's registry is what counts
+        proxiesFromRoot: true,
+        chainEndpoint: net.ton!.endpoint,
+        root: net.ton!.root.toString(),
+        logLevel: 'silent',
+      }),
+    );
+    await c.start();
+    after(() => c.stop());
+    assert.deepEqual(
+      c.proxies.map((p) => p.address),
+      [`127.0.0.1:${net.proxy.clientPort}`],
+    );
+    await c.waitForProxy();
+    await c.payments!.ready();
+    const r = await post(`${c.baseUrl}/chat/completions`, {
+      model: 'cocoon-tiny',
+      messages: [{ role: 'user', content: 'hi' }],
+      max_tokens: 3,
+    });
+    assert.equal(r.status, 200, r.text);
+    assert.ok(c.payments!.payer.authorisedTotal > 0n);
+  });
+
   // Last: it cuts the worker's connection (the worker reconnects by itself).
   test('a stream cut after some tokens: an error event, and only the delivered tokens are billed', async () => {
     const desk = net.proxy.billing!.desk;

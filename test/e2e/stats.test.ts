@@ -46,7 +46,8 @@ describe('every daemon serves /stats and /jsonstats', () => {
     assert.equal(c.role, 'client');
     assert.equal(c.requests.succeeded, 1);
     assert.equal(c.requests.completionTokens, p.requests.completionTokens);
-    assert.equal(c.connections.connected, true);
+    assert.equal(c.connections.connected, 1);
+    assert.equal(c.proxies[0]!.connected, true);
     assert.ok(c.uptimeSeconds >= 0);
   });
 

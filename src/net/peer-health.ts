@@ -1,8 +1,9 @@
 /**
- * A worker's health as the proxy sees it: a circuit breaker. Consecutive failures cool the worker down
- * (excluded from routing for a backoff that doubles on each relapse); when the cool-down ends the next
- * request probes it (one at a time), and a success brings it back. The failure rate also weighs routing,
- * so a flaky worker gets less traffic before it is ever cooled.
+ * A peer's health as the node routing to it sees it (a proxy its workers, a client its proxies): a
+ * circuit breaker. Consecutive failures cool the peer down (excluded from routing for a backoff that
+ * doubles on each relapse); when the cool-down ends the next request probes it (one at a time), and a
+ * success brings it back. The failure rate also weighs routing, so a flaky peer gets less traffic before
+ * it is ever cooled.
  */
 
 export type HealthState = 'ok' | 'cooling' | 'probing';
@@ -24,7 +25,7 @@ export const DEFAULT_HEALTH: HealthOptions = {
 /** Weight of the newest outcome in the failure rate: reacts within a few requests. */
 const ALPHA = 0.2;
 
-export class WorkerHealth {
+export class PeerHealth {
   state: HealthState = 'ok';
   /** Exponentially weighted share of failed requests, 0..1. */
   failureRate = 0;
@@ -56,7 +57,7 @@ export class WorkerHealth {
     }
   }
 
-  /** May this worker take a request now? A cooled worker past its cool-down takes one probe at a time. */
+  /** May this peer take a request now? A cooled peer past its cool-down takes one probe at a time. */
   admits(running: number, now = Date.now()): boolean {
     if (this.state === 'cooling') {
       if (now < this.cooldownUntil) return false;
@@ -65,7 +66,7 @@ export class WorkerHealth {
     return this.state === 'ok' || running === 0;
   }
 
-  /** Multiplies the worker's routing weight: a request that fails costs another try elsewhere. */
+  /** Multiplies the peer's routing weight: a request that fails costs another try elsewhere. */
   get weightFactor(): number {
     return 1 + 2 * this.failureRate;
   }

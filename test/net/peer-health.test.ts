@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { WorkerHealth } from '../../src/proxy/worker-health.ts';
+import { PeerHealth } from '../../src/net/peer-health.ts';
 
 const opts = { failuresToCool: 2, baseCooldownMs: 1000, maxCooldownMs: 4000 };
 
 describe('worker health (circuit breaker)', () => {
   test('one failure only raises the failure rate; two in a row cool the worker down', () => {
-    const h = new WorkerHealth(opts);
+    const h = new PeerHealth(opts);
     h.recordFailure(0);
     assert.equal(h.state, 'ok');
     assert.ok(h.failureRate > 0 && h.weightFactor > 1);
@@ -17,7 +17,7 @@ describe('worker health (circuit breaker)', () => {
   });
 
   test('after the cool-down one probe at a time is let through; its success restores the worker', () => {
-    const h = new WorkerHealth(opts);
+    const h = new PeerHealth(opts);
     h.recordFailure(0);
     h.recordFailure(0);
     assert.equal(h.admits(0, 1000), true);
@@ -29,7 +29,7 @@ describe('worker health (circuit breaker)', () => {
   });
 
   test('a failed probe cools it again for twice as long, up to the maximum; success resets the backoff', () => {
-    const h = new WorkerHealth(opts);
+    const h = new PeerHealth(opts);
     h.recordFailure(0);
     h.recordFailure(0); // 1 s
     const expect = [2000, 4000, 4000];
@@ -48,7 +48,7 @@ describe('worker health (circuit breaker)', () => {
   });
 
   test('successes decay the failure rate', () => {
-    const h = new WorkerHealth(opts);
+    const h = new PeerHealth(opts);
     h.recordFailure(0);
     const rate = h.failureRate;
     for (let i = 0; i < 10; i++) h.recordSuccess();
