@@ -64,16 +64,18 @@ async function runUntilSignal(
   banner: (n: never) => string,
   drainSeconds: number,
 ) {
-  const node = await start();
-  process.stdout.write(`${banner(node as never)}\n`);
-  const signal = await new Promise<string>((resolve) => {
+  // Listening before start: a signal during start-up (opening the ledger, dialling) waits for it to finish.
+  const signal = new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
+  const node = await start();
+  process.stdout.write(`${banner(node as never)}\n`);
+  await signal;
   const now = () => void node.stop().finally(() => process.exit(1));
   process.once('SIGINT', now);
   process.once('SIGTERM', now);
-  process.stdout.write(`${signal}: draining requests in flight (up to ${drainSeconds} s)...\n`);
+  process.stdout.write(`${await signal}: draining requests in flight (up to ${drainSeconds} s)...\n`);
   const drained = await node.drain(drainSeconds * 1000);
   await node.stop();
   process.stdout.write(drained ? 'stopped cleanly\n' : 'stopped with requests still in flight\n');

@@ -1,5 +1,5 @@
 import type { PeerIdentity } from '../attest/types.ts';
-import { type CocoonError, ProtocolError, ServiceUnavailableError } from '../errors.ts';
+import { ProtocolError, ServiceUnavailableError } from '../errors.ts';
 import { PeerHealth } from '../net/peer-health.ts';
 import { PeerLink, type PeerLinkOptions } from '../net/peer-link.ts';
 import type { Session } from '../net/session.ts';
@@ -137,7 +137,7 @@ export class ProxyPool {
       try {
         msg = parseMessage(controlSchema, payload, 'control');
       } catch (err) {
-        session.close(err as CocoonError);
+        session.fail(err);
         return;
       }
       if (msg.type === 'proxy.draining') {

@@ -57,6 +57,8 @@ export class Session extends EventEmitter<SessionEvents> {
   version = 0;
   closed = false;
   closeError: CocoonError | null = null;
+  /** Why we hung up on the peer, when it broke the protocol (garbage, oversized or out-of-order frames). */
+  violation: CocoonError | null = null;
   framesIn = 0;
   framesOut = 0;
 
@@ -336,12 +338,13 @@ export class Session extends EventEmitter<SessionEvents> {
     this.heartbeat.unref();
   }
 
-  /** The peer broke the protocol: tell it why, then hang up. */
-  private fail(err: unknown): void {
+  /** The peer broke the protocol: tell it why, then hang up (recorded in `violation`). */
+  fail(err: unknown): void {
     const e =
       err instanceof CocoonError
         ? err
         : new ProtocolError(`internal error: ${(err as Error).message ?? err}`);
+    this.violation = e;
     this.close(e);
   }
 

@@ -116,7 +116,9 @@ export async function listenForPeers(opts: PeerListenerOptions): Promise<PeerLis
     );
   });
   server.on('tlsClientError', (err, socket) => {
-    opts.onRefused?.(new AttestationError('tls_error', err.message), `${socket.remoteAddress}`);
+    // A peer that hung up mid-handshake has no address any more.
+    const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'gone';
+    opts.onRefused?.(new AttestationError('tls_error', err.message), remote);
   });
   await new Promise<void>((res, rej) => {
     server.once('error', rej);

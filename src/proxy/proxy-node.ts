@@ -360,7 +360,7 @@ export class ProxyNode {
         const msg = parseMessage(controlSchema, payload, 'control');
         if (msg.type === 'worker.status') w.info = msg.info;
       } catch (err) {
-        session.close(err as CocoonError);
+        session.fail(err);
       }
     });
     session.on('stream', (s) =>
@@ -368,13 +368,17 @@ export class ProxyNode {
     );
     session.once('close', (err) => {
       this.registry.remove(w);
+      this.countViolation(session, `worker ${w.name}`);
       this.log.info({ worker: w.name, reason: err?.message }, 'worker left');
     });
   }
 
   private addClient(session: Session, peer: PeerIdentity): void {
     this.clients.add(session);
-    session.once('close', () => this.clients.delete(session));
+    session.once('close', () => {
+      this.clients.delete(session);
+      this.countViolation(session, 'client');
+    });
     const billing = this.opts.billing;
     if (!billing) {
       session.on('stream', (stream) => void this.onClientCall(stream, peer, null));
@@ -403,8 +407,20 @@ export class ProxyNode {
         .then((a) =>
           billing.desk.onClientControl(a, session, parseMessage(controlSchema, payload, 'control')),
         )
-        .catch((err) => session.close(err as CocoonError));
+        .catch((err) => session.fail(err));
     });
+  }
+
+  /** A peer we hung up on for breaking the protocol: counted by reason (`/jsonstats`, `/metrics`) and logged. */
+  private countViolation(session: Session, who: string): void {
+    const v = session.violation;
+    if (!v) return;
+    const code = v.code ?? 'protocol_error';
+    this.refusals[code] = (this.refusals[code] ?? 0) + 1;
+    this.log.warn(
+      { peer: who, remote: session.socket.remoteAddress, code, reason: v.message },
+      'peer broke the protocol; disconnected',
+    );
   }
 
   private helloInfo(): Record<string, string> | undefined {
@@ -650,6 +666,9 @@ export class ProxyNode {
       maxCompletionTokens(forwarded),
     );
     if (over) throw this.misbehaved(worker, over, 'usage_over_bound');
+    if (!forwarded.stream && relay.delivered === 0 && held.length === 0 && parsed.data.tail === undefined) {
+      throw this.misbehaved(worker, 'worker ended a reply without a body', 'empty_reply');
+    }
     if (!relay.committed) await commit();
     return parsed.data;
   }
