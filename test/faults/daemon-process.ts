@@ -1,0 +1,81 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+
+const bin = join(import.meta.dirname, '../../bin/cocoon.mjs');
+
+/** What each daemon prints on stdout once it is up. */
+const READY: Record<Role, string> = {
+  proxy: 'workers on',
+  worker: 'serving',
+  client: 'OpenAI API at',
+};
+type Role = 'proxy' | 'worker' | 'client';
+
+/** A port that was free a moment ago (the daemons are then told to use it). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/**
+ * A daemon run as its own OS process through the real CLI (`cocoon <role> --config file`), so it can be
+ * killed with SIGKILL or stopped with SIGTERM like in production. Its stdout and JSON logs are kept.
+ */
+export class DaemonProcess {
+  stdout = '';
+  stderr = '';
+  readonly exited: Promise<number | null>;
+
+  private constructor(readonly child: ChildProcess) {
+    child.stdout!.on('data', (d: Buffer) => {
+      this.stdout += d.toString();
+    });
+    child.stderr!.on('data', (d: Buffer) => {
+      this.stderr += d.toString();
+    });
+    this.exited = new Promise((r) => child.once('exit', (code) => r(code)));
+  }
+
+  static async start(role: Role, config: Record<string, unknown>, configDir: string): Promise<DaemonProcess> {
+    const file = join(configDir, `${String(config.name ?? role)}-${Date.now()}.json`);
+    writeFileSync(file, JSON.stringify(config));
+    const d = new DaemonProcess(
+      spawn(process.execPath, [bin, role, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(
+        () => reject(new Error(`${role} did not start:\n${d.stdout}\n${d.stderr}`)),
+        30_000,
+      );
+      d.exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`${role} exited with ${code} while starting:\n${d.stderr}`));
+      });
+      d.child.stdout!.on('data', () => {
+        if (d.stdout.includes(READY[role])) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    return d;
+  }
+
+  kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
+    this.child.kill(signal);
+    return this.exited;
+  }
+
+  /** The JSON log lines (pino) this daemon wrote. */
+  logs(): Record<string, unknown>[] {
+    return this.stderr
+      .split('\n')
+      .filter((l) => l.startsWith('{'))
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+  }
+}

@@ -1,0 +1,248 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
+import OpenAI from 'openai';
+import { post, until } from '../e2e/harness.ts';
+import { DaemonProcess, freePort } from './daemon-process.ts';
+
+const run = promisify(execFile);
+const bin = join(import.meta.dirname, '../../bin/cocoon.mjs');
+
+interface ProxyStats {
+  requests: { inFlight: number; redispatched: number; failed: number; succeeded: number };
+  workers: { name: string; running: number; enabled: boolean }[];
+}
+
+/**
+ * Faults with real processes: the proxy, the client and the workers each run as `cocoon <role>`, and
+ * workers are killed with SIGKILL mid-request.
+ */
+describe('workers killed with kill -9; SIGTERM drains; request ids across the hops', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'cocoon-faults-'));
+  const procs: DaemonProcess[] = [];
+  let proxyStats: string;
+  let proxyWorkerPort: number;
+  let api: string;
+  const stats = async () => (await (await fetch(`${proxyStats}/jsonstats`)).json()) as ProxyStats;
+  const worker = async (name: string, tokenDelayMs: number) => {
+    const statsPort = await freePort();
+    const w = await DaemonProcess.start(
+      'worker',
+      {
+        name,
+        dataDir: join(dir, name),
+        proxy: [`127.0.0.1:${proxyWorkerPort}`],
+        tokenDelayMs,
+        statsPort,
+        logLevel: 'debug',
+      },
+      dir,
+    );
+    procs.push(w);
+    await until(
+      async () => (await stats()).workers.some((x) => x.name === name),
+      `${name} registered`,
+      15_000,
+    );
+    return { proc: w, statsUrl: `http://127.0.0.1:${statsPort}`, dataDir: join(dir, name) };
+  };
+
+  before(async () => {
+    const [workerPort, clientPort, statsPort, httpPort] = await Promise.all([
+      freePort(),
+      freePort(),
+      freePort(),
+      freePort(),
+    ]);
+    proxyWorkerPort = workerPort;
+    proxyStats = `http://127.0.0.1:${statsPort}`;
+    procs.push(
+      await DaemonProcess.start(
+        'proxy',
+        {
+          name: 'fault-proxy',
+          dataDir: join(dir, 'proxy'),
+          workerPort,
+          clientPort,
+          statsPort,
+          logLevel: 'debug',
+        },
+        dir,
+      ),
+    );
+    procs.push(
+      await DaemonProcess.start(
+        'client',
+        {
+          name: 'fault-client',
+          dataDir: join(dir, 'client'),
+          httpPort,
+          proxy: `127.0.0.1:${clientPort}`,
+          logLevel: 'debug',
+        },
+        dir,
+      ),
+    );
+    api = `http://127.0.0.1:${httpPort}/v1`;
+  });
+  after(async () => {
+    for (const p of procs) p.child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('killed before its first token: the request succeeds on another worker', async () => {
+    const slow = await worker('slow', 2000); // first token after 2 s: time enough to kill it
+    const fast = await worker('fast', 1);
+    const openai = new OpenAI({ baseURL: api, apiKey: 'x', maxRetries: 0 });
+    const pending = openai.chat.completions.create({
+      model: 'cocoon-tiny',
+      messages: [{ role: 'user', content: 'hello' }],
+      max_tokens: 8,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    await until(
+      async () => (await stats()).workers.find((w) => w.name === 'slow')?.running === 1,
+      'at slow',
+      10_000,
+    );
+    await slow.proc.kill('SIGKILL');
+    let usage: (OpenAI.CompletionUsage & { cocoon?: { worker: string } }) | null = null;
+    for await (const c of await pending) if (c.usage) usage = c.usage;
+    assert.equal(usage?.completion_tokens, 8);
+    const s = await stats();
+    assert.equal(s.requests.redispatched, 1);
+    assert.equal(s.requests.failed, 0);
+    // The fast worker stays for the next tests.
+    assert.ok(fast.proc.child.exitCode === null);
+  });
+
+  test('killed mid-stream: a clean OpenAI error event; the proxy has nothing left in flight', async () => {
+    const steady = await worker('steady', 40);
+    // Take the fast worker out of routing (live, through its admin endpoint) so the stream goes to steady.
+    const fast = { statsUrl: await statsUrlOf(procs, 'fast'), dataDir: join(dir, 'fast') };
+    await run(process.execPath, [
+      bin,
+      'worker',
+      'admin',
+      'disable',
+      '--data-dir',
+      fast.dataDir,
+      '--stats-url',
+      fast.statsUrl,
+    ]);
+    await until(
+      async () => !(await stats()).workers.find((w) => w.name === 'fast')?.enabled,
+      'fast disabled',
+    );
+    const res = await fetch(`${api}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        model: 'cocoon-tiny',
+        messages: [{ role: 'user', content: 'go' }],
+        max_tokens: 200,
+        stream: true,
+      }),
+    });
+    assert.equal(res.status, 200);
+    let text = '';
+    let chunks = 0;
+    let killed = false;
+    for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+      text += Buffer.from(part).toString();
+      chunks = (text.match(/"content":"[^"]+"/g) ?? []).length;
+      if (chunks >= 5 && !killed) {
+        killed = true;
+        void steady.proc.kill('SIGKILL');
+      }
+    }
+    const events = text.split('\n\n').filter((e) => e.startsWith('data: '));
+    assert.equal(events.at(-1), 'data: [DONE]');
+    const error = JSON.parse(events.at(-2)!.slice(6)) as {
+      error: { code: string; message: string; type: string };
+    };
+    assert.equal(error.error.code, 'worker_failed_mid_stream');
+    assert.match(error.error.message, /failed after \d+ tokens were delivered/);
+    await until(async () => (await stats()).requests.inFlight === 0, 'proxy in flight back to 0');
+    await run(process.execPath, [
+      bin,
+      'worker',
+      'admin',
+      'enable',
+      '--data-dir',
+      fast.dataDir,
+      '--stats-url',
+      fast.statsUrl,
+    ]);
+    await until(
+      async () => (await stats()).workers.find((w) => w.name === 'fast')?.enabled === true,
+      'fast back',
+    );
+  });
+
+  test('one request id in the logs of client, proxy and worker', async () => {
+    const r = await post(`${api}/chat/completions`, {
+      model: 'cocoon-tiny',
+      messages: [{ role: 'user', content: 'trace me' }],
+      max_tokens: 3,
+    });
+    assert.equal(r.status, 200);
+    const id = r.headers.get('x-request-id');
+    assert.ok(id);
+    await until(
+      () => procs.filter((p) => p.logs().some((l) => l.requestId === id)).length >= 3,
+      'the id in three logs',
+    );
+    const roles = procs
+      .filter((p) => p.logs().some((l) => l.requestId === id))
+      .map((p) => String(p.logs()[0]?.node));
+    assert.deepEqual(roles.map((n) => n.split(':')[0]).sort(), ['client', 'proxy', 'worker']);
+  });
+
+  test('SIGTERM: a worker finishes its stream, then exits 0', async () => {
+    const leaving = await worker('leaving', 20);
+    const fastUrl = await statsUrlOf(procs, 'fast');
+    await run(process.execPath, [
+      bin,
+      'worker',
+      'admin',
+      'disable',
+      '--data-dir',
+      join(dir, 'fast'),
+      '--stats-url',
+      fastUrl,
+    ]);
+    await until(
+      async () => !(await stats()).workers.find((w) => w.name === 'fast')?.enabled,
+      'fast disabled',
+    );
+    const pending = post(`${api}/chat/completions`, {
+      model: 'cocoon-tiny',
+      messages: [{ role: 'user', content: 'long' }],
+      max_tokens: 40,
+    });
+    await until(
+      async () => (await stats()).workers.find((w) => w.name === 'leaving')?.running === 1,
+      'at leaving',
+    );
+    leaving.proc.child.kill('SIGTERM');
+    const r = await pending;
+    assert.equal(r.status, 200, r.text);
+    assert.equal((r.json as unknown as { usage: { completion_tokens: number } }).usage.completion_tokens, 40);
+    assert.equal(await leaving.proc.exited, 0);
+    assert.match(leaving.proc.stdout, /stopped cleanly/);
+  });
+});
+
+/** A worker process's stats URL, from the `stats …/stats` part of its start-up line. */
+async function statsUrlOf(procs: DaemonProcess[], name: string): Promise<string> {
+  const p = procs.find((x) => x.stdout.includes(`worker '${name}'`));
+  const m = /stats (http:\/\/[^\s]+)\/stats/.exec(p?.stdout ?? '');
+  if (!m) throw new Error(`no stats URL for ${name}`);
+  return m[1]!;
+}
