@@ -471,7 +471,7 @@ export class ClientNode {
   }
 
   /** Relays a whole JSON reply (already read); returns the stream's trailer (null if malformed). */
-  private relayJson({ stream, head }: Opened, res: ServerResponse, requestId: string): Relayed {
+  private relayJson({ stream, head, conn }: Opened, res: ServerResponse, requestId: string): Relayed {
     const parts = head.body ?? Buffer.alloc(0);
     const serving = this.serving.get(requestId);
     const trailer = parseTrailer(stream.trailer);
@@ -481,6 +481,7 @@ export class ClientNode {
       'content-type': 'application/json',
       'content-length': body.length,
       'x-request-id': requestId,
+      'x-cocoon-proxy': conn.address,
       ...servingHeaders(serving),
     });
     res.end(body);
@@ -488,7 +489,11 @@ export class ClientNode {
   }
 
   /** Server-sent events exactly as OpenAI sends them: `data: <chunk>\n\n` …, then `data: [DONE]\n\n`. */
-  private async relaySse({ stream, head }: Opened, res: ServerResponse, requestId: string): Promise<Relayed> {
+  private async relaySse(
+    { stream, head, conn }: Opened,
+    res: ServerResponse,
+    requestId: string,
+  ): Promise<Relayed> {
     // The first part arrived before we commit to 200 (see open), so a refusal still gets its status.
     const first = head.first!;
     const serving = this.serving.get(requestId);
@@ -497,6 +502,7 @@ export class ClientNode {
       'cache-control': 'no-cache',
       connection: 'keep-alive',
       'x-request-id': requestId,
+      'x-cocoon-proxy': conn.address,
       ...servingHeaders(serving),
     });
     try {
