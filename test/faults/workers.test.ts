@@ -28,7 +28,7 @@ describe('workers killed with kill -9; SIGTERM drains; request ids across the ho
   let proxyWorkerPort: number;
   let api: string;
   const stats = async () => (await (await fetch(`${proxyStats}/jsonstats`)).json()) as ProxyStats;
-  const worker = async (name: string, tokenDelayMs: number) => {
+  const worker = async (name: string, tokenDelayMs: number, extra: Record<string, unknown> = {}) => {
     const statsPort = await freePort();
     const w = await DaemonProcess.start(
       'worker',
@@ -39,6 +39,7 @@ describe('workers killed with kill -9; SIGTERM drains; request ids across the ho
         tokenDelayMs,
         statsPort,
         logLevel: 'debug',
+        ...extra,
       },
       dir,
     );
@@ -236,6 +237,36 @@ describe('workers killed with kill -9; SIGTERM drains; request ids across the ho
     assert.equal((r.json as unknown as { usage: { completion_tokens: number } }).usage.completion_tokens, 40);
     assert.equal(await leaving.proc.exited, 0);
     assert.match(leaving.proc.stdout, /stopped cleanly/);
+  });
+
+  test('10x the capacity at once: the excess is refused fast with Retry-After, the admitted complete, memory stays bounded', async () => {
+    await worker('capped', 20, { maxConcurrent: 10 }); // 'fast' is still out of routing (previous test)
+    const rss = async () => {
+      const text = await (await fetch(`${proxyStats}/metrics`)).text();
+      return Number(/^cocoon_process_resident_memory_bytes\S* (\d+)/m.exec(text)?.[1]);
+    };
+    const before = await rss();
+    const results = await Promise.all(
+      Array.from({ length: 100 }, () =>
+        post(`${api}/chat/completions`, {
+          model: 'cocoon-tiny',
+          messages: [{ role: 'user', content: 'x' }],
+          max_tokens: 20,
+        }),
+      ),
+    );
+    const served = results.filter((r) => r.status === 200);
+    const refused = results.filter((r) => r.status !== 200);
+    assert.ok(served.length >= 10, `served ${served.length}`);
+    assert.ok(refused.length >= 50, `refused ${refused.length}`);
+    for (const r of refused) {
+      assert.equal(r.status, 503);
+      assert.equal(r.json.error?.code, 'workers_busy');
+      assert.equal(r.headers.get('retry-after'), '1');
+    }
+    assert.equal((await stats()).requests.inFlight, 0);
+    const grown = (await rss()) - before;
+    assert.ok(grown < 64 * 1024 * 1024, `proxy RSS grew by ${Math.round(grown / 1048576)} MiB`);
   });
 });
 
