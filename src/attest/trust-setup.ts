@@ -1,9 +1,9 @@
-import type { TlsCredentials } from '../net/tls.ts';
+import type { PeerTrust, TlsCredentials } from '../net/tls.ts';
 import { type NodeRole, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION } from '../protocol/version.ts';
 import { createNodeCertificate, type NodeCertificate } from './certificate.ts';
 import { DevAttestationProvider, DevAttestationVerifier } from './dev/index.ts';
 import type { NodeKey } from './identity.ts';
-import { type PolicySource, StaticPolicy } from './policy.ts';
+import { checkPeerPolicy, type PolicySource, StaticPolicy } from './policy.ts';
 import {
   FileCollateral,
   PccsCollateral,
@@ -40,6 +40,16 @@ export interface TrustSetup {
 }
 
 export const CERT_VALIDITY_MS = 24 * 3600_000;
+
+/** Whom a node accepts on one link: these roles, at its minimum tier, within its allow-lists. */
+export function peerTrust(setup: TrustSetup, roles: NodeRole[]): PeerTrust {
+  return {
+    verifiers: setup.verifiers,
+    roles,
+    minTier: setup.minPeerTier,
+    policy: (peer) => checkPeerPolicy(peer, setup.policy.current()),
+  };
+}
 
 /**
  * Re-issues this node's certificate (a fresh quote over fresh claims) at 3/4 of its validity, for as

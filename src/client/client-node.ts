@@ -1,10 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
-import { checkPeerPolicy } from '../attest/policy.ts';
 import {
   CERT_VALIDITY_MS,
   makeCredentials,
+  peerTrust,
   rotateCredentials,
   type TrustSetup,
   trustLabel,
@@ -169,12 +169,7 @@ export class ClientNode {
     this.pool = new ProxyPool({
       link: {
         credentials,
-        trust: {
-          verifiers: this.opts.trust.verifiers,
-          roles: ['proxy'],
-          minTier: this.opts.trust.minPeerTier,
-          policy: (peer) => checkPeerPolicy(peer, this.opts.trust.policy.current()),
-        },
+        trust: peerTrust(this.opts.trust, ['proxy']),
         session: { hello: { role: 'client', name: this.opts.name } },
       },
       ...(payments ? { newPayments: payments.newPayments } : {}),

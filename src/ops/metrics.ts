@@ -26,6 +26,17 @@ const LATENCY_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
 
 export type Outcome = 'ok' | 'failed' | 'cancelled' | 'rejected';
 
+/** What a scraped metric reads: one value, or values by label. */
+type Reading<L extends string> = number | [Partial<Record<L, string>>, number][];
+
+function each<L extends string>(
+  r: Reading<L>,
+  put: (labels: Partial<Record<L, string>>, v: number) => void,
+): void {
+  if (typeof r === 'number') put({}, r);
+  else for (const [labels, v] of r) put(labels, v);
+}
+
 export class NodeMetrics {
   readonly registry = new Registry();
   private readonly codes = new Set<string>();
@@ -61,22 +72,15 @@ export class NodeMetrics {
   }
 
   /** A gauge read from the node when scraped: `read` returns one value, or values by label. */
-  gauge<L extends string>(
-    name: string,
-    help: string,
-    read: () => number | [Partial<Record<L, string>>, number][],
-    labelNames: L[] = [],
-  ): void {
+  gauge<L extends string>(name: string, help: string, read: () => Reading<L>, labelNames: L[] = []): void {
     new Gauge({
       name,
       help,
       labelNames,
       registers: [this.registry],
       collect() {
-        const v = read();
         this.reset();
-        if (typeof v === 'number') this.set(v);
-        else for (const [labels, value] of v) this.set(labels, value);
+        each(read(), (labels, v) => this.set(labels, v));
       },
     });
   }
@@ -85,7 +89,7 @@ export class NodeMetrics {
   counterFrom<L extends string>(
     name: string,
     help: string,
-    read: () => number | [Partial<Record<L, string>>, number][],
+    read: () => Reading<L>,
     labelNames: L[] = [],
   ): void {
     new Counter({
@@ -94,10 +98,8 @@ export class NodeMetrics {
       labelNames,
       registers: [this.registry],
       collect() {
-        const v = read();
         this.reset();
-        if (typeof v === 'number') this.inc(v);
-        else for (const [labels, value] of v) this.inc(labels, value);
+        each(read(), (labels, v) => this.inc(labels, v));
       },
     });
   }

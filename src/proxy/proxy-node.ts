@@ -4,6 +4,7 @@ import { checkPeerPolicy } from '../attest/policy.ts';
 import {
   CERT_VALIDITY_MS,
   makeCredentials,
+  peerTrust,
   rotateCredentials,
   type TrustSetup,
   trustLabel,
@@ -265,7 +266,6 @@ export class ProxyNode {
     const issue = async () =>
       (await makeCredentials(key, 'proxy', this.opts.trust.provider, undefined, validity)).credentials;
     const credentials = await issue();
-    const { verifiers, minPeerTier } = this.opts.trust;
     const onRefused = (err: CocoonError, remote: string) => {
       const code = err.code ?? 'refused';
       this.refusals[code] = (this.refusals[code] ?? 0) + 1;
@@ -275,7 +275,7 @@ export class ProxyNode {
       host: this.opts.host,
       port: this.opts.workerPort,
       credentials,
-      trust: { verifiers, roles: ['worker'], minTier: minPeerTier, policy: (p) => this.checkPolicy(p) },
+      trust: peerTrust(this.opts.trust, ['worker']),
       session: {
         hello: { role: 'proxy', name: this.opts.name, info: this.helloInfo() },
         acceptHello: (hello) => {
@@ -295,7 +295,7 @@ export class ProxyNode {
       host: this.opts.host,
       port: this.opts.clientPort,
       credentials,
-      trust: { verifiers, roles: ['client'], minTier: minPeerTier, policy: (p) => this.checkPolicy(p) },
+      trust: peerTrust(this.opts.trust, ['client']),
       session: {
         hello: { role: 'proxy', name: this.opts.name, info: this.helloInfo() },
         acceptHello: (hello) => {

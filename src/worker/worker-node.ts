@@ -1,8 +1,8 @@
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
-import { checkPeerPolicy } from '../attest/policy.ts';
 import {
   CERT_VALIDITY_MS,
   makeCredentials,
+  peerTrust,
   rotateCredentials,
   type TrustSetup,
   trustLabel,
@@ -129,12 +129,7 @@ export class WorkerNode {
         host: p.host,
         port: p.port,
         credentials,
-        trust: {
-          verifiers: this.opts.trust.verifiers,
-          roles: ['proxy'],
-          minTier: this.opts.trust.minPeerTier,
-          policy: (peer) => checkPeerPolicy(peer, this.opts.trust.policy.current()),
-        },
+        trust: peerTrust(this.opts.trust, ['proxy']),
         session: { hello: { role: 'worker', name: this.opts.name, info: this.info() } },
       });
       link.on('up', (session, peer) => {

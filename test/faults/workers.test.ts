@@ -52,6 +52,26 @@ describe('workers killed with kill -9; SIGTERM drains; request ids across the ho
     return { proc: w, statsUrl: `http://127.0.0.1:${statsPort}`, dataDir: join(dir, name) };
   };
 
+  /** Switches a worker in or out of routing with `cocoon worker admin`, and waits for the proxy to see it. */
+  const setEnabled = async (name: string, enabled: boolean) => {
+    const statsUrl = await statsUrlOf(procs, name);
+    const action = enabled ? 'enable' : 'disable';
+    await run(process.execPath, [
+      bin,
+      'worker',
+      'admin',
+      action,
+      '--data-dir',
+      join(dir, name),
+      '--stats-url',
+      statsUrl,
+    ]);
+    await until(
+      async () => (await stats()).workers.find((w) => w.name === name)?.enabled === enabled,
+      `${name} ${action}d`,
+    );
+  };
+
   before(async () => {
     const [workerPort, clientPort, statsPort, httpPort] = await Promise.all([
       freePort(),
@@ -125,21 +145,7 @@ describe('workers killed with kill -9; SIGTERM drains; request ids across the ho
   test('killed mid-stream: a clean OpenAI error event; the proxy has nothing left in flight', async () => {
     const steady = await worker('steady', 40);
     // Take the fast worker out of routing (live, through its admin endpoint) so the stream goes to steady.
-    const fast = { statsUrl: await statsUrlOf(procs, 'fast'), dataDir: join(dir, 'fast') };
-    await run(process.execPath, [
-      bin,
-      'worker',
-      'admin',
-      'disable',
-      '--data-dir',
-      fast.dataDir,
-      '--stats-url',
-      fast.statsUrl,
-    ]);
-    await until(
-      async () => !(await stats()).workers.find((w) => w.name === 'fast')?.enabled,
-      'fast disabled',
-    );
+    await setEnabled('fast', false);
     const res = await fetch(`${api}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -170,20 +176,7 @@ describe('workers killed with kill -9; SIGTERM drains; request ids across the ho
     assert.equal(error.error.code, 'worker_failed_mid_stream');
     assert.match(error.error.message, /failed after \d+ tokens were delivered/);
     await until(async () => (await stats()).requests.inFlight === 0, 'proxy in flight back to 0');
-    await run(process.execPath, [
-      bin,
-      'worker',
-      'admin',
-      'enable',
-      '--data-dir',
-      fast.dataDir,
-      '--stats-url',
-      fast.statsUrl,
-    ]);
-    await until(
-      async () => (await stats()).workers.find((w) => w.name === 'fast')?.enabled === true,
-      'fast back',
-    );
+    await setEnabled('fast', true);
   });
 
   test('one request id in the logs of client, proxy and worker', async () => {
@@ -207,21 +200,7 @@ describe('workers killed with kill -9; SIGTERM drains; request ids across the ho
 
   test('SIGTERM: a worker finishes its stream, then exits 0', async () => {
     const leaving = await worker('leaving', 20);
-    const fastUrl = await statsUrlOf(procs, 'fast');
-    await run(process.execPath, [
-      bin,
-      'worker',
-      'admin',
-      'disable',
-      '--data-dir',
-      join(dir, 'fast'),
-      '--stats-url',
-      fastUrl,
-    ]);
-    await until(
-      async () => !(await stats()).workers.find((w) => w.name === 'fast')?.enabled,
-      'fast disabled',
-    );
+    await setEnabled('fast', false);
     const pending = post(`${api}/chat/completions`, {
       model: 'cocoon-tiny',
       messages: [{ role: 'user', content: 'long' }],
