@@ -498,8 +498,10 @@ export class ProxyNode {
     let cost: RequestCost | null = null;
     let error: CocoonError | undefined;
     let callerCancelled = false;
+    let served = false; // the worker's part is done: what fails now is billing, not the worker
     try {
       const trailer = await this.dispatch(clientStream, requestId, request, worker, tried, relay, started);
+      served = true;
       worker = relay.worker!;
       usage = trailer.usage;
       const { tail } = trailer;
@@ -519,7 +521,7 @@ export class ProxyNode {
       if (callerCancelled) {
         this.counters.cancelled++;
       } else {
-        if (relay.committed) {
+        if (relay.committed && !served) {
           ({ usage, cost, error } = await this.settlePartial(
             relay,
             request,
@@ -711,10 +713,15 @@ export class ProxyNode {
         }
       }
     }
-    const error = new BadGatewayError(
-      `The worker serving this request failed after ${delivered} tokens were delivered (${cause.message}).${charged}`,
-      'worker_failed_mid_stream',
-    );
+    const error =
+      cause.status === 504
+        ? new GatewayTimeoutError(
+            `${cause.message.replace(/\.?$/, '.')} ${delivered} tokens were delivered.${charged}`,
+          )
+        : new BadGatewayError(
+            `The worker serving this request failed after ${delivered} tokens were delivered (${cause.message}).${charged}`,
+            'worker_failed_mid_stream',
+          );
     return { usage, cost, error };
   }
 
