@@ -119,6 +119,21 @@ export class ClientNode {
       ['proxy'],
     );
     if (opts.payments) {
+      m.gauge(
+        'cocoon_client_contract_ton',
+        'Our client contract with each proxy, as last read from the chain: balance, stake, settled.',
+        () =>
+          proxies().flatMap((c) => {
+            const st = c.payments?.contractState;
+            if (!st) return [];
+            return [
+              [{ proxy: c.address, part: 'balance' }, tonGauge(st.balance)],
+              [{ proxy: c.address, part: 'stake' }, tonGauge(st.stake)],
+              [{ proxy: c.address, part: 'charged' }, tonGauge(st.charged)],
+            ] as [{ proxy: string; part: string }, number][];
+          }),
+        ['proxy', 'part'],
+      );
       m.counterFrom('cocoon_authorised_ton_total', 'TON this client signed to its proxies so far.', () =>
         tonGauge(proxies().reduce((sum, c) => sum + (c.payments?.payer.authorisedTotal ?? 0n), 0n)),
       );

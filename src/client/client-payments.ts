@@ -33,6 +33,8 @@ export class ClientPayments {
   private session: Session | null = null;
   /** The proxy has confirmed our account on the current session. */
   isReady = false;
+  /** Our client contract as the proxy last reported it from the chain (nanoton). */
+  contractState: { balance: bigint; stake: bigint; charged: bigint } | null = null;
 
   constructor(private readonly opts: ClientPaymentsOptions) {
     this.payer = new Payer(
@@ -93,6 +95,7 @@ export class ClientPayments {
             () => {},
           );
           this.payer.resume(expected, msg.auth);
+          this.contractState = { balance: msg.balance, stake: msg.stake, charged: msg.charged };
           settle();
         } else if (msg.type === 'pay.bill') {
           try {

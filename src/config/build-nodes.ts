@@ -3,6 +3,7 @@ import { Address } from '@ton/core';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { StaticPolicy } from '../attest/policy.ts';
 import { type TrustSetup, trustSetup } from '../attest/trust-setup.ts';
+import { ProxyContract } from '../chain/contracts/proxy-contract.ts';
 import { RootContract } from '../chain/contracts/root-contract.ts';
 import { RootPolicy } from '../chain/root-policy.ts';
 import { TonChain } from '../chain/ton-chain.ts';
@@ -10,9 +11,15 @@ import { ClientNode } from '../client/client-node.ts';
 import type { ProxyAddress } from '../client/proxy-pool.ts';
 import type { Logger } from '../ops/log.ts';
 import { createLogger } from '../ops/log.ts';
+import { cachedRead, type NodeMetrics, tonGauge } from '../ops/metrics.ts';
 import { ProxyNode } from '../proxy/proxy-node.ts';
 import { WorkerNode } from '../worker/worker-node.ts';
-import { buildClientPayments, buildProxyBilling, buildWorkerPayments } from './build-payments.ts';
+import {
+  buildClientPayments,
+  buildProxyBilling,
+  buildWorkerPayments,
+  type NodeChain,
+} from './build-payments.ts';
 import {
   type ClientConfig,
   ConfigError,
@@ -71,7 +78,7 @@ async function trustFor(c: TrustConfig, log: Logger): Promise<TrustSetup> {
 export async function buildProxy(c: ProxyConfig): Promise<ProxyNode> {
   const logger = createLogger(`proxy:${c.name}`, c.logLevel);
   const billing = c.root ? await buildProxyBilling(c, await loadOrCreateNodeKey(c.dataDir), logger) : null;
-  return new ProxyNode({
+  const proxy = new ProxyNode({
     name: c.name,
     dataDir: c.dataDir,
     host: c.host,
@@ -83,6 +90,38 @@ export async function buildProxy(c: ProxyConfig): Promise<ProxyNode> {
     trust: await trustFor(c, logger),
     logger,
     ...(billing ? { billing } : {}),
+  });
+  if (billing) {
+    walletGauge(proxy.metrics, billing.nodeChain);
+    const contract = billing.nodeChain.chain.open(
+      ProxyContract.fromAddress(Address.parse(billing.proxyContract)),
+    );
+    const data = cachedRead(() => contract.getProxyData());
+    proxy.metrics.gauge(
+      'cocoon_proxy_contract_ton',
+      'The proxy contract on-chain: stake, pool of client money, commission.',
+      async () => {
+        const d = await data();
+        return d
+          ? [
+              [{ part: 'stake' }, tonGauge(d.stake)],
+              [{ part: 'pool' }, tonGauge(d.pool)],
+              [{ part: 'commission' }, tonGauge(d.commission)],
+            ]
+          : [];
+      },
+      ['part'],
+    );
+  }
+  return proxy;
+}
+
+/** This node's wallet balance on-chain, read when scraped (at most every 15 s). */
+function walletGauge(metrics: NodeMetrics, nc: NodeChain): void {
+  const balance = cachedRead(() => nc.chain.getBalance(nc.sender.address));
+  metrics.gauge('cocoon_wallet_balance_ton', "This node's wallet balance on-chain.", async () => {
+    const b = await balance();
+    return b === null ? [] : tonGauge(b);
   });
 }
 
@@ -107,7 +146,7 @@ export async function buildWorker(c: WorkerConfig): Promise<WorkerNode> {
         });
   const logger = createLogger(`worker:${c.name}`, c.logLevel);
   const paid = await buildWorkerPayments(c, logger);
-  return new WorkerNode({
+  const worker = new WorkerNode({
     name: c.name,
     dataDir: c.dataDir,
     proxies: c.proxy,
@@ -121,6 +160,8 @@ export async function buildWorker(c: WorkerConfig): Promise<WorkerNode> {
     logger,
     ...(paid ? { payments: paid.payments } : {}),
   });
+  if (paid) walletGauge(worker.metrics, paid.nodeChain);
+  return worker;
 }
 
 /** The proxies registered in the root contract, as `host:port` endpoints (malformed ones skipped). */
@@ -144,7 +185,7 @@ function proxiesFromRoot(c: ClientConfig, log: Logger): () => Promise<ProxyAddre
 export async function buildClient(c: ClientConfig): Promise<ClientNode> {
   const logger = createLogger(`client:${c.name}`, c.logLevel);
   const paid = c.root ? await buildClientPayments(c, await loadOrCreateNodeKey(c.dataDir), logger) : null;
-  return new ClientNode({
+  const client = new ClientNode({
     name: c.name,
     dataDir: c.dataDir,
     httpHost: c.httpHost,
@@ -165,4 +206,6 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
     logger,
     ...(paid ? { payments: { newPayments: paid.newPayments, close: paid.close } } : {}),
   });
+  if (paid) walletGauge(client.metrics, paid.nodeChain);
+  return client;
 }

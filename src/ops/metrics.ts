@@ -71,16 +71,25 @@ export class NodeMetrics {
     return new Counter({ name, help, labelNames, registers: [this.registry] });
   }
 
-  /** A gauge read from the node when scraped: `read` returns one value, or values by label. */
-  gauge<L extends string>(name: string, help: string, read: () => Reading<L>, labelNames: L[] = []): void {
+  /**
+   * A gauge read from the node when scraped: `read` returns one value, or values by label (or a promise
+   * of them, for figures that live on the chain).
+   */
+  gauge<L extends string>(
+    name: string,
+    help: string,
+    read: () => Reading<L> | Promise<Reading<L>>,
+    labelNames: L[] = [],
+  ): void {
     new Gauge({
       name,
       help,
       labelNames,
       registers: [this.registry],
-      collect() {
+      async collect() {
+        const r = await read();
         this.reset();
-        each(read(), (labels, v) => this.set(labels, v));
+        each(r, (labels, v) => this.set(labels, v));
       },
     });
   }
@@ -147,6 +156,25 @@ export function serveMetrics(
     },
   );
   return true;
+}
+
+/**
+ * A chain read for a gauge, at most once per `ttlMs` however often Prometheus scrapes; a failed read keeps
+ * the last value (the chain being slow must not break the scrape).
+ */
+export function cachedRead<T>(read: () => Promise<T>, ttlMs = 15_000): () => Promise<T | null> {
+  let value: T | null = null;
+  let at = 0;
+  return async () => {
+    if (Date.now() - at < ttlMs) return value;
+    at = Date.now();
+    try {
+      value = await read();
+    } catch {
+      // keep the last value
+    }
+    return value;
+  };
 }
 
 /** Nanoton as TON for a gauge (display only: the exact figures are the bigint ones in the ledger). */

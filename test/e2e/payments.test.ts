@@ -109,6 +109,25 @@ describe('payments on the embedded TON chain', () => {
     assert.equal(await workerPaidTo(net, owner), workerShare, "the worker owner's wallet received its fee");
   });
 
+  test('/metrics shows the money: billed and signed totals, wallet and contract balances on-chain', async () => {
+    const sample = async (url: string, name: string, label = '') => {
+      const text = await (await fetch(`${url}/metrics`)).text();
+      const line = text
+        .split('\n')
+        .find((l) => l.startsWith(name) && l.includes(label) && !l.startsWith('#'));
+      return line ? Number(line.split(' ').at(-1)) : null;
+    };
+    const proxy = net.proxy.statsUrl!;
+    const client = net.client.url;
+    assert.ok(((await sample(proxy, 'cocoon_billed_ton_total')) ?? 0) > 0);
+    assert.ok(((await sample(proxy, 'cocoon_wallet_balance_ton')) ?? 0) > 0);
+    assert.ok(((await sample(proxy, 'cocoon_proxy_contract_ton', 'part="stake"')) ?? 0) > 0);
+    assert.ok(((await sample(client, 'cocoon_authorised_ton_total')) ?? 0) > 0);
+    assert.ok(((await sample(client, 'cocoon_client_contract_ton', 'part="stake"')) ?? 0) > 0);
+    assert.ok(((await sample(client, 'cocoon_wallet_balance_ton')) ?? 0) > 0);
+    assert.ok(((await sample(net.worker.statsUrl!, 'cocoon_wallet_balance_ton')) ?? 0) > 0);
+  });
+
   test('a request whose worst case exceeds the credit is refused with 402 before any worker runs', async () => {
     const before = net.worker.counters.total;
     const res = await post(`${net.client.baseUrl}/chat/completions`, {
