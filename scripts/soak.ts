@@ -463,15 +463,7 @@ async function readStream(res: Response, started: number): Promise<Verdict> {
     if (data === '[DONE]') {
       // A stream asked for usage must end with it; its absence is a bug, not a detail.
       if (usage === null) return failed(200, 'missing_usage', 'stream ended without a usage chunk', true);
-      return {
-        ok: true,
-        status: 200,
-        code: null,
-        midStream: false,
-        message: null,
-        ttftMs,
-        completionTokens: usage,
-      };
+      return succeeded(ttftMs, usage);
     }
     const chunk = JSON.parse(data) as Chunk;
     if (chunk.error) {
@@ -485,20 +477,16 @@ async function readStream(res: Response, started: number): Promise<Verdict> {
   return failed(200, 'stream_truncated', 'the stream ended without [DONE]', true);
 }
 
+function succeeded(ttftMs: number | null, completionTokens: number): Verdict {
+  return { ok: true, status: 200, code: null, midStream: false, message: null, ttftMs, completionTokens };
+}
+
 async function readJson(res: Response): Promise<Verdict> {
   const body = (await res.json()) as Chunk;
   if (!body.choices || !body.usage) {
     return failed(200, 'malformed_response', JSON.stringify(body).slice(0, 200));
   }
-  return {
-    ok: true,
-    status: 200,
-    code: null,
-    midStream: false,
-    message: null,
-    ttftMs: null,
-    completionTokens: body.usage.completion_tokens ?? 0,
-  };
+  return succeeded(null, body.usage.completion_tokens ?? 0);
 }
 
 /** A refusal (non-200): its OpenAI error body names the code. */
