@@ -1,0 +1,80 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { type ProxyConnection, ProxyPool } from '../../src/client/proxy-pool.ts';
+import type { CocoonError } from '../../src/errors.ts';
+import type { Session } from '../../src/net/session.ts';
+import type { TlsCredentials } from '../../src/net/tls.ts';
+import { silentLogger } from '../../src/ops/log.ts';
+
+// The pool's choice reads only each connection's figures; links are never started here, and a
+// connection counts as up when its link holds an open session.
+const up = { closed: false, close() {} } as unknown as Session;
+
+function poolOf(n: number): { pool: ProxyPool; conns: ProxyConnection[] } {
+  const pool = new ProxyPool({
+    link: {
+      credentials: {} as TlsCredentials,
+      trust: { verifiers: new Map(), roles: ['proxy'], minTier: 'dev' },
+      session: { hello: { role: 'client', name: 't' } },
+    },
+    log: silentLogger,
+    onControl: () => {},
+  });
+  pool.update(Array.from({ length: n }, (_, i) => ({ host: '127.0.0.1', port: 1 + i })));
+  const conns = pool.all();
+  for (const c of conns) {
+    c.link.stop(); // never dial
+    c.link.session = up;
+  }
+  return { pool, conns };
+}
+
+describe('choosing a proxy', () => {
+  test('the faster of two idle proxies; under load, the one with the least expected wait', () => {
+    const { pool, conns } = poolOf(2);
+    const [slow, fast] = conns as [ProxyConnection, ProxyConnection];
+    slow.recordSuccess(100);
+    fast.recordSuccess(10);
+    assert.equal(pool.choose(new Set()), fast);
+    fast.inFlight = 20; // 21 × 10 > 1 × 100
+    assert.equal(pool.choose(new Set()), slow);
+  });
+
+  test('proxies that are down, draining or already tried are skipped; none left -> 503', () => {
+    const { pool, conns } = poolOf(3);
+    const [a, b, c] = conns as [ProxyConnection, ProxyConnection, ProxyConnection];
+    a.link.session = null;
+    b.draining = true;
+    assert.equal(pool.choose(new Set()), c);
+    assert.throws(
+      () => pool.choose(new Set([c])),
+      (e: CocoonError) => e.status === 503 && e.code === 'proxy_draining' && e.retryAfter === 1,
+    );
+    b.draining = false;
+    assert.equal(pool.choose(new Set([c])), b);
+  });
+
+  test('a failing proxy is cooled down, and used only as the last resort', () => {
+    const { pool, conns } = poolOf(2);
+    const [flaky, steady] = conns as [ProxyConnection, ProxyConnection];
+    flaky.recordFailure();
+    flaky.recordFailure();
+    assert.equal(flaky.health.state, 'cooling');
+    assert.equal(pool.choose(new Set()), steady);
+    assert.equal(pool.choose(new Set([steady])), flaky);
+  });
+
+  test('a proxy no longer listed is let go; a new one is added', () => {
+    const { pool, conns } = poolOf(2);
+    pool.update([
+      { host: '127.0.0.1', port: 2 },
+      { host: '127.0.0.1', port: 9 },
+    ]);
+    assert.deepEqual(
+      pool.all().map((c) => c.address),
+      ['127.0.0.1:2', '127.0.0.1:9'],
+    );
+    assert.equal(conns[0]!.draining, true);
+    pool.stop();
+  });
+});
