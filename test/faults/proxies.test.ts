@@ -9,6 +9,7 @@ import type { ClientNode } from '../../src/client/client-node.ts';
 import { buildClient, buildWorker } from '../../src/config/build-nodes.ts';
 import { clientConfigSchema, workerConfigSchema } from '../../src/config/config.ts';
 import { startLocalTon } from '../../src/local/local-ton.ts';
+import { requestCost } from '../../src/pay/pricing.ts';
 import type { WorkerNode } from '../../src/worker/worker-node.ts';
 import { post, until } from '../e2e/harness.ts';
 import { DaemonProcess, freePort } from './daemon-process.ts';
@@ -16,9 +17,10 @@ import { DaemonProcess, freePort } from './daemon-process.ts';
 /**
  * Two paying proxies as processes; one is killed with SIGKILL while requests are in flight. The client
  * fails over to the other, and once the killed proxy restarts, each proxy redeems on-chain exactly what
- * the client signed to it: nothing lost, nothing twice.
+ * the client signed to it: nothing lost, nothing twice. Then a paid worker process is killed mid-stream:
+ * the caller is billed for exactly the tokens it received.
  */
-test('a proxy killed mid-load: the client fails over; restarted, it settles exactly what was signed to it', async () => {
+test('a proxy killed mid-load: the client fails over; restarted, it settles exactly what was signed to it; a paid worker killed mid-stream is billed for the delivered tokens only', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'cocoon-proxy-fault-'));
   const ton = await startLocalTon(dir, 0);
   const procs: DaemonProcess[] = [];
@@ -160,4 +162,78 @@ test('a proxy killed mid-load: the client fails over; restarted, it settles exac
   assert.ok(signedTo(b) > 0n);
   // And a serves again.
   assert.equal((await ask(200)).status, 200);
+
+  // A paid worker process killed mid-stream: the caller gets an error event and pays for exactly the
+  // tokens it received.
+  const doomedDir = join(dir, 'doomed-worker');
+  await ton.fundNode(doomedDir, toNano('1'));
+  const doomed = await DaemonProcess.start(
+    'worker',
+    {
+      ...chain,
+      name: 'doomed',
+      dataDir: doomedDir,
+      proxy: [`127.0.0.1:${a.workerPort}`],
+      tokenDelayMs: 40,
+      statsPort: 'off',
+      logLevel: 'warn',
+    },
+    dir,
+  );
+  procs.push(doomed);
+  worker.setEnabled(false); // only the doomed worker serves now
+  await until(
+    async () => {
+      const s = (await (await fetch(`http://127.0.0.1:${a.statsPort}/jsonstats`)).json()) as {
+        workers: { name: string; enabled: boolean }[];
+      };
+      return (
+        s.workers.some((w) => w.name === 'doomed') &&
+        !s.workers.some((w) => w.name === 'shared-worker' && w.enabled)
+      );
+    },
+    'a routes only to the doomed worker',
+    20_000,
+  );
+  const billedAtA = async () =>
+    BigInt(
+      (
+        (await (await fetch(`http://127.0.0.1:${a.statsPort}/jsonstats`)).json()) as {
+          payments: { billedNano: string };
+        }
+      ).payments.billedNano,
+    );
+  const before = await billedAtA();
+  const signedBefore = signedTo(a);
+  const res = await fetch(`${c.baseUrl}/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      model: 'cocoon-tiny',
+      messages: [{ role: 'user', content: 'go' }],
+      max_tokens: 300,
+      stream: true,
+    }),
+  });
+  assert.equal(res.status, 200);
+  assert.equal(res.headers.get('x-cocoon-proxy'), `127.0.0.1:${a.clientPort}`);
+  let text = '';
+  let delivered = 0;
+  for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+    text += Buffer.from(part).toString();
+    delivered = (text.match(/"delta":\{"content":"[^"]/g) ?? []).length;
+    if (delivered >= 5 && doomed.child.exitCode === null && !doomed.child.killed)
+      doomed.child.kill('SIGKILL');
+  }
+  const events = text.split('\n\n').filter((e) => e.startsWith('data: '));
+  const error = JSON.parse(events.at(-2)!.slice(6)) as { error: { code: string; message: string } };
+  assert.equal(error.error.code, 'worker_failed_mid_stream');
+  assert.match(error.error.message, new RegExp(`Only the ${delivered} delivered tokens are charged`));
+  const expected = requestCost(
+    { promptTokens: 0, cachedTokens: 0, completionTokens: delivered, reasoningTokens: 0 },
+    1000,
+    conn(a).payments!.payer.prices,
+  ).totalCost;
+  assert.equal((await billedAtA()) - before, expected, `billed for ${delivered} delivered tokens`);
+  assert.equal(signedTo(a) - signedBefore, expected, 'and the client signed exactly that');
 });
