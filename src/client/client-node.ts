@@ -203,7 +203,10 @@ export class ClientNode {
       const refresh = () =>
         list().then(
           (found) => this.pool?.update(found.length > 0 ? found : this.opts.proxies),
-          (err) => this.log.warn({ err: String(err) }, 'cannot read the list of proxies'),
+          (err) => {
+            this.log.warn({ err: String(err) }, 'cannot read the list of proxies');
+            if (this.pool?.all().length === 0) this.pool.update(this.opts.proxies); // until it can
+          },
         );
       await refresh();
       this.listTimer = setInterval(refresh, 60_000);
