@@ -1,5 +1,6 @@
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
+import type { Address } from '@ton/core';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { GLOBAL_IDS } from '../chain/ton-chain.ts';
@@ -98,13 +99,7 @@ async function create(f: WalletFlags): Promise<void> {
   if (typeof reach !== 'string') {
     const w = await walletFromMnemonic(words, reach.globalId);
     if (f.json) {
-      printJson({
-        walletFile: path,
-        address: walletText(w.address, reach.globalId),
-        rawAddress: w.address.toRawString(),
-        globalId: reach.globalId,
-        endpoint: c.chainEndpoint,
-      });
+      printJson(walletJson(path, w.address, reach));
       return;
     }
     out(
@@ -166,15 +161,7 @@ async function show(f: WalletFlags): Promise<void> {
   const status =
     state.state === 'active' ? 'deployed' : state.balance > 0n ? 'funded, not deployed yet' : 'empty';
   if (f.json) {
-    printJson({
-      walletFile: path,
-      address: walletText(w.address, reach.globalId),
-      rawAddress: w.address.toRawString(),
-      globalId: reach.globalId,
-      endpoint: c.chainEndpoint,
-      balance: state.balance,
-      status,
-    });
+    printJson({ ...walletJson(path, w.address, reach), balance: state.balance, status });
     return;
   }
   out(
@@ -207,4 +194,15 @@ export function registerWalletCommands(program: Command): void {
       .addOption(roleOption()),
     'the data dir holding wallet.json (or use --role)',
   ).action(run(show));
+}
+
+/** A wallet as `--json` shows it once the chain (and so its network) is known. */
+function walletJson(path: string, address: Address, reach: Reach) {
+  return {
+    walletFile: path,
+    address: walletText(address, reach.globalId),
+    rawAddress: address.toRawString(),
+    globalId: reach.globalId,
+    endpoint: reach.endpoint,
+  };
 }

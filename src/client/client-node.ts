@@ -29,7 +29,7 @@ import { requestCounters } from '../ops/counters.ts';
 import { listenHttp, readBody, sendError, sendJson, serveStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
 import { NodeMetrics, type Outcome, serveMetrics, tonGauge } from '../ops/metrics.ts';
-import { errorFields, RecentRequests } from '../ops/recent-requests.ts';
+import { RecentRequests } from '../ops/recent-requests.ts';
 import { waitUntil } from '../ops/wait.ts';
 import type { RequestBound } from '../pay/payer.ts';
 import { addCostToUsage } from '../pay/usage-cost.ts';
@@ -399,16 +399,14 @@ export class ClientNode {
         { requestId, proxy: opened?.conn.address, outcome, code: error?.code, seconds },
         'request finished',
       );
-      this.recent.add({
-        at: Date.now(),
+      this.recent.record({
         requestId,
         model: request.model,
         worker: serving?.worker ?? null,
         outcome,
-        ...errorFields(error),
-        durationMs: Math.round(seconds * 100_000) / 100,
-        promptTokens: usage?.promptTokens ?? 0,
-        completionTokens: usage?.completionTokens ?? 0,
+        error,
+        seconds,
+        usage,
         costNanoton: trailer?.cost ? trailer.cost.total.toString() : null,
         attempts: opened?.attempts ?? 0,
       });

@@ -1,4 +1,5 @@
 import type { CocoonError } from '../errors.ts';
+import type { TokenUsage } from '../protocol/inference.ts';
 
 /** One finished request as the dashboards list it. */
 export interface RecentRequest {
@@ -28,6 +29,33 @@ export class RecentRequests {
 
   constructor(private readonly capacity = 50) {}
 
+  /** Records a finished request: its error (if any) as status/code/message, its time, its tokens. */
+  record(r: {
+    requestId: string;
+    model: string;
+    worker: string | null;
+    outcome: RecentRequest['outcome'];
+    error: CocoonError | undefined;
+    seconds: number;
+    usage: TokenUsage | null | undefined;
+    costNanoton: string | null;
+    attempts: number;
+  }): void {
+    this.add({
+      at: Date.now(),
+      requestId: r.requestId,
+      model: r.model,
+      worker: r.worker,
+      outcome: r.outcome,
+      ...errorFields(r.error),
+      durationMs: Math.round(r.seconds * 100_000) / 100,
+      promptTokens: r.usage?.promptTokens ?? 0,
+      completionTokens: r.usage?.completionTokens ?? 0,
+      costNanoton: r.costNanoton,
+      attempts: r.attempts,
+    });
+  }
+
   add(r: RecentRequest): void {
     if (this.ring.length < this.capacity) this.ring.push(r);
     else this.ring[this.next] = r;
@@ -44,9 +72,7 @@ export class RecentRequests {
 }
 
 /** The error fields of a recent request (status 200 when it succeeded). */
-export function errorFields(
-  error: CocoonError | undefined,
-): Pick<RecentRequest, 'status' | 'code' | 'message'> {
+function errorFields(error: CocoonError | undefined): Pick<RecentRequest, 'status' | 'code' | 'message'> {
   return error
     ? { status: error.status, code: error.code, message: error.message }
     : { status: 200, code: null, message: null };

@@ -2,7 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Address } from '@ton/core';
 import { formatTon } from '../chain/money.ts';
 import { PaymentRefusedError, PaymentRequiredError } from '../errors.ts';
-import { clientAuthHash, verifyHash } from './signed-messages.ts';
+import { verifyClientAuth } from './signed-messages.ts';
 
 /** A client contract as the chain last showed it. */
 export interface ClientChainState {
@@ -154,13 +154,8 @@ export class ClientAccount {
         'wrong_total',
       );
     }
-    const hash = clientAuthHash({
-      globalId: this.globalId,
-      contract: this.contract,
-      seqno: msg.seqno,
-      total: msg.total,
-    });
-    if (!verifyHash(hash, msg.signature, this.key)) {
+    const signed = { globalId: this.globalId, contract: this.contract, seqno: msg.seqno, total: msg.total };
+    if (!verifyClientAuth(signed, msg.signature, this.key)) {
       throw new PaymentRefusedError(
         'authorisation signature is not valid for this client and contract',
         'bad_signature',

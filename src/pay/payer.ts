@@ -4,7 +4,7 @@ import { PaymentRefusedError } from '../errors.ts';
 import type { TokenUsage } from '../protocol/inference.ts';
 import type { Ledger } from './ledger.ts';
 import { type PriceList, requestCost, worstCaseCost } from './pricing.ts';
-import { clientAuthCell, clientAuthHash, signHash, verifyCell } from './signed-messages.ts';
+import { clientAuthHash, signHash, verifyClientAuth } from './signed-messages.ts';
 import type { UsageCost } from './usage-cost.ts';
 
 /** What the client agreed a request may cost at most, known before it runs. */
@@ -81,13 +81,8 @@ export class Payer {
     const stored = this.ledger.get<AuthRecord>(recordKey(contract));
     this.lastSignedSeqno = stored ? BigInt(stored.seqno) : 0n;
     if (auth) {
-      const cell = clientAuthCell({
-        globalId: this.globalId,
-        contract,
-        seqno: auth.seqno,
-        total: auth.total,
-      });
-      if (!verifyCell(cell, auth.signature, this.publicKey)) {
+      const signed = { globalId: this.globalId, contract, seqno: auth.seqno, total: auth.total };
+      if (!verifyClientAuth(signed, auth.signature, this.publicKey)) {
         throw new PaymentRefusedError(
           'the proxy holds an authorisation we did not sign',
           'forged_authorisation',

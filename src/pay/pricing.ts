@@ -6,9 +6,13 @@ import type { TokenUsage } from '../protocol/inference.ts';
  * (10000 = 1×), rounded down once, then priced per adjusted token. All integer arithmetic.
  */
 
+/** The root's prices (part of its parameters). */
 export interface PriceList {
+  /** Nanoton per token the client pays, before the multipliers. */
   pricePerToken: bigint;
+  /** Nanoton per token the worker receives; at most `pricePerToken`. */
   workerFeePerToken: bigint;
+  /** Multipliers in 1/10000 (10 000 = 1×, at most 1 000 000 = 100×). */
   promptMult: number;
   cachedMult: number;
   completionMult: number;

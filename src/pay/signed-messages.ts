@@ -140,6 +140,11 @@ export function verifyHash(hash: Buffer, signature: Buffer, key: KeyObject): boo
   return signature.length === 64 && verify(null, hash, key, signature);
 }
 
+/** Is `signature` the client's (key `key`) over this cumulative authorisation? */
+export function verifyClientAuth(a: ClientAuth, signature: Buffer, key: KeyObject): boolean {
+  return verifyHash(clientAuthHash(a), signature, key);
+}
+
 export function signClientAuth(a: ClientAuth, key: KeyObject): Signed<ClientAuth> {
   const cell = clientAuthCell(a);
   return { payload: a, cell, signature: signCell(cell, key) };

@@ -12,7 +12,7 @@ import type { Stream } from '../net/stream.ts';
 import type { requestCounters } from '../ops/counters.ts';
 import type { Logger } from '../ops/log.ts';
 import type { NodeMetrics } from '../ops/metrics.ts';
-import { errorFields, type RecentRequest, type RecentRequests } from '../ops/recent-requests.ts';
+import type { RecentRequests } from '../ops/recent-requests.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
 import { type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
 import { type InferenceRequest, type TokenUsage, ZERO_USAGE } from '../protocol/inference.ts';
@@ -138,8 +138,19 @@ export class RequestRelay {
     } catch (err) {
       this.ctx.counters.rejected++;
       const e = asCocoonError(err);
-      this.ctx.metrics.finished('rejected', e.code, (performance.now() - started) / 1000);
-      this.remember(requestId, request, null, e, started, ZERO_USAGE, null, 0);
+      const seconds = (performance.now() - started) / 1000;
+      this.ctx.metrics.finished('rejected', e.code, seconds);
+      this.ctx.recent.record({
+        requestId,
+        model: request.model,
+        worker: null,
+        outcome: 'rejected',
+        error: e,
+        seconds,
+        usage: null,
+        costNanoton: null,
+        attempts: 0,
+      });
       clientStream.reset(err);
       return;
     }
@@ -218,7 +229,17 @@ export class RequestRelay {
       { requestId, worker: worker.name, outcome, code: error?.code, seconds },
       'request finished',
     );
-    this.remember(requestId, request, worker, error, started, usage, cost, tried.size, outcome);
+    this.ctx.recent.record({
+      requestId,
+      model: request.model,
+      worker: worker.name,
+      outcome,
+      error,
+      seconds,
+      usage,
+      costNanoton: cost ? cost.totalCost.toString() : null,
+      attempts: tried.size,
+    });
     this.ctx.onFinished({
       requestId,
       client,
@@ -387,31 +408,5 @@ export class RequestRelay {
             'worker_failed_mid_stream',
           );
     return { usage, cost, error };
-  }
-
-  private remember(
-    requestId: string,
-    request: InferenceRequest,
-    worker: WorkerConnection | null,
-    error: CocoonError | undefined,
-    started: number,
-    usage: TokenUsage,
-    cost: RequestCost | null,
-    attempts: number,
-    outcome: RecentRequest['outcome'] = 'rejected',
-  ): void {
-    this.ctx.recent.add({
-      at: Date.now(),
-      requestId,
-      model: request.model,
-      worker: worker?.name ?? null,
-      outcome,
-      ...errorFields(error),
-      durationMs: Math.round((performance.now() - started) * 100) / 100,
-      promptTokens: usage.promptTokens,
-      completionTokens: usage.completionTokens,
-      costNanoton: cost ? cost.totalCost.toString() : null,
-      attempts,
-    });
   }
 }

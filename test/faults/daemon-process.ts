@@ -22,6 +22,11 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
+/** What a daemon's stats server reports (`/jsonstats`), typed by the caller for the fields it reads. */
+export async function jsonstats<T>(statsPort: number): Promise<T> {
+  return (await (await fetch(`http://127.0.0.1:${statsPort}/jsonstats`)).json()) as T;
+}
+
 /**
  * A daemon run as its own OS process through the real CLI (`cocoon <role> --config file`), so it can be
  * killed with SIGKILL or stopped with SIGTERM like in production. Its stdout and JSON logs are kept.

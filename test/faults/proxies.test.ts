@@ -12,7 +12,7 @@ import { startLocalTon } from '../../src/local/local-ton.ts';
 import { requestCost } from '../../src/pay/pricing.ts';
 import type { WorkerNode } from '../../src/worker/worker-node.ts';
 import { post, until } from '../e2e/harness.ts';
-import { DaemonProcess, freePort } from './daemon-process.ts';
+import { DaemonProcess, freePort, jsonstats } from './daemon-process.ts';
 
 /**
  * Two paying proxies as processes; one is killed with SIGKILL while requests are in flight. The client
@@ -59,9 +59,7 @@ test('a proxy killed mid-load: the client fails over; restarted, it settles exac
       dir,
     );
     procs.push(proc);
-    const s = (await (await fetch(`http://127.0.0.1:${p.statsPort}/jsonstats`)).json()) as {
-      payments: { contract: string };
-    };
+    const s = await jsonstats<{ payments: { contract: string } }>(p.statsPort);
     p.contract = Address.parse(s.payments.contract);
     return proc;
   };
@@ -184,9 +182,7 @@ test('a proxy killed mid-load: the client fails over; restarted, it settles exac
   worker.setEnabled(false); // only the doomed worker serves now
   await until(
     async () => {
-      const s = (await (await fetch(`http://127.0.0.1:${a.statsPort}/jsonstats`)).json()) as {
-        workers: { name: string; enabled: boolean }[];
-      };
+      const s = await jsonstats<{ workers: { name: string; enabled: boolean }[] }>(a.statsPort);
       return (
         s.workers.some((w) => w.name === 'doomed') &&
         !s.workers.some((w) => w.name === 'shared-worker' && w.enabled)
@@ -196,13 +192,7 @@ test('a proxy killed mid-load: the client fails over; restarted, it settles exac
     20_000,
   );
   const billedAtA = async () =>
-    BigInt(
-      (
-        (await (await fetch(`http://127.0.0.1:${a.statsPort}/jsonstats`)).json()) as {
-          payments: { billedNano: string };
-        }
-      ).payments.billedNano,
-    );
+    BigInt((await jsonstats<{ payments: { billedNano: string } }>(a.statsPort)).payments.billedNano);
   const before = await billedAtA();
   const signedBefore = signedTo(a);
   const res = await fetch(`${c.baseUrl}/chat/completions`, {

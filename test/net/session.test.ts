@@ -47,6 +47,17 @@ async function startEchoServer(t: Partial<PeerTrust> = {}) {
   return { listener, refused, sessions };
 }
 
+/** Dials as a client presenting a hand-made certificate (`key` must be the key the certificate names). */
+function dialWithCertificate(port: number, key: { privateKeyPem: string }, certPem: string) {
+  return dialPeer({
+    host: '127.0.0.1',
+    port,
+    credentials: { privateKeyPem: key.privateKeyPem, certPem },
+    trust: anyRole,
+    session: { hello: { role: 'client', name: 'tester' } },
+  });
+}
+
 async function dial(port: number, role: 'client' | 'worker' = 'client') {
   const { credentials } = await makeCredentials(generateNodeKey(), role, trust.provider);
   return dialPeer({
@@ -157,13 +168,7 @@ describe('mutual TLS sessions', () => {
       claims: { role: 'client', protocol: { min: 1, max: 1 } },
     });
     await assert.rejects(
-      dialPeer({
-        host: '127.0.0.1',
-        port: srv.listener.port,
-        credentials: { privateKeyPem: key.privateKeyPem, certPem: cert.certPem },
-        trust: anyRole,
-        session: { hello: { role: 'client', name: 'forger' } },
-      }),
+      dialWithCertificate(srv.listener.port, key, cert.certPem),
       (e: CocoonError) => e.code === 'bad_signature',
     );
     assert.equal(srv.refused.at(-1)?.code, 'bad_signature');
@@ -182,13 +187,7 @@ describe('mutual TLS sessions', () => {
       claims: { role: 'client', protocol: { min: 1, max: 1 } },
     });
     await assert.rejects(
-      dialPeer({
-        host: '127.0.0.1',
-        port: srv.listener.port,
-        credentials: { privateKeyPem: key.privateKeyPem, certPem: cert.certPem },
-        trust: anyRole,
-        session: { hello: { role: 'client', name: 'liar' } },
-      }),
+      dialWithCertificate(srv.listener.port, key, cert.certPem),
       (e: CocoonError) => e.code === 'claims_key_mismatch',
     );
   });
@@ -208,13 +207,7 @@ describe('mutual TLS sessions', () => {
       claims: { role: 'client', protocol: { min: 1, max: 1 } },
     });
     await assert.rejects(
-      dialPeer({
-        host: '127.0.0.1',
-        port: srv.listener.port,
-        credentials: { privateKeyPem: key.privateKeyPem, certPem: cert.certPem },
-        trust: anyRole,
-        session: { hello: { role: 'client', name: 'replayer' } },
-      }),
+      dialWithCertificate(srv.listener.port, key, cert.certPem),
       (e: CocoonError) => e.code === 'report_data_mismatch',
     );
   });
@@ -230,13 +223,7 @@ describe('mutual TLS sessions', () => {
       extraExtensions: [new x509.Extension('1.2.3.4.5', true, new Uint8Array([1]))],
     });
     await assert.rejects(
-      dialPeer({
-        host: '127.0.0.1',
-        port: srv.listener.port,
-        credentials: { privateKeyPem: key.privateKeyPem, certPem: cert.certPem },
-        trust: anyRole,
-        session: { hello: { role: 'client', name: 'x' } },
-      }),
+      dialWithCertificate(srv.listener.port, key, cert.certPem),
       (e: CocoonError) => e.code === 'unknown_critical_extension',
     );
   });
@@ -276,13 +263,7 @@ describe('mutual TLS sessions', () => {
       now: new Date(Date.now() - 48 * 3600_000),
     });
     await assert.rejects(
-      dialPeer({
-        host: '127.0.0.1',
-        port: srv.listener.port,
-        credentials: { privateKeyPem: key.privateKeyPem, certPem: cert.certPem },
-        trust: anyRole,
-        session: { hello: { role: 'client', name: 'old' } },
-      }),
+      dialWithCertificate(srv.listener.port, key, cert.certPem),
       (e: CocoonError) => e.code === 'certificate_expired',
     );
   });

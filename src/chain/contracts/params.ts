@@ -1,18 +1,10 @@
 import { beginCell, type Cell, type TupleReader } from '@ton/core';
+import type { PriceList } from '../../pay/pricing.ts';
 
 /** The network parameters the root contract publishes (`Params` in docs/payments.md). */
-export interface RootParams {
+export interface RootParams extends PriceList {
   /** Must rise with every `set_params`. */
   paramsVersion: number;
-  /** Nanoton per token the client pays, before the multipliers. */
-  pricePerToken: bigint;
-  /** Nanoton per token the worker receives; at most `pricePerToken`. */
-  workerFeePerToken: bigint;
-  /** Multipliers in 1/10000 (10 000 = 1×, at most 1 000 000 = 100×). */
-  promptMult: number;
-  cachedMult: number;
-  completionMult: number;
-  reasoningMult: number;
   /** Seconds between `request_close` and `close`. */
   clientCloseDelay: number;
   proxyCloseDelay: number;
