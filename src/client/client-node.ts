@@ -33,7 +33,7 @@ import { RecentRequests } from '../ops/recent-requests.ts';
 import { waitUntil } from '../ops/wait.ts';
 import type { RequestBound } from '../pay/payer.ts';
 import { addCostToUsage } from '../pay/usage-cost.ts';
-import type { InferenceKind, InferenceRequest } from '../protocol/inference.ts';
+import { type InferenceKind, type InferenceRequest, maxCompletionTokens } from '../protocol/inference.ts';
 import {
   type InferenceTrailer,
   inferenceTrailerSchema,
@@ -337,10 +337,9 @@ export class ClientNode {
     }
     const request = parseInferenceRequest(kind, raw, this.opts.defaults);
     const requestId = randomUUID();
-    const n = typeof request.body.n === 'number' ? request.body.n : 1;
     const bound = {
       maxCoefficient: request.maxCoefficient,
-      maxCompletionTokens: request.maxTokens * n,
+      maxCompletionTokens: maxCompletionTokens(request),
       bodyBytes: body.length,
     };
     this.counters.total++;

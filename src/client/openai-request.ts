@@ -67,6 +67,7 @@ export function parseInferenceRequest(
   const maxTokens = data.max_completion_tokens ?? data.max_tokens ?? defaults.maxTokens;
   delete body.max_completion_tokens;
   body.max_tokens = maxTokens;
+  const n = data.n ?? 1;
 
   let timeoutMs = data.timeout != null ? Math.round(data.timeout * 1000) : defaults.timeoutMs;
   if (defaults.maxTimeoutMs !== undefined) timeoutMs = Math.min(timeoutMs, defaults.maxTimeoutMs);
@@ -79,6 +80,7 @@ export function parseInferenceRequest(
     stream,
     includeUsage: stream && data.stream_options?.include_usage === true,
     maxTokens,
+    n,
     timeoutMs,
     maxCoefficient: data.max_coefficient ?? defaults.maxCoefficient,
     minTier: data.min_trust_tier ?? defaults.minTier ?? 'dev',

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { MAX_CHOICES } from '../protocol/inference.ts';
+import { MAX_CHOICES, MAX_TOKENS_LIMIT } from '../protocol/inference.ts';
 
 export { MAX_CHOICES };
 
@@ -9,7 +9,8 @@ export { MAX_CHOICES };
  * through to the engine unchanged. Optional OpenAI fields accept null (clients send it for "unset").
  */
 
-export const MAX_TOKENS_CAP = 1_000_000;
+/** One definition for every hop (the proxy's schema refuses more). */
+export const MAX_TOKENS_CAP = MAX_TOKENS_LIMIT;
 export const MAX_STOP_SEQUENCES = 4;
 export const MESSAGE_ROLES = ['system', 'developer', 'user', 'assistant', 'tool', 'function'] as const;
 

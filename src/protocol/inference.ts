@@ -11,6 +11,9 @@ export type InferenceKind = 'chat' | 'completion';
 /** Most choices (`n`) one request may ask for: every choice costs a full completion on the worker. */
 export const MAX_CHOICES = 8;
 
+/** Most completion tokens one choice may ask for: bounds every reservation, so no hop overflows on it. */
+export const MAX_TOKENS_LIMIT = 1_000_000;
+
 export interface InferenceRequest {
   kind: InferenceKind;
   /** Base model name as the caller asked for it (routing key). */
@@ -20,8 +23,13 @@ export interface InferenceRequest {
   stream: boolean;
   /** Did the caller ask for the usage chunk at the end of a stream (`stream_options.include_usage`)? */
   includeUsage: boolean;
-  /** Upper bound on completion tokens (the reservation basis for payments). */
+  /** Upper bound on completion tokens per choice (the reservation basis for payments). */
   maxTokens: number;
+  /**
+   * Choices asked for. With `maxTokens` and `stream` this is the request's one source of truth: the proxy
+   * reserves and bounds by it, and the worker sends the engine exactly these values, whatever the body says.
+   */
+  n: number;
   /** Time budget left for this request in ms; each hop shrinks it. */
   timeoutMs: number;
   /** Highest worker price coefficient (1000 = 1×) the caller accepts. */
@@ -58,4 +66,9 @@ export function usageFromOpenAI(usage: unknown): TokenUsage | null {
     completionTokens: num(u.completion_tokens),
     reasoningTokens: Math.max(num(cdetails?.reasoning_tokens), num(u.reasoning_tokens)),
   };
+}
+
+/** Completion tokens a request may produce in all: what it is reserved and bounded by at every hop. */
+export function maxCompletionTokens(r: Pick<InferenceRequest, 'maxTokens' | 'n'>): number {
+  return r.maxTokens * r.n;
 }

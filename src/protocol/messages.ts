@@ -1,6 +1,7 @@
 import { Address } from '@ton/core';
 import { z } from 'zod';
 import { ProtocolError, type WireError } from '../errors.ts';
+import { MAX_CHOICES, MAX_TOKENS_LIMIT } from './inference.ts';
 
 /**
  * The JSON messages of the node-to-node protocol. Every message from a peer is parsed here, once, and is
@@ -145,7 +146,8 @@ export const inferenceRequestSchema = z.object({
   body: z.record(z.string(), z.unknown()),
   stream: z.boolean(),
   includeUsage: z.boolean(),
-  maxTokens: z.number().int().nonnegative(),
+  maxTokens: z.number().int().nonnegative().max(MAX_TOKENS_LIMIT),
+  n: z.number().int().min(1).max(MAX_CHOICES),
   timeoutMs: z.number().int().positive(),
   maxCoefficient: z.number().int().nonnegative(),
   minTier: trustTierSchema.default('dev'),

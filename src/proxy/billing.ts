@@ -10,7 +10,7 @@ import type { Ledger } from '../pay/ledger.ts';
 import type { PaymentsChain } from '../pay/payments-chain.ts';
 import { capCost, type RequestCost, requestCost, worstCaseCost } from '../pay/pricing.ts';
 import { WorkerAccount, type WorkerAccountRecord } from '../pay/worker-account.ts';
-import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
+import { type InferenceRequest, maxCompletionTokens, type TokenUsage } from '../protocol/inference.ts';
 import type { ControlMessage } from '../protocol/messages.ts';
 
 export interface BillingOptions {
@@ -158,10 +158,9 @@ export class ProxyBilling {
         'unpaid_bills',
       );
     }
-    const n = typeof request.body.n === 'number' ? request.body.n : 1;
     const amount = worstCaseCost(
       headerBytes,
-      request.maxTokens * n,
+      maxCompletionTokens(request),
       request.maxCoefficient,
       this.opts.chain.prices(),
     ).totalCost;

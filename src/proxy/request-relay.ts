@@ -15,7 +15,12 @@ import type { NodeMetrics } from '../ops/metrics.ts';
 import type { RecentRequests } from '../ops/recent-requests.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
 import { type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
-import { type InferenceRequest, type TokenUsage, ZERO_USAGE } from '../protocol/inference.ts';
+import {
+  type InferenceRequest,
+  maxCompletionTokens,
+  type TokenUsage,
+  ZERO_USAGE,
+} from '../protocol/inference.ts';
 import { type InferenceTrailer, inferenceTrailerSchema } from '../protocol/messages.ts';
 import type { ProxyBilling } from './billing.ts';
 import { chooseWorker } from './router.ts';
@@ -61,10 +66,6 @@ function isRetryable(e: CocoonError): boolean {
 /** Counts against the worker's health (busy is honest; a timeout may be the caller's short deadline). */
 function isWorkerFault(e: CocoonError): boolean {
   return e.status >= 500 && e.status !== 504;
-}
-
-function maxCompletionTokens(r: InferenceRequest): number {
-  return r.maxTokens * (typeof r.body.n === 'number' ? r.body.n : 1);
 }
 
 /** Does a stream part carry generated output (text, reasoning, a tool call), or is it only framing? */

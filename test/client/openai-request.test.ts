@@ -57,6 +57,7 @@ describe('OpenAI request parsing: accepted bodies', () => {
       stream: false,
       includeUsage: false,
       maxTokens: 1024,
+      n: 1,
       timeoutMs: 30_000,
       maxCoefficient: 2000,
       minTier: 'dev',

@@ -28,6 +28,7 @@ function chatReq(content: string, body: Body = {}, extra: Partial<InferenceReque
     stream: false,
     includeUsage: false,
     maxTokens: 4096,
+    n: 1,
     timeoutMs: 60_000,
     maxCoefficient: 1000,
     minTier: 'dev',

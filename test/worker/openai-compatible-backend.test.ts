@@ -19,6 +19,7 @@ function request(over: Partial<InferenceRequest> = {}): InferenceRequest {
     stream,
     includeUsage: false,
     maxTokens: 100,
+    n: 1,
     timeoutMs: 10_000,
     maxCoefficient: 4000,
     minTier: 'dev',
