@@ -3,7 +3,6 @@ import type { Address, Cell, OpenedContract, TonClient } from '@ton/ton';
 import type { ClientChainState, StoredAuth } from '../pay/client-account.ts';
 import { UNDEPLOYED } from '../pay/client-account.ts';
 import type { PaymentsChain } from '../pay/payments-chain.ts';
-import type { PriceList } from '../pay/pricing.ts';
 import { clientAuthCell, publicKeyToUint, type Signed, type WorkerPayout } from '../pay/signed-messages.ts';
 import { ClientContract, clientChargeBody } from './contracts/client-contract.ts';
 import { loadContractCode } from './contracts/code.ts';
@@ -11,7 +10,7 @@ import { MIN_FORWARD_VALUE } from './contracts/opcodes.ts';
 import type { RootParams } from './contracts/params.ts';
 import { RootContract } from './contracts/root-contract.ts';
 import { WorkerContract, workerPayoutBody } from './contracts/worker-contract.ts';
-import type { WalletSender } from './wallet.ts';
+import { MAX_MESSAGES_PER_TRANSFER, type WalletSender } from './wallet.ts';
 
 export interface ContractCodes {
   client: Cell;
@@ -65,11 +64,11 @@ export class TonPayments implements PaymentsChain {
     return this.params;
   }
 
-  prices(): PriceList {
+  prices(): RootParams {
     return this.params;
   }
 
-  async refreshPrices(): Promise<PriceList> {
+  async refreshPrices(): Promise<RootParams> {
     this.params = await this.client.open(RootContract.fromAddress(this.root)).getParams();
     return this.params;
   }
@@ -121,6 +120,7 @@ export class TonPayments implements PaymentsChain {
       charged: d.charged,
       seqno: d.seqno,
       unlockAt: d.unlockAt,
+      closeDelay: d.closeDelay,
     };
   }
 
@@ -136,6 +136,13 @@ export class TonPayments implements PaymentsChain {
   }
 
   async redeemClientAuths(items: { contract: Address; auth: StoredAuth }[]): Promise<void> {
+    // One wallet transfer carries at most MAX_MESSAGES_PER_TRANSFER messages: past that, several transfers.
+    for (let i = 0; i < items.length; i += MAX_MESSAGES_PER_TRANSFER) {
+      await this.sendCharges(items.slice(i, i + MAX_MESSAGES_PER_TRANSFER));
+    }
+  }
+
+  private async sendCharges(items: { contract: Address; auth: StoredAuth }[]): Promise<void> {
     await this.wallet().send(
       items.map(({ contract, auth }) => ({
         to: contract,

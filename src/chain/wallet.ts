@@ -213,7 +213,7 @@ export interface WalletSenderOptions {
   now?: () => number;
 }
 
-const MAX_MESSAGES_PER_TRANSFER = 255;
+export const MAX_MESSAGES_PER_TRANSFER = 255;
 /** Past valid-until plus this much (clock skew, RPC lag) a transfer that has not landed never will. */
 const EXPIRY_GRACE_SECONDS = 30;
 /** Per-wallet send chains, so two senders of one wallet in this process never race for a seqno. */

@@ -15,6 +15,8 @@ export interface ClientChainState {
   charged: bigint;
   seqno: bigint;
   unlockAt: number;
+  /** The contract's own closing delay (seconds): how long the stake stays after `request_close`. */
+  closeDelay: number;
 }
 
 export const UNDEPLOYED: ClientChainState = {
@@ -25,6 +27,7 @@ export const UNDEPLOYED: ClientChainState = {
   charged: 0n,
   seqno: 0n,
   unlockAt: 0,
+  closeDelay: 0,
 };
 
 /** The newest authorisation a client signed, as the proxy keeps it. */

@@ -9,13 +9,22 @@ import type { Signed, WorkerPayout } from './signed-messages.ts';
  * `src/chain/payments-chain.ts` (local sandbox chain, testnet or mainnet alike); the pay layer never
  * touches wallets or RPC itself.
  */
+/** The root's parameters the payment logic follows; the owner may change them at any time. */
+export interface PaymentParams extends PriceList {
+  /** Rises with every change. */
+  paramsVersion: number;
+  /** Seconds a client contract must wait between `request_close` and `close`. */
+  clientCloseDelay: number;
+  minClientStake: bigint;
+}
+
 export interface PaymentsChain {
   /** config param 19 of the network: part of every signed payload. */
   readonly globalId: number;
-  /** The root's prices, as last read. */
-  prices(): PriceList;
+  /** The root's parameters (prices among them), as last read. */
+  prices(): PaymentParams;
   /** Re-reads the root's parameters. */
-  refreshPrices(): Promise<PriceList>;
+  refreshPrices(): Promise<PaymentParams>;
   /** Address of the client contract of (owner, client key) with a proxy contract, from code + init data. */
   clientContract(owner: Address, clientKey: KeyObject, proxyContract: Address): Address;
   /** Address of the worker contract of `owner` with a proxy contract, from code + init data. */
@@ -23,7 +32,7 @@ export interface PaymentsChain {
   clientState(contract: Address): Promise<ClientChainState>;
   /** What a worker contract has paid out so far (zero if not deployed). */
   workerPaid(contract: Address): Promise<{ seqno: bigint; workerTotal: bigint; proxyTotal: bigint }>;
-  /** Redeems client authorisations from our wallet, all in one transfer. */
+  /** Redeems client authorisations from our wallet, in as few transfers as the wallet's limit allows. */
   redeemClientAuths(items: { contract: Address; auth: StoredAuth }[]): Promise<void>;
   /** Redeems a proxy-signed payout on our worker contract (deploying it the first time). */
   redeemPayout(

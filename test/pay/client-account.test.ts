@@ -16,7 +16,17 @@ import { CONTRACT, keyPair, NETWORK, OTHER_CONTRACT, OWNER, TON } from './fixtur
 const client = keyPair();
 
 function chain(balance: bigint, stake: bigint, extra: Partial<ClientChainState> = {}): ClientChainState {
-  return { deployed: true, state: 0, balance, stake, charged: 0n, seqno: 0n, unlockAt: 0, ...extra };
+  return {
+    deployed: true,
+    state: 0,
+    balance,
+    stake,
+    charged: 0n,
+    seqno: 0n,
+    unlockAt: 0,
+    closeDelay: 3600,
+    ...extra,
+  };
 }
 
 function account(state: ClientChainState = chain(10n * TON, 1n * TON), auth: StoredAuth | null = null) {

@@ -82,6 +82,7 @@ function harness(
     charged: 0n,
     seqno: 0n,
     unlockAt: 0,
+    closeDelay: 3600,
   };
   const sent: SignedAuth[] = [];
   let delivered = 0;
