@@ -83,14 +83,30 @@ export interface PeerVerificationOptions {
 }
 
 /**
+ * Bounds checked before anything is parsed or verified. Our certificates are about 6 KB with a TDX quote
+ * (claims ≤ 20 KB with 64 model names); TLS itself lets a peer send up to 100 KB.
+ */
+export const MAX_CERTIFICATE_BYTES = 64 * 1024;
+export const MAX_CLAIMS_BYTES = 32 * 1024;
+export const MAX_EXTENSIONS = 16;
+
+/**
  * Verifies a peer's certificate by our own rules, not a CA's: Ed25519, self-signed, in its validity window,
  * no unknown critical extension, claims naming this very key, and a quote over exactly these claims that
  * a verifier of its kind accepts. TLS 1.3 already proved the peer holds the certificate's private key.
+ * Cheapest first: sizes, structure, dates, claims, key binding and kind, then the self-signature, then
+ * the quote (whose verifier checks report data and anything else it can before costly work).
  */
 export async function verifyPeerCertificate(
   der: Uint8Array,
   opts: PeerVerificationOptions,
 ): Promise<PeerIdentity> {
+  if (der.length > MAX_CERTIFICATE_BYTES) {
+    throw new AttestationError(
+      'bad_certificate',
+      `peer certificate of ${der.length} bytes, more than ${MAX_CERTIFICATE_BYTES}`,
+    );
+  }
   let cert: x509.X509Certificate;
   try {
     cert = new x509.X509Certificate(der);
@@ -108,7 +124,18 @@ export async function verifyPeerCertificate(
   if (now < cert.notBefore)
     throw new AttestationError('certificate_not_yet_valid', 'peer certificate is not yet valid');
   if (now > cert.notAfter) throw new AttestationError('certificate_expired', 'peer certificate has expired');
+  if (cert.extensions.length > MAX_EXTENSIONS) {
+    throw new AttestationError(
+      'bad_certificate',
+      `peer certificate has ${cert.extensions.length} extensions`,
+    );
+  }
+  const seen = new Set<string>();
   for (const ext of cert.extensions) {
+    if (seen.has(ext.type)) {
+      throw new AttestationError('bad_certificate', `peer certificate repeats extension ${ext.type}`);
+    }
+    seen.add(ext.type);
     if (ext.critical && !KNOWN_CRITICAL_OIDS.has(ext.type)) {
       throw new AttestationError(
         'unknown_critical_extension',
@@ -116,14 +143,14 @@ export async function verifyPeerCertificate(
       );
     }
   }
-  const selfSigned = await cert.verify({ signatureOnly: true }).catch(() => false);
-  if (!selfSigned)
-    throw new AttestationError('bad_signature', 'peer certificate is not signed by its own key');
 
   const claimsExt = cert.getExtension(OID_ATTESTATION_CLAIMS);
   const quoteExt = cert.getExtension(OID_ATTESTATION_QUOTE);
   if (!claimsExt) throw new AttestationError('missing_claims', 'peer certificate has no attestation claims');
   if (!quoteExt) throw new AttestationError('missing_quote', 'peer certificate has no attestation quote');
+  if (claimsExt.value.byteLength > MAX_CLAIMS_BYTES) {
+    throw new AttestationError('bad_claims', `certificate claims of ${claimsExt.value.byteLength} bytes`);
+  }
   const claimsBytes = new Uint8Array(claimsExt.value);
   const claims = decodeClaims(claimsBytes);
   // Ed25519 SPKI = fixed 12-byte prefix + the 32-byte raw key.
@@ -138,6 +165,11 @@ export async function verifyPeerCertificate(
       `attestation kind '${claims.attestation}' is not accepted`,
     );
   }
-  const attestation = await verifier.verify(new Uint8Array(quoteExt.value), reportDataFor(claimsBytes));
+  const selfSigned = await cert.verify({ signatureOnly: true }).catch(() => false);
+  if (!selfSigned)
+    throw new AttestationError('bad_signature', 'peer certificate is not signed by its own key');
+  const attestation = await verifier.verify(new Uint8Array(quoteExt.value), reportDataFor(claimsBytes), {
+    claims,
+  });
   return { role: claims.role, publicKey: claims.publicKey, claims, attestation, notAfter: cert.notAfter };
 }

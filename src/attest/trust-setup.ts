@@ -2,6 +2,7 @@ import type { PeerTrust, TlsCredentials } from '../net/tls.ts';
 import { type NodeRole, PROTOCOL_MAX_VERSION, PROTOCOL_MIN_VERSION } from '../protocol/version.ts';
 import { createNodeCertificate, type NodeCertificate } from './certificate.ts';
 import { DevAttestationProvider, DevAttestationVerifier } from './dev/index.ts';
+import { AttestationError } from './errors.ts';
 import type { NodeKey } from './identity.ts';
 import { checkPeerPolicy, type PolicySource, StaticPolicy } from './policy.ts';
 import {
@@ -10,7 +11,13 @@ import {
   TdxAttestationProvider,
   TdxAttestationVerifier,
 } from './tdx/index.ts';
-import type { AttestationProvider, AttestationVerifier, TrustTier } from './types.ts';
+import {
+  type AttestationProvider,
+  type AttestationVerifier,
+  TRUST_TIER_RANK,
+  type TrustTier,
+  type VerifyContext,
+} from './types.ts';
 
 /**
  * The trust modes a daemon can run in. `dev` is the explicit, labelled mode for machines without a TEE:
@@ -41,14 +48,60 @@ export interface TrustSetup {
 
 export const CERT_VALIDITY_MS = 24 * 3600_000;
 
-/** Whom a node accepts on one link: these roles, at its minimum tier, within its allow-lists. */
+/**
+ * Whom a node accepts on one link: these roles, at its minimum tier, within its allow-lists. The same
+ * checks run twice: once on what the certificate and quote claim, before the quote's costly verification
+ * (so a peer of the wrong role or an image off the list costs no signature check and no collateral), and
+ * again on the verified identity once the handshake's checks are done (src/net/tls.ts).
+ */
 export function peerTrust(setup: TrustSetup, roles: NodeRole[]): PeerTrust {
   return {
-    verifiers: setup.verifiers,
+    verifiers: gateVerifiers(setup.verifiers, roles, setup.minPeerTier, setup.policy),
     roles,
     minTier: setup.minPeerTier,
     policy: (peer) => checkPeerPolicy(peer, setup.policy.current()),
   };
+}
+
+/** Wraps each verifier so that the link's role, tier and allow-list checks run before its costly work. */
+export function gateVerifiers(
+  verifiers: ReadonlyMap<string, AttestationVerifier>,
+  roles: readonly NodeRole[],
+  minTier: TrustTier,
+  policy: PolicySource,
+): ReadonlyMap<string, AttestationVerifier> {
+  const gated = new Map<string, AttestationVerifier>();
+  for (const [kind, v] of verifiers) {
+    gated.set(kind, {
+      kind: v.kind,
+      async verify(quote, reportData, ctx: VerifyContext = {}) {
+        const claims = ctx.claims;
+        if (claims && !roles.includes(claims.role)) {
+          throw new AttestationError(
+            'role_refused',
+            `a ${claims.role} may not connect here (expects ${roles.join('/')})`,
+          );
+        }
+        return v.verify(quote, reportData, {
+          ...ctx,
+          precheck: (claimed) => {
+            ctx.precheck?.(claimed);
+            if (TRUST_TIER_RANK[claimed.tier] < TRUST_TIER_RANK[minTier]) {
+              throw new AttestationError(
+                'trust_tier_too_low',
+                `peer trust tier '${claimed.tier}' is below the required '${minTier}'`,
+              );
+            }
+            if (claims) {
+              const peer = { role: claims.role, publicKey: claims.publicKey, claims, attestation: claimed };
+              checkPeerPolicy({ ...peer, notAfter: new Date(0) }, policy.current());
+            }
+          },
+        });
+      },
+    });
+  }
+  return gated;
 }
 
 /**

@@ -34,10 +34,30 @@ export interface VerifiedAttestation {
   imageHash: string;
 }
 
-/** Checks quotes of one kind. Throws AttestationError with a specific reason when a quote is refused. */
+/** What the certificate check hands a verifier besides the quote. */
+export interface VerifyContext {
+  /** The certificate's claims (already decoded and bound to the TLS key; the quote's report data commits to them). */
+  claims?: CertificateClaims;
+  /**
+   * Called with what the quote claims (kind, tier, image) once it is parsed and its report data matches,
+   * before anything costly (signatures, collateral, network); throw AttestationError to refuse early.
+   * What it sees is not yet verified, so it may only refuse, never accept.
+   */
+  precheck?: (claimed: VerifiedAttestation) => void;
+}
+
+/**
+ * Checks quotes of one kind. Throws AttestationError with a specific reason when a quote is refused.
+ * Cheap checks come first: a verifier must not fetch, write or cache anything for a quote before its
+ * structure and report data were checked and `ctx.precheck` ran.
+ */
 export interface AttestationVerifier {
   readonly kind: string;
-  verify(quote: Uint8Array, expectedReportData: Uint8Array): Promise<VerifiedAttestation>;
+  verify(
+    quote: Uint8Array,
+    expectedReportData: Uint8Array,
+    ctx?: VerifyContext,
+  ): Promise<VerifiedAttestation>;
 }
 
 /** A peer after its certificate, claims and quote were verified. */

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -10,9 +9,11 @@ import {
   ConfigfsTsm,
   FileCollateral,
   PccsCollateral,
+  parseTdxQuote,
   TdxAttestationProvider,
   TdxAttestationVerifier,
 } from '../../src/attest/tdx/index.ts';
+import { startFakePccs } from './fake-pccs.ts';
 
 /** Real Intel TDX/SGX quotes with their collateral, read where they live (never copied into the repo). */
 const VECTORS = process.env.COCOON_DCAP_VECTORS ?? join(import.meta.dirname, '../../../shared/vectors/dcap');
@@ -64,23 +65,32 @@ describe('TDX quote verification (real Intel quotes, dcap-qvl)', () => {
     );
   });
 
-  test('the outdated TDX quote is refused', async () => {
+  test('the outdated TDX quote is refused (its TCB matches no level of its collateral)', async () => {
+    const outdated = vector('tdx_quote_outdated');
     const v = new TdxAttestationVerifier({
       collateral: new FileCollateral(join(VECTORS, 'tdx_quote_outdated_collateral.json')),
-      now: () => PINNED,
+      now: () => Date.parse('2026-02-19T00:00:00Z') / 1000, // inside that collateral's validity
     });
-    await assert.rejects(v.verify(vector('tdx_quote_outdated'), Buffer.alloc(64)), (e: AttestationError) => {
+    await assert.rejects(v.verify(outdated, parseTdxQuote(outdated).reportData), (e: AttestationError) => {
       assert.ok(['quote_invalid', 'tcb_status'].includes(e.code!), e.message);
       return true;
     });
+    assert.equal(v.collateralLookups, 1, 'it is genuine: it passed every check that needs no collateral');
   });
 
   test('one flipped byte in a signed region is refused', async () => {
-    for (const at of [100, 300, 600]) {
+    // TD report, QE report, PCK chain: refused before any collateral is looked at.
+    for (const at of [100, 300, 1000, 2000, 4000]) {
       const bad = Buffer.from(quote);
       bad[at]! ^= 0x01;
-      await assert.rejects(verifier().verify(bad, reportData), refusedWith('quote_invalid'));
+      const v = verifier();
+      await assert.rejects(v.verify(bad, reportData), refusedWith('quote_invalid'));
+      assert.equal(v.collateralLookups, 0, `byte ${at}`);
     }
+    // In the report data itself: no longer the claims' hash.
+    const bad = Buffer.from(quote);
+    bad[600]! ^= 0x01;
+    await assert.rejects(verifier().verify(bad, reportData), refusedWith('report_data_mismatch'));
   });
 
   test('report data that is not the certificate claims hash is refused, cached or not', async () => {
@@ -115,47 +125,13 @@ describe('collateral and quote sources', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   test('PCCS collateral is fetched once (from a fake local PCCS) and then read from the disk cache', async () => {
-    const collateral = JSON.parse(readFileSync(collateralPath, 'utf8'));
-    let requests = 0;
-    // FakePccs: a PCCS on loopback answering from the vector (the real ones are unreachable here), in the
-    // PCCS v4 API shapes dcap-qvl reads.
-    const server = createServer((req, res) => {
-      requests++;
-      const url = req.url ?? '';
-      const send = (body: string | Buffer, headers: Record<string, string> = {}) => {
-        res.writeHead(200, headers);
-        res.end(body);
-      };
-      const chain = (pem: string) => encodeURIComponent(pem);
-      if (url.includes('/pckcrl')) {
-        send(Buffer.from(collateral.pck_crl, 'hex'), {
-          'SGX-PCK-CRL-Issuer-Chain': chain(collateral.pck_crl_issuer_chain),
-        });
-      } else if (url.includes('/rootcacrl')) {
-        send(collateral.root_ca_crl);
-      } else if (url.includes('/tcb')) {
-        send(`{"tcbInfo":${collateral.tcb_info},"signature":"${collateral.tcb_info_signature}"}`, {
-          'TCB-Info-Issuer-Chain': chain(collateral.tcb_info_issuer_chain),
-        });
-      } else if (url.includes('/qe/identity')) {
-        send(
-          `{"enclaveIdentity":${collateral.qe_identity},"signature":"${collateral.qe_identity_signature}"}`,
-          {
-            'SGX-Enclave-Identity-Issuer-Chain': chain(collateral.qe_identity_issuer_chain),
-          },
-        );
-      } else {
-        res.writeHead(404);
-        res.end();
-      }
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    after(() => server.close());
-    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const pccsServer = await startFakePccs(JSON.parse(readFileSync(collateralPath, 'utf8')));
+    after(() => pccsServer.close());
     const cacheDir = join(dir, 'cache');
-    const pccs = new PccsCollateral(url, cacheDir, () => PINNED);
-    const fetched = await pccs.get(quote);
-    assert.ok(requests >= 3, 'the PCCS was asked');
+    const pccs = new PccsCollateral(pccsServer.url, cacheDir, () => PINNED);
+    const platform = { tee: 'tdx', fmspc: 'B0C06F000000', ca: 'platform' } as const;
+    const fetched = await pccs.get(platform);
+    assert.ok(pccsServer.requests >= 3, 'the PCCS was asked');
     assert.equal(
       (
         await new TdxAttestationVerifier({
@@ -167,8 +143,8 @@ describe('collateral and quote sources', () => {
       'the fetched collateral verifies the quote',
     );
     assert.equal(pccs.fetches, 1);
-    const again = new PccsCollateral(url, cacheDir, () => PINNED);
-    await again.get(quote);
+    const again = new PccsCollateral(pccsServer.url, cacheDir, () => PINNED);
+    await again.get(platform);
     assert.equal(again.fetches, 0, 'served from the disk cache');
   });
 

@@ -1,6 +1,11 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { AttestationError } from '../errors.ts';
-import type { AttestationProvider, AttestationVerifier, VerifiedAttestation } from '../types.ts';
+import type {
+  AttestationProvider,
+  AttestationVerifier,
+  VerifiedAttestation,
+  VerifyContext,
+} from '../types.ts';
 
 /**
  * DEV TRUST: a software "quote" for machines without a TEE (laptops, CI). It binds the claims like a real
@@ -8,6 +13,9 @@ import type { AttestationProvider, AttestationVerifier, VerifiedAttestation } fr
  * one. It is always labelled tier `dev`, and a policy that requires a TEE never accepts it.
  */
 const DEV_QUOTE_TYPE = 'cocoon-dev-attestation';
+/** A dev quote is about 300 bytes; anything much larger is not one (checked before JSON.parse). */
+export const MAX_DEV_QUOTE_BYTES = 2048;
+const MAX_DEV_IMAGE_NAME = 256;
 
 interface DevQuote {
   type: typeof DEV_QUOTE_TYPE;
@@ -34,14 +42,32 @@ export class DevAttestationProvider implements AttestationProvider {
 export class DevAttestationVerifier implements AttestationVerifier {
   readonly kind = 'dev';
 
-  async verify(quote: Uint8Array, expectedReportData: Uint8Array): Promise<VerifiedAttestation> {
+  async verify(
+    quote: Uint8Array,
+    expectedReportData: Uint8Array,
+    ctx: VerifyContext = {},
+  ): Promise<VerifiedAttestation> {
+    if (quote.length > MAX_DEV_QUOTE_BYTES) {
+      throw new AttestationError(
+        'bad_quote',
+        `dev quote of ${quote.length} bytes, more than ${MAX_DEV_QUOTE_BYTES}`,
+      );
+    }
     let q: Partial<DevQuote>;
     try {
       q = JSON.parse(Buffer.from(quote).toString('utf8'));
     } catch {
       throw new AttestationError('bad_quote', 'dev quote is not valid JSON');
     }
-    if (q.type !== DEV_QUOTE_TYPE || typeof q.reportData !== 'string' || typeof q.image !== 'string') {
+    if (
+      q === null ||
+      typeof q !== 'object' ||
+      q.type !== DEV_QUOTE_TYPE ||
+      typeof q.reportData !== 'string' ||
+      !/^[0-9a-f]{128}$/.test(q.reportData) ||
+      typeof q.image !== 'string' ||
+      q.image.length > MAX_DEV_IMAGE_NAME
+    ) {
       throw new AttestationError('bad_quote', 'not a dev quote');
     }
     const rd = Buffer.from(q.reportData, 'hex');
@@ -52,6 +78,8 @@ export class DevAttestationVerifier implements AttestationVerifier {
       );
     }
     const imageHash = createHash('sha256').update(`dev-image:${q.image}`).digest('hex');
-    return { kind: 'dev', tier: 'dev', imageHash };
+    const result: VerifiedAttestation = { kind: 'dev', tier: 'dev', imageHash };
+    ctx.precheck?.(result);
+    return result;
   }
 }
