@@ -1,3 +1,4 @@
+import type { Logger } from '../ops/log.ts';
 import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
 
 /**
@@ -10,6 +11,11 @@ import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
  * The `model` field of every object is `req.model`. The generator returns the final token usage, which is
  * what the request is billed on. Engine errors are thrown as CocoonError (also mid-stream). When `signal`
  * aborts, the engine request is aborted and the generator ends promptly.
+ *
+ * Bounds: the request's normalized fields are its one source of truth, never its body. A backend produces
+ * at most `req.n` choices (indexes 0..n−1) of at most `req.maxTokens` completion tokens each, streams iff
+ * `req.stream`, and returns a usage within `maxCompletionTokens(req)` and within what the output it yielded
+ * can account for (src/worker/backends/output-guard.ts), so the proxy's `usageBeyondBound` always passes.
  */
 export interface InferenceBackend {
   readonly kind: string;
@@ -17,4 +23,15 @@ export interface InferenceBackend {
   models(): string[];
   infer(req: InferenceRequest, signal: AbortSignal): AsyncGenerator<string, TokenUsage, void>;
   close?(): Promise<void>;
+  /** Where the backend logs (the worker's logger). */
+  setLogger?(log: Logger): void;
+  /** For a backend in front of an engine it does not control: how often the engine went past the bounds. */
+  guardStats?(): EngineGuardStats;
+}
+
+export interface EngineGuardStats {
+  /** Replies or streams that went past the request's bounds: stopped (streams) and cut at the bound. */
+  engineOverruns: number;
+  /** Usage reports brought down to the bound or to what was delivered. */
+  usageClamped: number;
 }

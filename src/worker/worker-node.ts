@@ -90,6 +90,16 @@ export class WorkerNode {
       'Requests refused at capacity or while disabled.',
       () => this.counters.refusedBusy,
     );
+    const backend = opts.backend;
+    backend.setLogger?.(this.log);
+    if (backend.guardStats) {
+      const guard = backend.guardStats.bind(backend);
+      m.counterFrom(
+        'cocoon_engine_overruns_total',
+        'Engine replies that went past their request bounds (stopped and cut at the bound).',
+        () => guard().engineOverruns,
+      );
+    }
     const pay = opts.payments;
     if (pay) {
       m.counterFrom('cocoon_earned_ton_total', 'TON proxies signed to this worker.', () =>
@@ -306,6 +316,7 @@ export class WorkerNode {
       coefficient: this.opts.coefficient,
       maxConcurrent: this.opts.maxConcurrent,
       requests: { ...this.counters },
+      engine: this.opts.backend.guardStats?.() ?? null,
       payments: this.opts.payments?.stats() ?? 'off',
       proxies: this.links.map((l) => ({
         address: l.address,

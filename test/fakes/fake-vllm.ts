@@ -20,6 +20,14 @@ export interface FakeVllmOptions {
   servedModel: string;
   /** A lying engine: these counts replace the true ones in every reported usage. */
   reportUsage?: { prompt_tokens?: number; completion_tokens?: number };
+  /** An overrunning engine: generates `tokens` per choice whatever `max_tokens` says. */
+  ignoreMaxTokens?: boolean;
+  /** An overrunning engine: this many choices more than `n` (indexes n, n+1, …). */
+  extraChoices?: number;
+  /** Puts every choice of a step in one chunk (vLLM sends one chunk per choice). */
+  choicesInOneChunk?: boolean;
+  /** Streams this many output-less chunks (`"content":""`) before the first token. */
+  emptyChunks?: number;
 }
 
 export class FakeVllmEngine {
@@ -29,6 +37,8 @@ export class FakeVllmEngine {
   aborted = 0;
   inFlight = 0;
   lastBody: Record<string, unknown> | null = null;
+  /** Every request body, in order. */
+  readonly bodies: Record<string, unknown>[] = [];
   private server: Server | null = null;
   private readonly words: string[];
 
@@ -83,6 +93,7 @@ export class FakeVllmEngine {
     }
     this.requests++;
     this.lastBody = body;
+    this.bodies.push(body);
     const o = this.options;
     if (o.failWithStatus) {
       return json(res, o.failWithStatus.status, {
@@ -110,29 +121,30 @@ export class FakeVllmEngine {
       this.inFlight--;
       if (!finished) this.aborted++;
     });
-    const maxTokens = typeof body.max_tokens === 'number' ? body.max_tokens : Number.POSITIVE_INFINITY;
+    const maxTokens =
+      typeof body.max_tokens === 'number' && !o.ignoreMaxTokens ? body.max_tokens : Number.POSITIVE_INFINITY;
     const n = Math.min(o.tokens, maxTokens);
     const finish = n < o.tokens ? 'length' : 'stop';
+    const choices = (typeof body.n === 'number' ? body.n : 1) + (o.extraChoices ?? 0);
     const usage = {
       prompt_tokens: o.promptTokens,
-      total_tokens: o.promptTokens + n,
-      completion_tokens: n,
+      total_tokens: o.promptTokens + n * choices,
+      completion_tokens: n * choices,
       prompt_tokens_details: { cached_tokens: o.cachedTokens },
       ...o.reportUsage,
     };
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-${(this.requests + 0x100000).toString(16)}`;
     const created = Math.floor(Date.now() / 1000);
     const model = o.servedModel;
+    // Choice 0 says ' w0 w1 …', choice j > 0 ' j.w0 j.w1 …'.
+    const word = (j: number, i: number) =>
+      `${j === 0 ? ' ' : ` ${j}.`}${this.words[i % this.words.length]!.trim()}`;
+    const indexes = Array.from({ length: choices }, (_, j) => j);
     if (body.stream !== true) {
-      const text = this.words.slice(0, n).join('').trimStart();
-      const choice = chat
-        ? {
-            index: 0,
-            message: { role: 'assistant', content: text, tool_calls: [] },
-            logprobs: null,
-            finish_reason: finish,
-          }
-        : { index: 0, text, logprobs: null, finish_reason: finish };
+      const text = (j: number) =>
+        Array.from({ length: n }, (_, i) => word(j, i))
+          .join('')
+          .trimStart();
       finished = true;
       this.completed++;
       return json(res, 200, {
@@ -140,7 +152,16 @@ export class FakeVllmEngine {
         object: chat ? 'chat.completion' : 'text_completion',
         created,
         model,
-        choices: [choice],
+        choices: indexes.map((j) =>
+          chat
+            ? {
+                index: j,
+                message: { role: 'assistant', content: text(j), tool_calls: [] },
+                logprobs: null,
+                finish_reason: finish,
+              }
+            : { index: j, text: text(j), logprobs: null, finish_reason: finish },
+        ),
         usage,
       });
     }
@@ -149,14 +170,34 @@ export class FakeVllmEngine {
     const extra = withUsage ? ',"usage":null' : '';
     const object = chat ? 'chat.completion.chunk' : 'text_completion';
     const prefix = `data: {"id":"${id}","object":"${object}","created":${created},"model":"${model}","choices":[`;
+    // One event per choice (as vLLM streams n > 1), or all of a step's choices in one event.
+    const send = (parts: string[]) => {
+      if (o.choicesInOneChunk) res.write(`${prefix}${parts.join(',')}]${extra}}\n\n`);
+      else for (const p of parts) res.write(`${prefix}${p}]${extra}}\n\n`);
+    };
     res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8' });
     if (chat) {
-      res.write(
-        `${prefix}{"index":0,"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}]${extra}}\n\n`,
+      send(
+        indexes.map(
+          (j) =>
+            `{"index":${j},"delta":{"role":"assistant","content":""},"logprobs":null,"finish_reason":null}`,
+        ),
       );
+    }
+    for (let e = 0; e < (o.emptyChunks ?? 0); e++) {
+      if (res.destroyed) return;
+      send(
+        indexes.map((j) =>
+          chat
+            ? `{"index":${j},"delta":{"content":""},"logprobs":null,"finish_reason":null}`
+            : `{"index":${j},"text":"","logprobs":null,"finish_reason":null}`,
+        ),
+      );
+      await new Promise((r) => setImmediate(r));
     }
     for (let i = 0; i < n; i++) {
       if (o.tokenDelayMs > 0) await new Promise((r) => setTimeout(r, o.tokenDelayMs));
+      else if (i % 64 === 63) await new Promise((r) => setImmediate(r));
       if (res.destroyed) return;
       if (o.failAfterTokens !== undefined && i === o.failAfterTokens) {
         res.end(
@@ -165,17 +206,21 @@ export class FakeVllmEngine {
         finished = true;
         return;
       }
-      const word = JSON.stringify(this.words[i % this.words.length]);
-      res.write(
-        chat
-          ? `${prefix}{"index":0,"delta":{"content":${word}},"logprobs":null,"finish_reason":null}]${extra}}\n\n`
-          : `${prefix}{"index":0,"text":${word},"logprobs":null,"finish_reason":null,"stop_reason":null}]${extra}}\n\n`,
+      send(
+        indexes.map((j) => {
+          const w = JSON.stringify(word(j, i));
+          return chat
+            ? `{"index":${j},"delta":{"content":${w}},"logprobs":null,"finish_reason":null}`
+            : `{"index":${j},"text":${w},"logprobs":null,"finish_reason":null,"stop_reason":null}`;
+        }),
       );
     }
-    res.write(
-      chat
-        ? `${prefix}{"index":0,"delta":{"content":""},"logprobs":null,"finish_reason":"${finish}","stop_reason":null}]${extra}}\n\n`
-        : `${prefix}{"index":0,"text":"","logprobs":null,"finish_reason":"${finish}","stop_reason":null}]${extra}}\n\n`,
+    send(
+      indexes.map((j) =>
+        chat
+          ? `{"index":${j},"delta":{"content":""},"logprobs":null,"finish_reason":"${finish}","stop_reason":null}`
+          : `{"index":${j},"text":"","logprobs":null,"finish_reason":"${finish}","stop_reason":null}`,
+      ),
     );
     if (withUsage) {
       res.write(

@@ -20,6 +20,12 @@ type Body = Record<string, unknown>;
 // biome-ignore lint/suspicious/noExplicitAny: parsed OpenAI JSON, inspected field by field
 type Json = any;
 
+/** The call's bounds as an honest client normalizes them from the body (tests may pass others in `extra`). */
+function bounds(body: Body): Pick<InferenceRequest, 'maxTokens' | 'n'> {
+  const limit = body.max_completion_tokens ?? body.max_tokens;
+  return { maxTokens: typeof limit === 'number' ? limit : 4096, n: typeof body.n === 'number' ? body.n : 1 };
+}
+
 function chatReq(content: string, body: Body = {}, extra: Partial<InferenceRequest> = {}): InferenceRequest {
   return {
     kind: 'chat',
@@ -27,8 +33,7 @@ function chatReq(content: string, body: Body = {}, extra: Partial<InferenceReque
     body: { model: 'cocoon-tiny', messages: [{ role: 'user', content }], ...body },
     stream: false,
     includeUsage: false,
-    maxTokens: 4096,
-    n: 1,
+    ...bounds(body),
     timeoutMs: 60_000,
     maxCoefficient: 1000,
     minTier: 'dev',
@@ -41,7 +46,11 @@ function completionReq(
   body: Body = {},
   extra: Partial<InferenceRequest> = {},
 ): InferenceRequest {
-  return { ...chatReq('', {}, extra), kind: 'completion', body: { model: 'cocoon-tiny', prompt, ...body } };
+  return {
+    ...chatReq('', {}, { ...bounds(body), ...extra }),
+    kind: 'completion',
+    body: { model: 'cocoon-tiny', prompt, ...body },
+  };
 }
 
 const streaming = (req: InferenceRequest, includeUsage = false): InferenceRequest => ({
@@ -269,19 +278,29 @@ describe('BuiltinBackend', () => {
     assert.ok(midWord > 0, 'no limit fell inside a multi-token word');
   });
 
-  test('max_completion_tokens wins over max_tokens; the reservation caps both; 0 gives nothing', async () => {
-    const a = await complete(chatReq('caps', { max_tokens: 30, max_completion_tokens: 7 }));
-    assert.equal(a.usage.completion_tokens, 7);
-    const b = await complete(chatReq('caps', { max_tokens: 30 }, { maxTokens: 4 }));
-    assert.equal(b.usage.completion_tokens, 4);
-    const c = await complete(chatReq('caps', {}, { maxTokens: 9 }));
-    assert.equal(c.usage.completion_tokens, 9);
-    const zero = await complete(chatReq('caps', { max_tokens: 0, n: 2 }));
+  test("the call's maxTokens and n are the bounds, whatever the body says; 0 gives nothing", async () => {
+    // A dishonest body asks for more than the call was reserved for: the call wins.
+    const more = { max_tokens: 300, max_completion_tokens: 200, n: 8 };
+    const a = await complete(chatReq('caps', more, { maxTokens: 4, n: 1 }));
+    assert.equal(a.choices.length, 1);
+    assert.equal(a.usage.completion_tokens, 4);
+    const b = await run(streaming(chatReq('caps', more, { maxTokens: 3, n: 2 }), true));
+    assert.deepEqual([...streamedText(b.out).keys()].sort(), [0, 1]);
+    assert.equal(b.usage.completionTokens, 6);
+    // And a body asking for less does not shrink what the call asked for either.
+    const c = await complete(chatReq('caps', { max_tokens: 1, n: 1 }, { maxTokens: 9, n: 2 }));
+    assert.equal(c.choices.length, 2);
+    assert.equal(c.usage.completion_tokens, 18);
+    const zero = await complete(chatReq('caps', { n: 2 }, { maxTokens: 0 }));
     for (const ch of zero.choices) {
       assert.equal(ch.message.content, '');
       assert.equal(ch.finish_reason, 'length');
     }
     assert.equal(zero.usage.completion_tokens, 0);
+    // The stream flag is the call's too.
+    const s = await run(chatReq('caps', { stream: true, max_tokens: 5 }));
+    assert.equal(s.out.length, 1);
+    assert.equal(s.out[0].object, 'chat.completion');
   });
 
   test('stop sequences cut the text before the first match, across piece boundaries', async () => {
@@ -333,8 +352,10 @@ describe('BuiltinBackend', () => {
     );
   });
 
-  test('array prompts give n choices per prompt, prompt tokens summed', async () => {
-    const r = await complete(completionReq(['first prompt', 'second'], { n: 2, max_tokens: 10 }));
+  test("array prompts: n choices per prompt, only when the call's n counts the whole batch", async () => {
+    const batch = ['first prompt', 'second'];
+    // An honest call of 2 prompts × 2 choices is bounded (and paid) for 4 choices.
+    const r = await complete(completionReq(batch, { n: 2, max_tokens: 10 }, { n: 4 }));
     assert.deepEqual(
       r.choices.map((c: Json) => c.index),
       [0, 1, 2, 3],
@@ -345,6 +366,12 @@ describe('BuiltinBackend', () => {
     const ids = await complete(completionReq(encode('first prompt'), { max_tokens: 10 }));
     assert.equal(ids.usage.prompt_tokens, tokens('first prompt'));
     assert.equal(ids.choices[0].text, r.choices[0].text);
+    // A batch the call's n does not cover would produce more choices than were paid for: refused.
+    await assert.rejects(run(completionReq(batch, { max_tokens: 10 })), (e: BadRequestError) => {
+      assert.equal(e.status, 400);
+      assert.match(e.message, /batch of 2 prompts.*bounded \(and paid\) for 1/);
+      return true;
+    });
   });
 
   test('chat stream: role chunk, one chunk per piece, finish chunk; same text as non-stream', async () => {

@@ -86,13 +86,13 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
   test('completions, streaming and not', async () => {
     const body = { model: 'ours', prompt: 'Once', max_tokens: 3 };
     const plain = await drain(
-      backend.infer(request({ kind: 'completion', body }), new AbortController().signal),
+      backend.infer(request({ kind: 'completion', body, maxTokens: 3 }), new AbortController().signal),
     );
     assert.equal(plain.out[0]!.object, 'text_completion');
     assert.equal(plain.usage.completionTokens, 3);
     const s = await drain(
       backend.infer(
-        request({ kind: 'completion', body: { ...body, stream: true }, stream: true }),
+        request({ kind: 'completion', body: { ...body, stream: true }, stream: true, maxTokens: 3 }),
         new AbortController().signal,
       ),
     );

@@ -1,13 +1,7 @@
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  BadRequestError,
-  CancelledError,
-  CocoonError,
-  GatewayTimeoutError,
-  ModelNotFoundError,
-} from '../../../errors.ts';
-import { type InferenceRequest, MAX_CHOICES, type TokenUsage } from '../../../protocol/inference.ts';
+import { CancelledError, CocoonError, GatewayTimeoutError, ModelNotFoundError } from '../../../errors.ts';
+import type { InferenceRequest, TokenUsage } from '../../../protocol/inference.ts';
 import type { InferenceBackend } from '../../backend.ts';
 import { ChoiceRun, type FinishReason } from './choice.ts';
 import { TextGenerator } from './generator.ts';
@@ -23,14 +17,12 @@ export interface BuiltinBackendOptions {
   clock?: () => number;
 }
 
-/** Most choices one request may ask for (prompts × n), so one call cannot hog the worker. */
-const MAX_TOTAL_CHOICES = 64;
-
 /**
  * The built-in model: deterministic text from a seeded bigram walk, counted with the real cl100k_base BPE
- * tokenizer, in OpenAI's exact response and chunk shapes. Honours max_tokens / max_completion_tokens,
- * stop, n, seed, temperature, top_p, stream, stream_options.include_usage and (completions) echo.
- * Array prompts give n choices per prompt, as OpenAI does. logprobs are not produced (always null).
+ * tokenizer, in OpenAI's exact response and chunk shapes. Honours the call's bounds (`maxTokens`, `n`,
+ * `stream`, `includeUsage`, whatever the body says) and the body's stop, seed, temperature, top_p and
+ * (completions) echo. A batch of prompts is served only when the call's `n` counts all its choices
+ * (prompts × n per prompt, as OpenAI numbers them). logprobs are not produced (always null).
  */
 export class BuiltinBackend implements InferenceBackend {
   readonly kind = 'builtin';
@@ -54,12 +46,7 @@ export class BuiltinBackend implements InferenceBackend {
     const chat = req.kind === 'chat';
     const params = readSamplingParams(req);
     const prompts: Prompt[] = chat ? [chatPrompt(req.body)] : completionPrompts(req.body);
-    if (prompts.length * params.n > MAX_TOTAL_CHOICES) {
-      throw new BadRequestError(
-        `At most ${MAX_TOTAL_CHOICES} choices per request (prompts × n, n ≤ ${MAX_CHOICES}).`,
-        'n',
-      );
-    }
+    // prompts × params.n = req.n (readSamplingParams refuses a batch the call does not count).
     const runs = prompts.flatMap((prompt, p) =>
       Array.from({ length: params.n }, (_, j) => {
         const generator = new TextGenerator({

@@ -1,9 +1,15 @@
 import { BadRequestError } from '../../../errors.ts';
-import { type InferenceRequest, MAX_CHOICES } from '../../../protocol/inference.ts';
+import type { InferenceRequest } from '../../../protocol/inference.ts';
+import { choicesPerPrompt } from '../request-bounds.ts';
 
-/** The OpenAI sampling fields the built-in model honours, read and checked once per request. */
+/**
+ * The OpenAI sampling fields the built-in model honours, read and checked once per request. The bounds
+ * (`maxTokens`, `n`) come from the call's normalized fields, never from the body: they are what the request
+ * is reserved and bounded by.
+ */
 export interface SamplingParams {
   maxTokens: number;
+  /** Choices per prompt (the whole reply has `req.n`). */
   n: number;
   /** null when the caller gave none: the output is still deterministic (as if seed were absent = one seed). */
   seed: number | null;
@@ -46,15 +52,12 @@ function readStop(v: unknown): string[] {
 
 export function readSamplingParams(req: InferenceRequest): SamplingParams {
   const b = req.body;
-  // The body's limit as the caller sent it, never above the request's reservation (what is paid for).
-  const asked =
-    optionalInteger(b, 'max_completion_tokens', 0, Number.MAX_SAFE_INTEGER) ??
-    optionalInteger(b, 'max_tokens', 0, Number.MAX_SAFE_INTEGER);
-  const reserved = Number.isFinite(req.maxTokens) && req.maxTokens >= 0 ? Math.floor(req.maxTokens) : null;
-  const maxTokens = Math.min(asked ?? reserved ?? 0, reserved ?? Number.MAX_SAFE_INTEGER);
+  if (!Number.isInteger(req.maxTokens) || req.maxTokens < 0) {
+    throw new BadRequestError('max_tokens must be a non-negative integer.', 'max_tokens');
+  }
   return {
-    maxTokens,
-    n: optionalInteger(b, 'n', 1, MAX_CHOICES) ?? 1,
+    maxTokens: req.maxTokens,
+    n: choicesPerPrompt(req),
     seed: optionalInteger(b, 'seed', Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER),
     temperature: optionalNumber(b, 'temperature', 0, 2) ?? 1,
     topP: optionalNumber(b, 'top_p', 0, 1) ?? 1,

@@ -7,8 +7,16 @@ import {
   ModelNotFoundError,
   RateLimitError,
 } from '../../../errors.ts';
-import { type InferenceRequest, type TokenUsage, usageFromOpenAI } from '../../../protocol/inference.ts';
-import type { InferenceBackend } from '../../backend.ts';
+import { type Logger, silentLogger } from '../../../ops/log.ts';
+import {
+  type InferenceRequest,
+  type TokenUsage,
+  usageFromOpenAI,
+  ZERO_USAGE,
+} from '../../../protocol/inference.ts';
+import type { EngineGuardStats, InferenceBackend } from '../../backend.ts';
+import { checkReply, StreamGuard } from '../output-guard.ts';
+import { boundUsage, engineBody, openAIUsage } from '../request-bounds.ts';
 import { SseDecoder } from './sse-decoder.ts';
 import { readAll, type UpstreamResponse, upstreamRequest } from './upstream-http.ts';
 
@@ -20,23 +28,44 @@ export interface OpenAICompatibleOptions {
   /** Our model name → the engine's served model name (default: the same). */
   upstreamModel?: Record<string, string>;
   apiKey?: string;
+  logger?: Logger;
 }
 
 /**
+ * Most bytes of one engine reply (a whole response) or one stream event. A whole response travels to the
+ * proxy in one frame (the END trailer's `tail`, JSON-escaped, so up to twice its size) under the session's
+ * 8 MiB frame limit; a bigger one would get this worker cut off, so it is refused here instead.
+ */
+export const MAX_REPLY_BYTES = 3 * 1024 * 1024;
+
+/**
  * Forwards requests to any engine with an OpenAI-compatible HTTP API (vLLM, SGLang, llama.cpp server,
- * Ollama). Streams always ask the engine for usage (`stream_options.include_usage`), because the final
- * token counts are what the request is billed on; the usage chunk reaches the caller only if asked for.
+ * Ollama). The engine gets the call's bounds, not the body's (`engineBody`: max_tokens, n, stream, usage
+ * always asked for when streaming, because the final token counts are what the request is billed on), and
+ * its output is held to them (`StreamGuard`, `checkReply`): an engine that goes past them is stopped, its
+ * output cut at the bound, and the usage reported never exceeds the bound nor what the caller received.
  */
 export class OpenAICompatibleBackend implements InferenceBackend {
   readonly kind = 'openai-compatible';
   private readonly base: string;
+  private log: Logger;
+  private readonly guard: EngineGuardStats = { engineOverruns: 0, usageClamped: 0 };
 
   constructor(private readonly opts: OpenAICompatibleOptions) {
     this.base = opts.baseUrl.replace(/\/+$/, '');
+    this.log = opts.logger ?? silentLogger;
   }
 
   models(): string[] {
     return this.opts.models;
+  }
+
+  setLogger(log: Logger): void {
+    this.log = log;
+  }
+
+  guardStats(): EngineGuardStats {
+    return { ...this.guard };
   }
 
   /** The engine's own model list (start-up diagnostics). */
@@ -50,21 +79,14 @@ export class OpenAICompatibleBackend implements InferenceBackend {
     );
     let body: { data?: { id?: unknown }[] } | null = null;
     try {
-      body = JSON.parse(await readAll(res.body));
+      body = JSON.parse(await readAll(res.body, MAX_REPLY_BYTES));
     } catch {}
     return (body?.data ?? []).map((m) => String(m.id));
   }
 
   async *infer(req: InferenceRequest, signal: AbortSignal): AsyncGenerator<string, TokenUsage, void> {
     if (!this.opts.models.includes(req.model)) throw new ModelNotFoundError(req.model);
-    const body: Record<string, unknown> = {
-      ...req.body,
-      model: this.opts.upstreamModel?.[req.model] ?? req.model,
-    };
-    if (req.stream) {
-      body.stream = true;
-      body.stream_options = { ...((req.body.stream_options as object) ?? {}), include_usage: true };
-    }
+    const body = engineBody(req, this.opts.upstreamModel?.[req.model] ?? req.model);
     const path = req.kind === 'chat' ? '/chat/completions' : '/completions';
     const headers = { ...this.headers(), 'content-type': 'application/json' };
     const res = await this.call(path, 'POST', headers, JSON.stringify(body), signal);
@@ -77,8 +99,18 @@ export class OpenAICompatibleBackend implements InferenceBackend {
       } catch {
         throw new BadGatewayError(`engine at ${this.base} returned invalid JSON`, 'engine_bad_response');
       }
-      const usage = usageFromOpenAI(obj.usage);
-      if (!usage) throw new BadGatewayError(`engine at ${this.base} reported no usage`, 'engine_no_usage');
+      if (!obj || typeof obj !== 'object' || Array.isArray(obj)) {
+        throw new BadGatewayError(
+          `engine at ${this.base} returned no response object`,
+          'engine_bad_response',
+        );
+      }
+      const reported = usageFromOpenAI(obj.usage);
+      if (!reported) throw new BadGatewayError(`engine at ${this.base} reported no usage`, 'engine_no_usage');
+      const check = checkReply(obj, req, reported.completionTokens);
+      if (check.violations.length > 0) this.overran(req, check.violations.join('; '), false);
+      const usage = this.report(req, reported, check.completionCap);
+      obj.usage = openAIUsage(obj.usage, usage);
       obj.model = req.model;
       yield JSON.stringify(obj);
       return usage;
@@ -86,69 +118,132 @@ export class OpenAICompatibleBackend implements InferenceBackend {
     return yield* this.relayStream(res, req, signal);
   }
 
+  /**
+   * Relays the engine's stream through the guard. The engine's usage chunk is held and goes out last, with
+   * the reported counts written in (only if the caller asked for usage).
+   */
   private async *relayStream(
     res: UpstreamResponse,
     req: InferenceRequest,
     signal: AbortSignal,
   ): AsyncGenerator<string, TokenUsage, void> {
-    const decoder = new SseDecoder();
-    let usage: TokenUsage | null = null;
+    const decoder = new SseDecoder(MAX_REPLY_BYTES);
+    const guard = new StreamGuard(req);
+    let engineUsage: TokenUsage | null = null;
+    let usageChunk: Record<string, unknown> | null = null;
     let done = false;
     try {
-      for await (const bytes of res.body as AsyncIterable<Buffer>) {
+      outer: for await (const bytes of res.body as AsyncIterable<Buffer>) {
         for (const data of decoder.push(bytes)) {
           if (data === '[DONE]') {
             done = true;
             continue;
           }
-          const out = this.rewriteChunk(data, req, (u) => {
-            usage = maxUsage(usage, u);
-          });
-          if (out !== null) yield out;
+          const chunk = this.parseChunk(data);
+          const u = chunk.usage ? usageFromOpenAI(chunk.usage) : null;
+          if (u) engineUsage = maxUsage(engineUsage, u);
+          const usageOnly = u !== null && Array.isArray(chunk.choices) && chunk.choices.length === 0;
+          const verdict = guard.admit(chunk);
+          if (usageOnly) {
+            if (!guard.violation) usageChunk = chunk;
+          } else if (verdict === 'as-is') {
+            yield this.rewriteWithoutParsing(data, req) ?? this.serialize(chunk, req);
+          } else {
+            for (const c of verdict) yield this.serialize(c, req);
+          }
+          if (guard.violation) break outer;
         }
       }
-      for (const data of decoder.end()) {
-        if (data === '[DONE]') done = true;
+      if (!guard.violation) {
+        for (const data of decoder.end()) {
+          if (data === '[DONE]') done = true;
+        }
       }
     } catch (err) {
       throw mapFetchError(err, signal, this.base);
     }
-    if (!done && !usage)
-      throw new BadGatewayError(`engine at ${this.base} ended the stream early`, 'engine_stream_cut');
-    // Billing needs real counts; an engine that will not report them cannot be billed fairly, so the
-    // request fails rather than guessing (vLLM, SGLang, llama.cpp and Ollama all report usage when asked).
-    if (!usage) throw new BadGatewayError(`engine at ${this.base} reported no usage`, 'engine_no_usage');
+    let usage: TokenUsage;
+    if (guard.violation) {
+      // Stopped: the engine sees its client go away and stops generating. What it would have reported
+      // is lost with it, so the caller is billed what it was delivered, one token per output part (as the
+      // proxy counts a stream cut short), and the prompt only if the engine reported it already.
+      res.body.destroy();
+      this.overran(req, guard.violation, true);
+      for (const c of guard.closingChunks()) yield JSON.stringify(c);
+      const delivered = guard.deliveredParts;
+      usage = this.report(req, { ...(engineUsage ?? ZERO_USAGE), completionTokens: delivered }, delivered);
+    } else {
+      if (!done && !engineUsage)
+        throw new BadGatewayError(`engine at ${this.base} ended the stream early`, 'engine_stream_cut');
+      // Billing needs real counts; an engine that will not report them cannot be billed fairly, so the
+      // request fails rather than guessing (vLLM, SGLang, llama.cpp and Ollama all report usage when asked).
+      if (!engineUsage)
+        throw new BadGatewayError(`engine at ${this.base} reported no usage`, 'engine_no_usage');
+      // The engine's count is believed within what the caller received (one token per output part per
+      // choice, plus a few silent tokens per choice) and the call's bounds; above that it cannot be true.
+      usage = this.report(req, engineUsage, guard.completionCap());
+    }
+    if (req.includeUsage) {
+      const envelope = usageChunk ?? guard.envelope(guard.lastChunk, []);
+      const chunk = { ...envelope, model: req.model, choices: [], usage: openAIUsage(envelope.usage, usage) };
+      yield JSON.stringify(chunk);
+    }
     return usage;
   }
 
-  /** Returns the chunk text to forward (or null to drop it); throws on an engine error event. */
-  private rewriteChunk(data: string, req: InferenceRequest, onUsage: (u: TokenUsage) => void): string | null {
-    const fast = this.rewriteWithoutParsing(data, req);
-    if (fast !== null) return fast;
+  /** The engine's usage brought within the call's bounds; a clamp is logged and counted. */
+  private report(req: InferenceRequest, engine: TokenUsage, completionCap: number): TokenUsage {
+    const b = boundUsage(engine, req, completionCap);
+    if (b.clamped.length > 0) {
+      this.guard.usageClamped++;
+      this.log.warn(
+        { model: req.model, reported: engine, usage: b.usage, why: b.clamped },
+        'engine reported usage beyond what the request allows or received; reporting the bound',
+      );
+    }
+    return b.usage;
+  }
+
+  private overran(req: InferenceRequest, why: string, stopped: boolean): void {
+    this.guard.engineOverruns++;
+    this.log.warn(
+      { model: req.model, maxTokens: req.maxTokens, n: req.n, why, engine: this.base },
+      stopped
+        ? 'engine went past the request bounds; stopped it and cut its output at the bound'
+        : 'engine reply went past the request bounds; cut it at the bound',
+    );
+  }
+
+  /** Parses one stream event; throws on invalid JSON and on an engine error event. */
+  private parseChunk(data: string): Record<string, unknown> {
     let chunk: Record<string, unknown>;
     try {
       chunk = JSON.parse(data);
     } catch {
       throw new BadGatewayError(`engine at ${this.base} streamed invalid JSON`, 'engine_bad_response');
     }
+    if (!chunk || typeof chunk !== 'object' || Array.isArray(chunk)) {
+      throw new BadGatewayError(`engine at ${this.base} streamed a non-object`, 'engine_bad_response');
+    }
     if (chunk.error || chunk.object === 'error') {
       const e = (chunk.error ?? chunk) as { message?: unknown };
       throw new BadGatewayError(`engine error: ${String(e.message ?? 'unknown error')}`, 'engine_error');
     }
-    const u = chunk.usage ? usageFromOpenAI(chunk.usage) : null;
-    if (u) onUsage(u);
-    const choices = chunk.choices;
-    const usageOnly = Array.isArray(choices) && choices.length === 0;
-    if (usageOnly && !req.includeUsage) return null;
-    if (!req.includeUsage) delete chunk.usage;
-    chunk.model = req.model;
-    return JSON.stringify(chunk);
+    return chunk;
+  }
+
+  /** A content chunk as the caller sees it: our model name; `usage` null (if asked for) or absent. */
+  private serialize(chunk: Record<string, unknown>, req: InferenceRequest): string {
+    const out: Record<string, unknown> = { ...chunk, model: req.model };
+    if (req.includeUsage) out.usage = null;
+    else delete out.usage;
+    return JSON.stringify(out);
   }
 
   /**
    * Most chunks are plain content deltas in vLLM's compact JSON: for those, the two edits we make (our
    * model name, dropping `"usage":null` when the caller did not ask for usage) are done on the text. Any
-   * chunk that may carry usage or an error, or is not in the exact compact form, takes the parsing path.
+   * chunk that may carry usage or an error, or is not in the exact compact form, is re-serialized.
    * Safe because an unescaped `"` cannot occur inside a JSON string, so these literals only match keys.
    */
   private rewriteWithoutParsing(data: string, req: InferenceRequest): string | null {
@@ -189,7 +284,7 @@ export class OpenAICompatibleBackend implements InferenceBackend {
 
   private async readText(res: UpstreamResponse, signal: AbortSignal): Promise<string> {
     try {
-      return await readAll(res.body);
+      return await readAll(res.body, MAX_REPLY_BYTES);
     } catch (err) {
       throw mapFetchError(err, signal, this.base);
     }
@@ -222,7 +317,7 @@ function mapFetchError(err: unknown, signal: AbortSignal | undefined, base: stri
 
 /** The engine's error body (vLLM old: {object:'error',message}, new: {error:{message}}, or text) → CocoonError. */
 async function engineError(res: UpstreamResponse, signal: AbortSignal): Promise<CocoonError> {
-  const text = signal.aborted ? '' : await readAll(res.body).catch(() => '');
+  const text = signal.aborted ? '' : await readAll(res.body, 64 * 1024).catch(() => '');
   let message = text.slice(0, 2000) || res.body.statusMessage || `HTTP ${res.status}`;
   try {
     const j = JSON.parse(text) as { message?: unknown; error?: { message?: unknown } | string };

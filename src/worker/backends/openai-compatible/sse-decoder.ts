@@ -1,3 +1,5 @@
+import { BadGatewayError } from '../../../errors.ts';
+
 /**
  * Incremental decoder for server-sent events (the WHATWG format engines stream in): bytes in, the `data`
  * of each complete event out. Handles chunks split anywhere (also inside a UTF-8 character), CRLF/CR/LF
@@ -8,6 +10,10 @@ export class SseDecoder {
   private readonly text = new TextDecoder('utf-8');
   private buf = '';
   private data: string[] = [];
+  private dataChars = 0;
+
+  /** `maxEventChars`: an event (or an unfinished line) longer than this is refused, not buffered on. */
+  constructor(private readonly maxEventChars = Number.POSITIVE_INFINITY) {}
 
   /** Feeds bytes; returns the data of every event completed by them. */
   push(chunk: Uint8Array): string[] {
@@ -24,6 +30,7 @@ export class SseDecoder {
       this.onLine(line, events);
     }
     this.buf = this.buf.slice(start);
+    if (this.buf.length + this.dataChars > this.maxEventChars) this.tooLong();
     return events;
   }
 
@@ -51,6 +58,7 @@ export class SseDecoder {
     if (line === '') {
       if (this.data.length > 0) events.push(this.data.join('\n'));
       this.data = [];
+      this.dataChars = 0;
       return;
     }
     if (line.startsWith(':')) return;
@@ -60,5 +68,14 @@ export class SseDecoder {
     let value = colon < 0 ? '' : line.slice(colon + 1);
     if (value.startsWith(' ')) value = value.slice(1);
     this.data.push(value);
+    this.dataChars += value.length + 1;
+    if (this.dataChars > this.maxEventChars) this.tooLong();
+  }
+
+  private tooLong(): never {
+    throw new BadGatewayError(
+      `engine streamed an event longer than ${this.maxEventChars} characters`,
+      'engine_reply_too_large',
+    );
   }
 }

@@ -1,5 +1,6 @@
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { BadGatewayError } from '../../../errors.ts';
 
 /**
  * A minimal keep-alive HTTP client for the engine hop. node:http costs a fraction of global fetch per
@@ -42,8 +43,20 @@ export function upstreamRequest(
   });
 }
 
-export async function readAll(res: IncomingMessage): Promise<string> {
+/** Reads a whole body of at most `maxBytes`; a longer one is cut off (the connection closed) and refused. */
+export async function readAll(res: IncomingMessage, maxBytes: number): Promise<string> {
   const parts: Buffer[] = [];
-  for await (const p of res) parts.push(p as Buffer);
+  let size = 0;
+  for await (const p of res) {
+    size += (p as Buffer).length;
+    if (size > maxBytes) {
+      res.destroy();
+      throw new BadGatewayError(
+        `engine reply is larger than ${maxBytes} bytes, more than one reply may carry`,
+        'engine_reply_too_large',
+      );
+    }
+    parts.push(p as Buffer);
+  }
   return Buffer.concat(parts).toString('utf8');
 }
