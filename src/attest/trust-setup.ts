@@ -8,6 +8,7 @@ import { checkPeerPolicy, type PolicySource, StaticPolicy } from './policy.ts';
 import {
   FileCollateral,
   PccsCollateral,
+  type PccsLimits,
   TdxAttestationProvider,
   TdxAttestationVerifier,
 } from './tdx/index.ts';
@@ -32,6 +33,10 @@ export interface TdxTrustOptions {
   collateralCacheDir: string;
   /** TCB statuses accepted besides UpToDate. */
   acceptTcbStatuses?: string[];
+  /** Bounds of the PCCS collateral source (defaults: PCCS_DEFAULTS). */
+  pccsLimits?: Partial<PccsLimits>;
+  /** Test hook: the verifier's clock (Unix seconds), e.g. pinned inside a test collateral's validity. */
+  now?: () => number;
 }
 
 export interface TrustSetup {
@@ -132,9 +137,10 @@ export function trustSetup(mode: TrustMode, tdx?: TdxTrustOptions): TrustSetup {
       }
       const collateral = tdx.collateralFile
         ? new FileCollateral(tdx.collateralFile)
-        : new PccsCollateral(tdx.pccsUrl!, tdx.collateralCacheDir);
+        : new PccsCollateral(tdx.pccsUrl!, tdx.collateralCacheDir, tdx.now, tdx.pccsLimits);
       const verifier = new TdxAttestationVerifier({
         collateral,
+        ...(tdx.now ? { now: tdx.now } : {}),
         ...(tdx.acceptTcbStatuses ? { acceptStatuses: tdx.acceptTcbStatuses } : {}),
       });
       // Hardware only: no dev verifier, so a software quote is refused whatever its claims.
