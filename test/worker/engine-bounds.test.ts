@@ -323,12 +323,20 @@ describe('an engine held to the call: stopped, cut at the bound, usage within it
   test('non-stream: a reply too large for one frame is refused, not sent', async () => {
     reset();
     engine.options.ignoreMaxTokens = true;
-    engine.options.tokens = 1_000_000; // ~6 MB of text
+    engine.options.tokens = 2_500_000; // ~10 MB of text
     await assert.rejects(run(call({ maxTokens: 1_000_000 })), (e: CocoonError) => {
       assert.equal(e.status, 502);
       assert.equal(e.code, 'engine_reply_too_large');
       return true;
     });
+  });
+
+  test('non-stream: a large reply that fits in one frame is served whole', async () => {
+    reset();
+    engine.options.tokens = 1_000_000; // ~3.8 MB of text, escaped in the trailer ~4 MB
+    const { out, usage } = await run(call({ maxTokens: 1_000_000 }));
+    assert.equal(usage.completionTokens, 1_000_000);
+    assert.ok(out[0].choices[0].message.content.length > 3_500_000);
   });
 
   test('an honest engine is untouched: same text, same usage, nothing counted', async () => {

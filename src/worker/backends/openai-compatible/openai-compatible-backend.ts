@@ -32,11 +32,29 @@ export interface OpenAICompatibleOptions {
 }
 
 /**
- * Most bytes of one engine reply (a whole response) or one stream event. A whole response travels to the
- * proxy in one frame (the END trailer's `tail`, JSON-escaped, so up to twice its size) under the session's
- * 8 MiB frame limit; a bigger one would get this worker cut off, so it is refused here instead.
+ * A whole response travels to the proxy in one frame: the END trailer's `tail` (it carries usage), as a
+ * JSON string. A frame over the session's limit (8 MiB) would get this worker cut off with every stream
+ * it carries, so a reply that cannot fit is refused here instead (502, the proxy may try another worker).
  */
-export const MAX_REPLY_BYTES = 3 * 1024 * 1024;
+const MAX_FRAME_BYTES = 8 * 1024 * 1024;
+/** Room in the trailer frame for its other fields (usage, worker, cost added by the proxy). */
+const TRAILER_ROOM = 64 * 1024;
+/** Most bytes of one stream event: a chunk is one token of one choice (with log-probabilities at most). */
+const MAX_EVENT_CHARS = 1024 * 1024;
+
+/** Refuses a reply whose trailer would not fit in one frame. */
+function checkReplyFits(reply: string, base: string): void {
+  const limit = MAX_FRAME_BYTES - TRAILER_ROOM;
+  const bytes = Buffer.byteLength(reply);
+  // Escaping as a JSON string at most doubles it; only a reply over half the limit needs the exact count.
+  if (bytes * 2 <= limit) return;
+  if (Buffer.byteLength(JSON.stringify(reply)) > limit) {
+    throw new BadGatewayError(
+      `engine at ${base} replied with ${bytes} bytes, more than one reply may carry`,
+      'engine_reply_too_large',
+    );
+  }
+}
 
 /**
  * Forwards requests to any engine with an OpenAI-compatible HTTP API (vLLM, SGLang, llama.cpp server,
@@ -79,7 +97,7 @@ export class OpenAICompatibleBackend implements InferenceBackend {
     );
     let body: { data?: { id?: unknown }[] } | null = null;
     try {
-      body = JSON.parse(await readAll(res.body, MAX_REPLY_BYTES));
+      body = JSON.parse(await readAll(res.body, MAX_FRAME_BYTES));
     } catch {}
     return (body?.data ?? []).map((m) => String(m.id));
   }
@@ -112,7 +130,9 @@ export class OpenAICompatibleBackend implements InferenceBackend {
       const usage = this.report(req, reported, check.completionCap);
       obj.usage = openAIUsage(obj.usage, usage);
       obj.model = req.model;
-      yield JSON.stringify(obj);
+      const reply = JSON.stringify(obj);
+      checkReplyFits(reply, this.base);
+      yield reply;
       return usage;
     }
     return yield* this.relayStream(res, req, signal);
@@ -127,7 +147,7 @@ export class OpenAICompatibleBackend implements InferenceBackend {
     req: InferenceRequest,
     signal: AbortSignal,
   ): AsyncGenerator<string, TokenUsage, void> {
-    const decoder = new SseDecoder(MAX_REPLY_BYTES);
+    const decoder = new SseDecoder(MAX_EVENT_CHARS);
     const guard = new StreamGuard(req);
     let engineUsage: TokenUsage | null = null;
     let usageChunk: Record<string, unknown> | null = null;
@@ -284,7 +304,7 @@ export class OpenAICompatibleBackend implements InferenceBackend {
 
   private async readText(res: UpstreamResponse, signal: AbortSignal): Promise<string> {
     try {
-      return await readAll(res.body, MAX_REPLY_BYTES);
+      return await readAll(res.body, MAX_FRAME_BYTES);
     } catch (err) {
       throw mapFetchError(err, signal, this.base);
     }
