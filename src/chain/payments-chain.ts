@@ -4,13 +4,13 @@ import type { ClientChainState, StoredAuth } from '../pay/client-account.ts';
 import { UNDEPLOYED } from '../pay/client-account.ts';
 import type { PaymentsChain } from '../pay/payments-chain.ts';
 import { clientAuthCell, publicKeyToUint, type Signed, type WorkerPayout } from '../pay/signed-messages.ts';
-import { ClientContract, clientChargeBody } from './contracts/client-contract.ts';
+import { ClientContract, clientChargeBody, raiseTermsBody, topUpBody } from './contracts/client-contract.ts';
 import { loadContractCode } from './contracts/code.ts';
 import { MIN_FORWARD_VALUE } from './contracts/opcodes.ts';
 import type { RootParams } from './contracts/params.ts';
 import { RootContract } from './contracts/root-contract.ts';
 import { WorkerContract, workerPayoutBody } from './contracts/worker-contract.ts';
-import { MAX_MESSAGES_PER_TRANSFER, type WalletSender } from './wallet.ts';
+import { MAX_MESSAGES_PER_TRANSFER, type OutgoingMessage, type WalletSender } from './wallet.ts';
 
 export interface ContractCodes {
   client: Cell;
@@ -28,9 +28,51 @@ export async function loadCodes(): Promise<ContractCodes> {
 }
 
 /**
+ * The messages of a deposit of `amount` into client contract `contract` (whose state is `before`), in one
+ * wallet transfer: a `top_up` (deploying the contract the first time), then, if its stake or close delay is
+ * below the root's current `min_client_stake` / `client_close_delay`, a `raise_terms` to them (never
+ * lowering either). Messages from one wallet to one contract arrive in order.
+ */
+export function clientDepositMessages(
+  contract: ClientContract,
+  before: ClientChainState,
+  amount: bigint,
+  params: Pick<RootParams, 'minClientStake' | 'clientCloseDelay'>,
+  gas: bigint,
+): OutgoingMessage[] {
+  const messages: OutgoingMessage[] = [
+    {
+      to: contract.address,
+      value: amount + gas,
+      body: topUpBody(amount),
+      ...(before.deployed || !contract.init ? {} : { init: contract.init }),
+    },
+  ];
+  const stake = before.stake > params.minClientStake ? before.stake : params.minClientStake;
+  const closeDelay = Math.max(before.closeDelay, params.clientCloseDelay);
+  if (!before.deployed || stake !== before.stake || closeDelay !== before.closeDelay) {
+    messages.push({
+      to: contract.address,
+      value: MIN_FORWARD_VALUE,
+      body: raiseTermsBody(stake, closeDelay),
+    });
+  }
+  return messages;
+}
+
+/** Whether a client contract's own terms are at least the root's current ones (else it gives no credit). */
+export function clientTermsMeetRoot(
+  s: Pick<ClientChainState, 'stake' | 'closeDelay'>,
+  params: Pick<RootParams, 'minClientStake' | 'clientCloseDelay'>,
+): boolean {
+  return s.stake >= params.minClientStake && s.closeDelay >= params.clientCloseDelay;
+}
+
+/**
  * PaymentsChain over TON: contract wrappers opened through a TonClient (the local chain server, testnet or
- * mainnet alike), redemptions sent from our own wallet. Addresses are derived from code + initial data with
- * the root's current parameters, so both sides of every contract compute the same one.
+ * mainnet alike), redemptions sent from our own wallet. Addresses are derived from code + initial data that
+ * hold only the contracts' identities (never the root's mutable parameters), so both sides of every
+ * contract compute the same one, before and after a `set_params`.
  */
 export class TonPayments implements PaymentsChain {
   private params: RootParams;
@@ -79,8 +121,6 @@ export class TonPayments implements PaymentsChain {
         owner,
         proxy: proxyContract,
         clientKey: publicKeyToUint(clientKey),
-        closeDelay: this.params.clientCloseDelay,
-        stake: this.params.minClientStake,
       },
       this.codes.client,
     );

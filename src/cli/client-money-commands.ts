@@ -6,10 +6,10 @@ import {
   clientCloseBody,
   clientRequestCloseBody,
   clientWithdrawBody,
-  topUpBody,
 } from '../chain/contracts/client-contract.ts';
 import { ContractState, MIN_FORWARD_VALUE } from '../chain/contracts/opcodes.ts';
 import { type ProxyRegistryEntry, RootContract } from '../chain/contracts/root-contract.ts';
+import { clientDepositMessages } from '../chain/payments-chain.ts';
 import { DEPOSIT_GAS, type NodeChain } from '../config/build-payments.ts';
 import { type ClientConfig, clientConfigSchema, loadConfig } from '../config/config.ts';
 import type { ClientChainState } from '../pay/client-account.ts';
@@ -193,19 +193,21 @@ async function deposit(f: ClientFlags, amountText: string): Promise<void> {
         (before.state === ContractState.closing ? ' (`cocoon client close` pays it out once unlocked)' : ''),
     );
   }
-  await ctx.nc.sender.send([
-    {
-      to: addr,
-      value: amount + DEPOSIT_GAS,
-      body: topUpBody(amount),
-      ...(before.deployed ? {} : { init: ctx.contract.init! }),
-    },
-  ]);
+  // The top-up, and (the first time, or after the root raised them) the root's stake and close delay.
+  await ctx.nc.sender.send(
+    clientDepositMessages(ctx.contract, before, amount, ctx.nc.payments.rootParams, DEPOSIT_GAS),
+  );
   const after = await awaitEffect(
     ctx.reach,
     async () => {
       const s = await stateOf(ctx);
-      return s.deployed && intake(s) >= intake(before) + amount ? s : null;
+      const p = ctx.nc.payments.rootParams;
+      return s.deployed &&
+        intake(s) >= intake(before) + amount &&
+        s.stake >= p.minClientStake &&
+        s.closeDelay >= p.clientCloseDelay
+        ? s
+        : null;
     },
     `the deposit was sent, but client contract ${addr.toString()} did not take it (refused or not landed yet); ` +
       'the unused value returns to the wallet',

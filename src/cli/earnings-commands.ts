@@ -5,7 +5,11 @@ import { Address } from '@ton/core';
 import type { Command } from 'commander';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { ContractState, MIN_FORWARD_VALUE } from '../chain/contracts/opcodes.ts';
-import { ProxyContract, withdrawCommissionBody } from '../chain/contracts/proxy-contract.ts';
+import {
+  ProxyContract,
+  proxyCommissionAt,
+  withdrawCommissionBody,
+} from '../chain/contracts/proxy-contract.ts';
 import { RootContract } from '../chain/contracts/root-contract.ts';
 import { WorkerContract } from '../chain/contracts/worker-contract.ts';
 import type { TonChain } from '../chain/ton-chain.ts';
@@ -344,6 +348,7 @@ async function proxyEarnings(f: ChainFlags): Promise<void> {
   }
   const w = await nc.chain.getBalance(nc.sender.address);
   const now = await chainNow(reach);
+  const cm = proxyCommissionAt(d, now);
   const wallet = walletText(nc.sender.address, nc.payments.globalId);
   if (f.json) {
     printJson({
@@ -351,7 +356,10 @@ async function proxyEarnings(f: ChainFlags): Promise<void> {
       state: stateName(d.state),
       stake: d.stake,
       pool: d.pool,
-      commission: d.commission,
+      commission: cm.withdrawable,
+      commissionMaturing: cm.maturing,
+      nextMaturity: cm.nextMaturity,
+      closeDelay: d.closeDelay,
       unlockAt: d.state === ContractState.closing ? d.unlockAt : null,
       unredeemedClientAuths: unredeemed,
       clients,
@@ -369,7 +377,16 @@ async function proxyEarnings(f: ChainFlags): Promise<void> {
         ['state', stateName(d.state)],
         ['stake', ton(d.stake)],
         ['pool', `${ton(d.pool)} (charged from clients, pays the workers)`],
-        ['commission', `${ton(d.commission)}${d.commission > 0n ? ' (withdraw: cocoon proxy payout)' : ''}`],
+        [
+          'commission',
+          `${ton(cm.withdrawable)}${cm.withdrawable > 0n ? ' (withdraw: cocoon proxy payout)' : ''}`,
+        ],
+        [
+          'commission maturing',
+          cm.nextMaturity === null
+            ? ton(0n)
+            : `${ton(cm.maturing)} (backs worker payouts; matures in parts, next ${whenText(cm.nextMaturity, now)})`,
+        ],
         ['unlock time', d.state === ContractState.closing ? whenText(d.unlockAt, now) : '-'],
       ]) +
       `ledger ${join(c.dataDir, 'ledger')}\n` +
@@ -389,12 +406,25 @@ async function proxyPayout(f: ChainFlags): Promise<void> {
   if (!(await nc.chain.isDeployed(contract.address))) throw notDeployed(contract.address);
   const proxyC = nc.chain.open(ProxyContract.fromAddress(contract.address));
   const before = await proxyC.getProxyData();
+  const now = await chainNow(reach);
+  const cm = proxyCommissionAt(before, now);
   const wallet = walletText(nc.sender.address, nc.payments.globalId);
-  if (before.commission === 0n) {
-    if (f.json) printJson({ action: 'none', contract: addr, commission: 0n });
-    else {
+  if (cm.withdrawable === 0n) {
+    if (f.json) {
+      printJson({
+        action: 'none',
+        contract: addr,
+        commission: 0n,
+        commissionMaturing: cm.maturing,
+        nextMaturity: cm.nextMaturity,
+      });
+    } else {
       out(
-        `No commission to withdraw from proxy contract ${addr} (it grows as workers redeem their payouts).\n`,
+        `No commission to withdraw from proxy contract ${addr} (it grows as workers redeem their payouts, ` +
+          `and matures ${before.closeDelay}–${2 * before.closeDelay} s after)` +
+          (cm.nextMaturity === null
+            ? '.\n'
+            : `; ${ton(cm.maturing)} is maturing, the next part ${whenText(cm.nextMaturity, now)}.\n`),
       );
     }
     return;
@@ -402,7 +432,11 @@ async function proxyPayout(f: ChainFlags): Promise<void> {
   await nc.sender.send([{ to: contract.address, value: MIN_FORWARD_VALUE, body: withdrawCommissionBody() }]);
   await awaitEffect(
     reach,
-    async () => ((await proxyC.getProxyData()).commission < before.commission ? true : null),
+    async () => {
+      // paid: what would be withdrawable at the same moment has dropped
+      const d = await proxyC.getProxyData();
+      return proxyCommissionAt(d, now).withdrawable < cm.withdrawable ? true : null;
+    },
     `withdraw_commission was sent, but proxy contract ${addr} did not pay (refused or not landed yet)`,
   );
   const w = await nc.chain.getBalance(nc.sender.address);
@@ -410,14 +444,14 @@ async function proxyPayout(f: ChainFlags): Promise<void> {
     printJson({
       action: 'withdraw_commission',
       contract: addr,
-      amount: before.commission,
+      amount: cm.withdrawable,
       wallet,
       walletBalance: w,
     });
     return;
   }
   out(
-    `Withdrew the commission of ${ton(before.commission)} from proxy contract ${addr} to wallet ${wallet}\n` +
+    `Withdrew the commission of ${ton(cm.withdrawable)} from proxy contract ${addr} to wallet ${wallet}\n` +
       rows([['wallet balance', ton(w)]]),
   );
 }

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import { Address, toNano } from '@ton/core';
 import type { NodeKey } from '../attest/identity.ts';
-import { MIN_FORWARD_VALUE, STORAGE_RESERVE } from '../chain/contracts/opcodes.ts';
-import { addStakeBody, ProxyContract } from '../chain/contracts/proxy-contract.ts';
+import { ContractState, MIN_FORWARD_VALUE, STORAGE_RESERVE } from '../chain/contracts/opcodes.ts';
+import { addStakeBody, ProxyContract, raiseCloseDelayBody } from '../chain/contracts/proxy-contract.ts';
 import { RootContract } from '../chain/contracts/root-contract.ts';
 import { formatTon, parseTon } from '../chain/money.ts';
 import { TonPayments } from '../chain/payments-chain.ts';
@@ -66,21 +66,28 @@ export async function openNodeChain(c: ChainConfig): Promise<NodeChain | null> {
   return { chain, payments, sender, ledger, root };
 }
 
-/** The proxy contract of this proxy node: its wallet owns it, its node key signs for it. */
+/**
+ * The proxy contract of this proxy node: its wallet owns it, its node key signs for it. The address
+ * depends only on that identity (and the root and worker code), so a restarted proxy finds its contract
+ * again whatever the root's parameters became.
+ */
 export function proxyContractOf(nc: NodeChain, key: NodeKey): ProxyContract {
   return ProxyContract.fromInit(
     {
       owner: nc.sender.address,
       root: nc.root,
       proxyKey: publicKeyToUint(key.publicKey),
-      closeDelay: nc.payments.rootParams.proxyCloseDelay,
       workerCode: nc.payments.codes.worker,
     },
     nc.payments.codes.proxy,
   );
 }
 
-/** Deploys the proxy contract with its stake if it is not on-chain yet. */
+/**
+ * Deploys the proxy contract with its stake and the root's `proxy_close_delay` (add_stake, then
+ * raise_close_delay, in one transfer) if it is not on-chain yet; raises the close delay of an existing one
+ * that is below the root's (clients refuse a proxy contract whose delay is shorter).
+ */
 export async function ensureProxyContract(
   nc: NodeChain,
   key: NodeKey,
@@ -88,7 +95,20 @@ export async function ensureProxyContract(
   log: Logger,
 ) {
   const contract = proxyContractOf(nc, key);
-  if (await nc.payments.isDeployed(contract.address)) return contract;
+  const delay = nc.payments.rootParams.proxyCloseDelay;
+  if (await nc.payments.isDeployed(contract.address)) {
+    const d = await nc.chain.open(ProxyContract.fromAddress(contract.address)).getProxyData();
+    if (d.state === ContractState.open && d.closeDelay < delay) {
+      await nc.sender.send([
+        { to: contract.address, value: MIN_FORWARD_VALUE, body: raiseCloseDelayBody(delay) },
+      ]);
+      log.info(
+        { contract: contract.address.toString(), closeDelay: delay },
+        'proxy contract close delay raised',
+      );
+    }
+    return contract;
+  }
   const min = nc.payments.rootParams.minProxyStake;
   const stake = stakeTon ? parseTon(stakeTon) : min;
   if (stake < min) throw new ConfigError(`stakeTon: the root requires at least ${formatTon(min)} TON`);
@@ -99,8 +119,12 @@ export async function ensureProxyContract(
       body: addStakeBody(stake),
       init: contract.init!,
     },
+    { to: contract.address, value: MIN_FORWARD_VALUE, body: raiseCloseDelayBody(delay) },
   ]);
-  log.info({ contract: contract.address.toString(), stake: formatTon(stake) }, 'proxy contract deployed');
+  log.info(
+    { contract: contract.address.toString(), stake: formatTon(stake), closeDelay: delay },
+    'proxy contract deployed',
+  );
   return contract;
 }
 
@@ -149,6 +173,15 @@ export async function buildClientPayments(c: ChainConfig, key: NodeKey, log: Log
           throw new PaymentRefusedError(
             `proxy contract ${proxyContract.toString()} is not bound to this proxy's attested key under our root`,
             'proxy_not_bound',
+          );
+        }
+        // Its close delay (how long workers and the pool are safe after request_close, and how long
+        // commission matures) must be at least the root's.
+        const want = nc.payments.rootParams.proxyCloseDelay;
+        if (d.closeDelay < want) {
+          throw new PaymentRefusedError(
+            `proxy contract ${proxyContract.toString()} has a close delay of ${d.closeDelay} s, below the root's ${want} s`,
+            'proxy_close_delay_too_short',
           );
         }
         const registry = await nc.chain.open(RootContract.fromAddress(nc.root)).getRootData();

@@ -3,7 +3,6 @@ import { access } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Address, toNano } from '@ton/core';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
-import { topUpBody } from '../chain/contracts/client-contract.ts';
 import { loadContractCode } from '../chain/contracts/code.ts';
 import { HashKind } from '../chain/contracts/opcodes.ts';
 import type { RootParams } from '../chain/contracts/params.ts';
@@ -15,7 +14,7 @@ import {
 } from '../chain/contracts/root-contract.ts';
 import { LocalChain } from '../chain/local-chain.ts';
 import { type LocalChainServer, startLocalChainServer } from '../chain/local-chain-server.ts';
-import { TonPayments } from '../chain/payments-chain.ts';
+import { clientDepositMessages, clientTermsMeetRoot, TonPayments } from '../chain/payments-chain.ts';
 import { TonChain } from '../chain/ton-chain.ts';
 import { createWalletFile, loadWalletFile, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
 import { DEPOSIT_GAS, WALLET_FILE } from '../config/build-payments.ts';
@@ -35,8 +34,10 @@ export const LOCAL_PARAMS: RootParams = {
   cachedMult: 5_000,
   completionMult: 10_000,
   reasoningMult: 10_000,
-  clientCloseDelay: 60,
-  proxyCloseDelay: 120,
+  // A day for a client to leave (far above any proxy's settlement interval: what it signed is redeemed
+  // before it can close), two for a proxy (workers redeem their payouts before its stake can go).
+  clientCloseDelay: 86_400,
+  proxyCloseDelay: 172_800,
   minClientStake: toNano('1'),
   minProxyStake: toNano('10'),
 };
@@ -131,16 +132,10 @@ export async function startLocalTon(dataDir: string, port = 0): Promise<LocalTon
       const key = await loadOrCreateNodeKey(clientDir);
       const c = payments.clientContractOf(s.address, key.publicKey, proxyContract);
       const state = await payments.clientState(c.address);
-      if (state.balance >= amount) return c.address;
-      const top = amount - state.balance;
-      await s.send([
-        {
-          to: c.address,
-          value: top + DEPOSIT_GAS,
-          body: topUpBody(top),
-          ...(state.deployed ? {} : { init: c.init! }),
-        },
-      ]);
+      if (state.balance >= amount && clientTermsMeetRoot(state, payments.rootParams)) return c.address;
+      const top = amount > state.balance ? amount - state.balance : 0n;
+      // top_up (deploying it) and raise_terms to the root's stake and close delay, in one transfer
+      await s.send(clientDepositMessages(c, state, top, payments.rootParams, DEPOSIT_GAS));
       return c.address;
     },
     async stop() {

@@ -9,7 +9,13 @@ import {
   type TreasuryContract,
 } from '@ton/sandbox';
 import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
-import { ContractState, ExitCode, Op, STORAGE_RESERVE } from '../../src/chain/contracts/opcodes.ts';
+import {
+  ContractState,
+  ExitCode,
+  MAX_CLOSE_DELAY,
+  Op,
+  STORAGE_RESERVE,
+} from '../../src/chain/contracts/opcodes.ts';
 import { ProxyContract } from '../../src/chain/contracts/proxy-contract.ts';
 import { type ClientAuth, GLOBAL_ID, signCell, signClientAuth } from '../../src/pay/signed-messages.ts';
 import {
@@ -62,29 +68,32 @@ describe('client contract', () => {
           owner: proxyOwner.address,
           root: proxyOwner.address,
           proxyKey: newKeys().uint,
-          closeDelay: TEST_PARAMS.proxyCloseDelay,
           workerCode: codes.worker,
         },
         codes.proxy,
       ),
     );
     assertAllSucceeded(await proxy.sendAddStake(proxyOwner.getSender(), PROXY_STAKE + GAS, PROXY_STAKE));
+    assertAllSucceeded(
+      await proxy.sendRaiseCloseDelay(proxyOwner.getSender(), GAS, TEST_PARAMS.proxyCloseDelay),
+    );
     client = blockchain.openContract(
       ClientContract.fromInit(
         {
           owner: owner.address,
           proxy: proxy.address,
           clientKey: clientKeys.uint,
-          closeDelay: CLOSE_DELAY,
-          stake: STAKE,
         },
         codes.client,
       ),
     );
-    // The first top-up deploys the contract.
+    // The first top-up deploys the contract (stake and close delay 0); the owner then sets its terms.
     const r = await client.sendTopUp(owner.getSender(), toNano('10') + GAS, toNano('10'));
     assertAllSucceeded(r);
     assert.ok(receivedBy(r, owner.address, Op.excesses) > 0n);
+    const fresh = await client.getClientData();
+    assert.deepEqual([fresh.stake, fresh.closeDelay], [0n, 0]);
+    assertAllSucceeded(await client.sendRaiseTerms(owner.getSender(), GAS, STAKE, CLOSE_DELAY));
     funded = blockchain.snapshot();
   });
 
@@ -121,6 +130,47 @@ describe('client contract', () => {
     assertAllSucceeded(await client.sendIncreaseStake(owner.getSender(), GAS, toNano('2')));
     assert.equal((await client.getClientData()).stake, toNano('2'));
     assert.equal(await balanceOf(blockchain, client.address), toNano('10') + STORAGE_RESERVE);
+  });
+
+  it('raise_terms: owner only, open only, neither stake nor close delay ever falls', async () => {
+    const d0 = await client.getClientData();
+    assert.deepEqual([d0.stake, d0.closeDelay], [STAKE, CLOSE_DELAY]);
+    const before = await data();
+    assertRefused(
+      await client.sendRaiseTerms(submitter.getSender(), GAS, toNano('2'), CLOSE_DELAY + 1),
+      client.address,
+      ExitCode.notAllowed,
+    );
+    assertRefused(
+      await client.sendRaiseTerms(owner.getSender(), GAS, STAKE - 1n, CLOSE_DELAY + 1),
+      client.address,
+      ExitCode.invalidParams,
+    );
+    assertRefused(
+      await client.sendRaiseTerms(owner.getSender(), GAS, toNano('2'), CLOSE_DELAY - 1),
+      client.address,
+      ExitCode.invalidParams,
+    );
+    assertRefused(
+      await client.sendRaiseTerms(owner.getSender(), GAS, toNano('2'), MAX_CLOSE_DELAY + 1),
+      client.address,
+      ExitCode.invalidParams,
+    );
+    assert.deepEqual(await data(), before);
+    assertAllSucceeded(await client.sendRaiseTerms(owner.getSender(), GAS, STAKE, CLOSE_DELAY)); // same: a no-op
+    assertAllSucceeded(await client.sendRaiseTerms(owner.getSender(), GAS, toNano('2'), 2 * CLOSE_DELAY));
+    let d = await client.getClientData();
+    assert.deepEqual([d.stake, d.closeDelay, d.balance], [toNano('2'), 2 * CLOSE_DELAY, toNano('10')]);
+    assert.equal(await balanceOf(blockchain, client.address), toNano('10') + STORAGE_RESERVE);
+    // The raised delay is the one closing waits.
+    assertAllSucceeded(await client.sendRequestClose(owner.getSender(), GAS));
+    d = await client.getClientData();
+    assert.equal(d.unlockAt, T0 + 2 * CLOSE_DELAY);
+    assertRefused(
+      await client.sendRaiseTerms(owner.getSender(), GAS, toNano('3'), 3 * CLOSE_DELAY),
+      client.address,
+      ExitCode.wrongState,
+    );
   });
 
   it('withdraw: pays the owner exactly; never below the stake; owner only', async () => {
@@ -233,8 +283,8 @@ describe('client contract', () => {
       { cell: wrongTag, signature: signCell(wrongTag, clientKeys.privateKey) },
       ExitCode.wrongTagOrNetwork,
     );
-    await refused(auth(3n, toNano('2')), ExitCode.staleSeqno); // replay of seqno 3 with another total
-    await refused(auth(2n, toNano('2')), ExitCode.staleSeqno);
+    await refused(auth(3n, toNano('1')), ExitCode.totalNotAbovePaid); // a replay of what was charged
+    await refused(auth(2n, toNano('0.5')), ExitCode.totalNotAbovePaid); // an older one
     await refused(auth(4n, toNano('1')), ExitCode.totalNotAbovePaid);
     await refused(auth(4n, toNano('0.5')), ExitCode.totalNotAbovePaid);
     assertRefused(await client.sendCharge(s, toNano('0.049'), good), client.address, ExitCode.notEnoughValue);
@@ -251,9 +301,18 @@ describe('client contract', () => {
     assertRefused(
       await client.sendCharge(submitter.getSender(), GAS, signed),
       client.address,
-      ExitCode.staleSeqno,
+      ExitCode.totalNotAbovePaid,
     );
     assert.deepEqual(await data(), before);
+  });
+
+  it('authorisations are ordered by their total, not their seqno (the seqno is recorded as the highest)', async () => {
+    assertAllSucceeded(await client.sendCharge(submitter.getSender(), GAS, auth(7n, toNano('1'))));
+    // a lower seqno with a higher total: the client signed it, so it is redeemable for the difference
+    assertAllSucceeded(await client.sendCharge(submitter.getSender(), GAS, auth(3n, toNano('1.5'))));
+    const d = await client.getClientData();
+    assert.deepEqual([d.charged, d.balance, d.seqno], [toNano('1.5'), toNano('8.5'), 7n]);
+    assert.equal((await proxy.getProxyData()).pool, toNano('1.5'));
   });
 
   it('charge is capped at the balance, never below zero', async () => {

@@ -4,7 +4,7 @@ import { type Address, fromNano, toNano } from '@ton/core';
 import { Blockchain, type SandboxContract, type SendMessageResult } from '@ton/sandbox';
 import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
 import { Op, STORAGE_RESERVE } from '../../src/chain/contracts/opcodes.ts';
-import { ProxyContract } from '../../src/chain/contracts/proxy-contract.ts';
+import { ProxyContract, proxyTracked } from '../../src/chain/contracts/proxy-contract.ts';
 import { WorkerContract } from '../../src/chain/contracts/worker-contract.ts';
 import { GLOBAL_ID, signClientAuth, signWorkerPayout } from '../../src/pay/signed-messages.ts';
 import {
@@ -36,13 +36,13 @@ it('value is conserved to the nanoton across a sequence of operations', async (t
         owner: proxyOwner.address,
         root: proxyOwner.address,
         proxyKey: proxyKeys.uint,
-        closeDelay: 60,
         workerCode: codes.worker,
       },
       codes.proxy,
     ),
   );
   assertAllSucceeded(await proxy.sendAddStake(proxyOwner.getSender(), PROXY_STAKE + GAS, PROXY_STAKE));
+  assertAllSucceeded(await proxy.sendRaiseCloseDelay(proxyOwner.getSender(), GAS, 60));
 
   let topUps = 0n;
   let refunds = 0n;
@@ -70,8 +70,6 @@ it('value is conserved to the nanoton across a sequence of operations', async (t
           owner: owner.address,
           proxy: proxy.address,
           clientKey: keys.uint,
-          closeDelay: 60,
-          stake: toNano('0.5'),
         },
         codes.client,
       ),
@@ -81,6 +79,8 @@ it('value is conserved to the nanoton across a sequence of operations', async (t
       assertAllSucceeded(r);
       topUps += amount;
     }
+    // Deployed by the first top-up; the owner sets its terms (raise_terms moves no money).
+    assertAllSucceeded(await contract.sendRaiseTerms(owner.getSender(), GAS, toNano('0.5'), 60));
     clients.push({ contract, keys, seqno: 0n, total: 0n });
   }
   const workers: { contract: SandboxContract<WorkerContract>; seqno: bigint; w: bigint; p: bigint }[] = [];
@@ -138,17 +138,18 @@ it('value is conserved to the nanoton across a sequence of operations', async (t
   const steadyPayout = await pay(0, 1n, 2n);
   await charge(1, toNano('100')); // capped at bob's balance
   await pay(1, toNano('9'), toNano('1')); // more than pool + stake: refused and rolled back
-  await pay(1, toNano('5'), toNano('0.5')); // takes from the pool, then the stake
+  await pay(1, toNano('5.5'), toNano('0.5')); // takes from the pool, the maturing commission, then the stake
 
   const owner = (i: number) => blockchain.treasury(['alice', 'bob'][i]!);
   let r = await clients[0]!.contract.sendWithdraw((await owner(0)).getSender(), GAS, toNano('1'));
   assertAllSucceeded(r);
   tally(r, owners);
+  blockchain.now = T0 + 120; // every commission credited at T0 has matured (after 60 to 120 s)
   r = await proxy.sendWithdrawCommission(proxyOwner.getSender(), GAS);
   assertAllSucceeded(r);
   tally(r, owners);
   assertAllSucceeded(await clients[0]!.contract.sendRequestClose((await owner(0)).getSender(), GAS));
-  blockchain.now = T0 + 60;
+  blockchain.now = T0 + 180;
   r = await clients[0]!.contract.sendClose((await owner(0)).getSender(), GAS);
   assertAllSucceeded(r);
   tally(r, owners);
@@ -156,8 +157,12 @@ it('value is conserved to the nanoton across a sequence of operations', async (t
   const balances = await Promise.all(clients.map(async (c) => (await c.contract.getClientData()).balance));
   const p = await proxy.getProxyData();
   const held = balances.reduce((a, b) => a + b, 0n);
-  const stakeUsed = PROXY_STAKE - p.stake; // the last payout went beyond the pool
-  assert.equal(topUps + stakeUsed, held + refunds + workerPaid + commissionPaid + p.commission + p.pool);
+  const stakeUsed = PROXY_STAKE - p.stake; // the last payout went beyond the pool and maturing commission
+  const maturing = p.maturingNew + p.maturingOld;
+  assert.equal(
+    topUps + stakeUsed,
+    held + refunds + workerPaid + commissionPaid + p.commission + maturing + p.pool,
+  );
   assert.ok(workerPaid > 0n && commissionPaid > 0n && refunds > 0n && p.stake < PROXY_STAKE);
 
   // And every contract holds exactly its tracked funds plus the storage reserve.
@@ -165,7 +170,7 @@ it('value is conserved to the nanoton across a sequence of operations', async (t
     assert.equal(await balanceOf(blockchain, c.contract.address), balances[i]! + STORAGE_RESERVE);
   }
   for (const w of workers) assert.equal(await balanceOf(blockchain, w.contract.address), STORAGE_RESERVE);
-  assert.equal(await balanceOf(blockchain, proxy.address), p.stake + p.pool + p.commission + STORAGE_RESERVE);
+  assert.equal(await balanceOf(blockchain, proxy.address), proxyTracked(p) + STORAGE_RESERVE);
 
   // Gas, for the benchmark.
   const report = (label: string, res: SendMessageResult, hops: [Address, number][], payer: Address) => {

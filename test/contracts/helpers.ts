@@ -1,11 +1,27 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { Address, Cell, type Transaction, toNano } from '@ton/core';
-import type { Blockchain, SendMessageResult } from '@ton/sandbox';
+import {
+  Blockchain,
+  type SandboxContract,
+  type SendMessageResult,
+  type TreasuryContract,
+} from '@ton/sandbox';
+import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
 import { loadContractCode } from '../../src/chain/contracts/code.ts';
 import { Op } from '../../src/chain/contracts/opcodes.ts';
 import type { RootParams } from '../../src/chain/contracts/params.ts';
-import { publicKeyToUint } from '../../src/pay/signed-messages.ts';
+import { ProxyContract } from '../../src/chain/contracts/proxy-contract.ts';
+import { WorkerContract } from '../../src/chain/contracts/worker-contract.ts';
+import {
+  type ClientAuth,
+  GLOBAL_ID,
+  publicKeyToUint,
+  type Signed,
+  signClientAuth,
+  signWorkerPayout,
+  type WorkerPayout,
+} from '../../src/pay/signed-messages.ts';
 
 /** Shared by the contract tests: compiled code, keys, and a flat view of sandbox transactions. */
 
@@ -147,3 +163,104 @@ export function plain(value: unknown): unknown {
 }
 
 export { Op };
+
+// ---------------------------------------------------------------------------------------------------------
+// A small network on the emulator, for the attack tests (test/attacks/contract-*.test.ts).
+
+export interface Net {
+  blockchain: Blockchain;
+  codes: Awaited<ReturnType<typeof contractCodes>>;
+  proxyOwner: SandboxContract<TreasuryContract>;
+  clientOwner: SandboxContract<TreasuryContract>;
+  workerOwner: SandboxContract<TreasuryContract>;
+  /** Submits charges and payouts (the proxy node's and the worker node's wallets alike). */
+  submitter: SandboxContract<TreasuryContract>;
+  stranger: SandboxContract<TreasuryContract>;
+  proxyKeys: Keys;
+  clientKeys: Keys;
+  proxy: SandboxContract<ProxyContract>;
+  client: SandboxContract<ClientContract>;
+  /** The worker contract of `workerOwner`. */
+  worker: SandboxContract<WorkerContract>;
+  /** The worker contract of `owner` under this proxy (not deployed until its first payout). */
+  workerOf(owner: Address): SandboxContract<WorkerContract>;
+  /** A ClientAuth signed with the client's key for its contract. */
+  auth(seqno: bigint, total: bigint): Signed<ClientAuth>;
+  /** A WorkerPayout signed with the proxy key for `contract`. */
+  payout(contract: Address, seqno: bigint, workerTotal: bigint, proxyTotal: bigint): Signed<WorkerPayout>;
+}
+
+/**
+ * A staked proxy contract (close delay `proxyCloseDelay`), a client contract with `deposit` and its terms
+ * (stake, close delay) set as the first deposit sets them, and a worker owner, at time T0.
+ */
+export async function startNet(
+  opts: { proxyStake?: bigint; deposit?: bigint; proxyCloseDelay?: number; clientCloseDelay?: number } = {},
+): Promise<Net> {
+  const proxyStake = opts.proxyStake ?? toNano('10');
+  const deposit = opts.deposit ?? toNano('10');
+  const proxyCloseDelay = opts.proxyCloseDelay ?? TEST_PARAMS.proxyCloseDelay;
+  const clientCloseDelay = opts.clientCloseDelay ?? TEST_PARAMS.clientCloseDelay;
+  const codes = await contractCodes();
+  const blockchain = await Blockchain.create({ config: 'slim' });
+  blockchain.now = T0;
+  const [proxyOwner, clientOwner, workerOwner, submitter, stranger] = await Promise.all(
+    ['proxy-owner', 'client-owner', 'worker-owner', 'submitter', 'stranger'].map((n) =>
+      blockchain.treasury(n),
+    ),
+  );
+  const proxyKeys = newKeys();
+  const clientKeys = newKeys();
+  const proxy = blockchain.openContract(
+    ProxyContract.fromInit(
+      {
+        owner: proxyOwner!.address,
+        root: stranger!.address,
+        proxyKey: proxyKeys.uint,
+        workerCode: codes.worker,
+      },
+      codes.proxy,
+    ),
+  );
+  assertAllSucceeded(await proxy.sendAddStake(proxyOwner!.getSender(), proxyStake + GAS, proxyStake));
+  assertAllSucceeded(await proxy.sendRaiseCloseDelay(proxyOwner!.getSender(), GAS, proxyCloseDelay));
+  const client = blockchain.openContract(
+    ClientContract.fromInit(
+      { owner: clientOwner!.address, proxy: proxy.address, clientKey: clientKeys.uint },
+      codes.client,
+    ),
+  );
+  assertAllSucceeded(await client.sendTopUp(clientOwner!.getSender(), deposit + GAS, deposit));
+  assertAllSucceeded(
+    await client.sendRaiseTerms(clientOwner!.getSender(), GAS, TEST_PARAMS.minClientStake, clientCloseDelay),
+  );
+  const workerOf = (owner: Address) =>
+    blockchain.openContract(
+      WorkerContract.fromInit({ owner, proxy: proxy.address, proxyKey: proxyKeys.uint }, codes.worker),
+    );
+  return {
+    blockchain,
+    codes,
+    proxyOwner: proxyOwner!,
+    clientOwner: clientOwner!,
+    workerOwner: workerOwner!,
+    submitter: submitter!,
+    stranger: stranger!,
+    proxyKeys,
+    clientKeys,
+    proxy,
+    client,
+    worker: workerOf(workerOwner!.address),
+    workerOf,
+    auth: (seqno, total) =>
+      signClientAuth(
+        { globalId: GLOBAL_ID.mainnet, contract: client.address, seqno, total },
+        clientKeys.privateKey,
+      ),
+    payout: (contract, seqno, workerTotal, proxyTotal) =>
+      signWorkerPayout(
+        { globalId: GLOBAL_ID.mainnet, contract, seqno, workerTotal, proxyTotal },
+        proxyKeys.privateKey,
+      ),
+  };
+}

@@ -1,5 +1,5 @@
 import { createPrivateKey, createPublicKey } from 'node:crypto';
-import { ExitCode } from '../../src/chain/contracts/opcodes.ts';
+import { ExitCode, MAX_CLOSE_DELAY } from '../../src/chain/contracts/opcodes.ts';
 import { publicKeyToUint } from '../../src/pay/signed-messages.ts';
 import type { Keys } from './helpers.ts';
 
@@ -86,6 +86,7 @@ export interface ClientModel {
   charged: bigint;
   seqno: bigint;
   unlockAt: number;
+  closeDelay: number;
 }
 
 export interface WorkerModel {
@@ -99,8 +100,15 @@ export interface ProxyModel {
   state: number;
   stake: bigint;
   pool: bigint;
+  /** Matured: what withdraw_commission pays. */
   commission: bigint;
+  /** Credited in [epoch, epoch + closeDelay). */
+  maturingNew: bigint;
+  /** Credited in [epoch − closeDelay, epoch). */
+  maturingOld: bigint;
+  epoch: number;
   unlockAt: number;
+  closeDelay: number;
 }
 
 export const OPEN = 0;
@@ -122,22 +130,58 @@ export function minOf(a: bigint, b: bigint): bigint {
   return b;
 }
 
-/** `charge` with an authorisation for `total` at `seqno`: the proceeds land in the proxy's pool, or, if the
- * proxy contract is closed, bounce and are put back (the seqno stays consumed). `short`: the charge did
- * not take all the authorisation allowed (the balance ran out, or the proceeds came back). */
+export function maxOf(a: bigint, b: bigint): bigint {
+  if (a > b) return a;
+  return b;
+}
+
+/** Commission matures one to two close delays after it was credited: on a grid of periods of `closeDelay`,
+ * what was credited two periods ago or earlier is withdrawable (docs/payments.md). */
+export function modelMature(p: ProxyModel, now: number): void {
+  const d = p.closeDelay;
+  if (d === 0) {
+    p.commission += p.maturingNew + p.maturingOld;
+    p.maturingNew = 0n;
+    p.maturingOld = 0n;
+    p.epoch = now;
+    return;
+  }
+  if (now < p.epoch + d) return;
+  const elapsed = Math.floor((now - p.epoch) / d);
+  if (elapsed >= 2) {
+    p.commission += p.maturingNew + p.maturingOld;
+    p.maturingOld = 0n;
+  } else {
+    p.commission += p.maturingOld;
+    p.maturingOld = p.maturingNew;
+  }
+  p.maturingNew = 0n;
+  p.epoch += elapsed * d;
+}
+
+/** The earliest time at which everything now maturing has matured. */
+export function fullyMaturedAt(p: ProxyModel): number {
+  if (p.maturingNew > 0n) return p.epoch + 2 * p.closeDelay;
+  if (p.maturingOld > 0n) return p.epoch + p.closeDelay;
+  return 0;
+}
+
+/** `charge` with an authorisation for `total` at `seqno`: accepted iff `total` is above what was charged
+ * (the seqno gates nothing; the highest is recorded). The proceeds land in the proxy's pool, or, if the
+ * proxy contract is closed, bounce and are put back. `short`: the charge did not take all the
+ * authorisation allowed (the balance ran out, or the proceeds came back). */
 export function modelCharge(
   c: ClientModel,
   p: ProxyModel,
   auth: { seqno: bigint; total: bigint },
 ): Refused | { taken: bigint; capped: boolean; bounced: boolean; short: boolean } {
   if (c.state === CLOSED) return refused(ExitCode.wrongState);
-  if (auth.seqno <= c.seqno) return refused(ExitCode.staleSeqno);
   if (auth.total <= c.charged) return refused(ExitCode.totalNotAbovePaid);
   const due = auth.total - c.charged;
   const taken = minOf(due, c.balance);
   c.charged += taken;
   c.balance -= taken;
-  c.seqno = auth.seqno;
+  c.seqno = maxOf(c.seqno, auth.seqno);
   if (p.state === CLOSED) {
     c.charged -= taken;
     c.balance += taken;
@@ -175,10 +219,27 @@ export function modelIncreaseStake(c: ClientModel, stake: bigint, byOwner: boole
   return null;
 }
 
-export function modelRequestClose(c: ClientModel, now: number, closeDelay: number): Refused | null {
+/** `raise_terms`: stake and close delay, neither lower than now. */
+export function modelRaiseTerms(
+  c: ClientModel,
+  stake: bigint,
+  closeDelay: number,
+  byOwner: boolean,
+): Refused | null {
+  if (!byOwner) return refused(ExitCode.notAllowed);
+  if (c.state !== OPEN) return refused(ExitCode.wrongState);
+  if (stake < c.stake || closeDelay < c.closeDelay || closeDelay > MAX_CLOSE_DELAY) {
+    return refused(ExitCode.invalidParams);
+  }
+  c.stake = stake;
+  c.closeDelay = closeDelay;
+  return null;
+}
+
+export function modelRequestClose(c: ClientModel, now: number): Refused | null {
   if (c.state !== OPEN) return refused(ExitCode.wrongState);
   c.state = CLOSING;
-  c.unlockAt = now + closeDelay;
+  c.unlockAt = now + c.closeDelay;
   return null;
 }
 
@@ -204,17 +265,39 @@ export function modelAddStake(
   return null;
 }
 
-export function modelProxyRequestClose(p: ProxyModel, now: number, closeDelay: number): Refused | null {
+/** `raise_close_delay` (by the owner). */
+export function modelRaiseCloseDelay(p: ProxyModel, closeDelay: number, now: number): Refused | null {
   if (p.state !== OPEN) return refused(ExitCode.wrongState);
-  p.state = CLOSING;
-  p.unlockAt = now + closeDelay;
+  if (closeDelay < p.closeDelay || closeDelay > MAX_CLOSE_DELAY) return refused(ExitCode.invalidParams);
+  modelMature(p, now);
+  p.closeDelay = closeDelay;
   return null;
 }
 
-/** The proxy's `close`: stake, pool and commission go to the owner. */
+export function modelProxyRequestClose(p: ProxyModel, now: number): Refused | null {
+  if (p.state !== OPEN) return refused(ExitCode.wrongState);
+  p.state = CLOSING;
+  p.unlockAt = now + p.closeDelay;
+  return null;
+}
+
+/** `withdraw_commission`: what has matured by `now` goes to the owner. */
+export function modelWithdrawCommission(p: ProxyModel, now: number): bigint {
+  modelMature(p, now);
+  const paid = p.commission;
+  p.commission = 0n;
+  return paid;
+}
+
+/** The proxy's `close`: after the unlock and once all commission has matured, stake, pool and commission
+ * go to the owner. */
 export function modelProxyClose(p: ProxyModel, now: number): Refused | { paid: bigint } {
   if (p.state !== CLOSING) return refused(ExitCode.wrongState);
   if (now < p.unlockAt) return refused(ExitCode.tooEarly);
+  const next = { ...p };
+  modelMature(next, now);
+  if (next.maturingNew + next.maturingOld > 0n) return refused(ExitCode.tooEarly);
+  Object.assign(p, next);
   const paid = p.stake + p.pool + p.commission;
   p.state = CLOSED;
   p.stake = 0n;
@@ -223,39 +306,54 @@ export function modelProxyClose(p: ProxyModel, now: number): Refused | { paid: b
   return { paid };
 }
 
-/** First hop of a payout: the worker contract checks the signed totals and forwards the differences. */
+/** First hop of a payout: the worker contract takes each signed total that is above what it paid (at least
+ * one must be; the seqno gates nothing, the highest is recorded) and forwards the differences. */
 export function modelPayoutAtWorker(
   w: WorkerModel,
   payout: { seqno: bigint; workerTotal: bigint; proxyTotal: bigint },
 ): Refused | { dw: bigint; dp: bigint } {
-  if (payout.seqno <= w.seqno) return refused(ExitCode.staleSeqno);
-  if (payout.workerTotal < w.paidWorker || payout.proxyTotal < w.paidProxy) {
-    return refused(ExitCode.totalNotAbovePaid);
-  }
-  if (payout.workerTotal + payout.proxyTotal <= w.paidWorker + w.paidProxy) {
-    return refused(ExitCode.totalNotAbovePaid);
-  }
-  const dw = payout.workerTotal - w.paidWorker;
-  const dp = payout.proxyTotal - w.paidProxy;
+  const worker = maxOf(payout.workerTotal, w.paidWorker);
+  const proxy = maxOf(payout.proxyTotal, w.paidProxy);
+  if (worker + proxy <= w.paidWorker + w.paidProxy) return refused(ExitCode.totalNotAbovePaid);
+  const dw = worker - w.paidWorker;
+  const dp = proxy - w.paidProxy;
   w.deployed = true;
-  w.seqno = payout.seqno;
-  w.paidWorker = payout.workerTotal;
-  w.paidProxy = payout.proxyTotal;
+  w.seqno = maxOf(w.seqno, payout.seqno);
+  w.paidWorker = worker;
+  w.paidProxy = proxy;
   return { dw, dp };
 }
 
-/** Second hop: the proxy pays from the pool, then the stake, or refuses and the worker rolls back (its
- * seqno stays consumed). Returns whether it paid. */
-export function modelPayoutAtProxy(w: WorkerModel, p: ProxyModel, dw: bigint, dp: bigint): boolean {
+/** Second hop: the proxy pays from the pool, then maturing commission (the older first), then the stake,
+ * and credits `dp` as new maturing commission; or it refuses (changing nothing) and the worker rolls back.
+ * Returns false if refused, else how much maturing commission it took to pay. */
+export function modelPayoutAtProxy(
+  w: WorkerModel,
+  p: ProxyModel,
+  dw: bigint,
+  dp: bigint,
+  now: number,
+): false | { fromMaturing: bigint } {
+  const next = { ...p };
+  modelMature(next, now);
   const due = dw + dp;
-  if (due > p.pool + p.stake) {
+  if (due > next.pool + next.maturingOld + next.maturingNew + next.stake) {
     w.paidWorker -= dw;
     w.paidProxy -= dp;
     return false;
   }
-  const fromPool = minOf(due, p.pool);
-  p.pool -= fromPool;
-  p.stake -= due - fromPool;
-  p.commission += dp;
-  return true;
+  let rest = due;
+  const fromPool = minOf(rest, next.pool);
+  next.pool -= fromPool;
+  rest -= fromPool;
+  const fromOld = minOf(rest, next.maturingOld);
+  next.maturingOld -= fromOld;
+  rest -= fromOld;
+  const fromNew = minOf(rest, next.maturingNew);
+  next.maturingNew -= fromNew;
+  rest -= fromNew;
+  next.stake -= rest;
+  next.maturingNew += dp;
+  Object.assign(p, next);
+  return { fromMaturing: fromOld + fromNew };
 }

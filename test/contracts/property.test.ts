@@ -16,7 +16,11 @@ import {
   STORAGE_RESERVE,
 } from '../../src/chain/contracts/opcodes.ts';
 import type { RootParams } from '../../src/chain/contracts/params.ts';
-import { ProxyContract, workerPayoutRequestBody } from '../../src/chain/contracts/proxy-contract.ts';
+import {
+  ProxyContract,
+  proxyTracked,
+  workerPayoutRequestBody,
+} from '../../src/chain/contracts/proxy-contract.ts';
 import { RootContract } from '../../src/chain/contracts/root-contract.ts';
 import { WorkerContract, workerPayoutBody } from '../../src/chain/contracts/worker-contract.ts';
 import { PaymentRequiredError } from '../../src/errors.ts';
@@ -38,6 +42,7 @@ import {
   CLOSED,
   CLOSING,
   type ClientModel,
+  fullyMaturedAt,
   isRefused,
   keysFrom,
   modelAddStake,
@@ -48,9 +53,12 @@ import {
   modelPayoutAtWorker,
   modelProxyClose,
   modelProxyRequestClose,
+  modelRaiseCloseDelay,
+  modelRaiseTerms,
   modelRequestClose,
   modelTopUp,
   modelWithdraw,
+  modelWithdrawCommission,
   OPEN,
   type ProxyModel,
   Rng,
@@ -111,6 +119,8 @@ interface Worker {
 
 type Outcome = 'ok' | 'refused' | 'skipped';
 
+const maturingOf = (p: { maturingNew: bigint; maturingOld: bigint }) => p.maturingNew + p.maturingOld;
+
 it('randomized operations keep every contract on the model and conserve value to the nanoton', async (t) => {
   const started = Date.now();
   t.diagnostic(
@@ -160,7 +170,6 @@ it('randomized operations keep every contract on the model and conserve value to
         owner: proxyOwner.address,
         root: root.address,
         proxyKey: proxyKeys.uint,
-        closeDelay: params.proxyCloseDelay,
         workerCode: codes.worker,
       },
       codes.proxy,
@@ -174,8 +183,6 @@ it('randomized operations keep every contract on the model and conserve value to
           owner: owner.address,
           proxy: proxy.address,
           clientKey: keys.uint,
-          closeDelay: params.clientCloseDelay,
-          stake: params.minClientStake,
         },
         codes.client,
       ),
@@ -187,7 +194,8 @@ it('randomized operations keep every contract on the model and conserve value to
       contract,
       account: new ClientAccount(contract.address, owner.address, keys.publicKey, GLOBAL_ID.mainnet, null),
       signed: [],
-      model: { state: OPEN, balance: 0n, stake: params.minClientStake, charged: 0n, seqno: 0n, unlockAt: 0 },
+      // deployed with stake and close delay 0; the owner raises them with its first deposit
+      model: { state: OPEN, balance: 0n, stake: 0n, charged: 0n, seqno: 0n, unlockAt: 0, closeDelay: 0 },
       everCapped: false,
       short: false,
       toppedUp: 0n,
@@ -211,7 +219,17 @@ it('randomized operations keep every contract on the model and conserve value to
       received: 0n,
     };
   });
-  const pm: ProxyModel = { state: OPEN, stake: 0n, pool: 0n, commission: 0n, unlockAt: 0 };
+  const pm: ProxyModel = {
+    state: OPEN,
+    stake: 0n,
+    pool: 0n,
+    commission: 0n,
+    maturingNew: 0n,
+    maturingOld: 0n,
+    epoch: 0,
+    unlockAt: 0,
+    closeDelay: 0,
+  };
 
   // A client and a worker contract bound to a proxy contract that never exists (used at the very end).
   const ghostProxy = ProxyContract.fromInit(
@@ -219,7 +237,6 @@ it('randomized operations keep every contract on the model and conserve value to
       owner: stranger.address,
       root: root.address,
       proxyKey: proxyKeys.uint,
-      closeDelay: params.proxyCloseDelay,
       workerCode: codes.worker,
     },
     codes.proxy,
@@ -231,8 +248,6 @@ it('randomized operations keep every contract on the model and conserve value to
         owner: stranger.address,
         proxy: ghostProxy.address,
         clientKey: orphanKeys.uint,
-        closeDelay: params.clientCloseDelay,
-        stake: params.minClientStake,
       },
       codes.client,
     ),
@@ -276,6 +291,8 @@ it('randomized operations keep every contract on the model and conserve value to
 
   // --- tracked value ------------------------------------------------------------------------------------
   let stakeAdded = 0n;
+  /** Maturing commission the proxy contract used to pay workers (when the pool ran short). */
+  let commissionSpent = 0n;
   /** Received by the proxy owner in `proxy_paid` messages (commission, and the close payout). */
   let proxyOwnerReceived = 0n;
   const stats: Record<string, number> = {};
@@ -382,16 +399,26 @@ it('randomized operations keep every contract on the model and conserve value to
     const v = await view();
     const p = v.proxy;
     assert.deepEqual(
-      { state: p.state, stake: p.stake, pool: p.pool, commission: p.commission, unlockAt: p.unlockAt },
+      {
+        state: p.state,
+        stake: p.stake,
+        pool: p.pool,
+        commission: p.commission,
+        maturingNew: p.maturingNew,
+        maturingOld: p.maturingOld,
+        epoch: p.epoch,
+        unlockAt: p.unlockAt,
+        closeDelay: p.closeDelay,
+      },
       { ...pm },
       `${label}: proxy`,
     );
-    await checkHeld(proxy.address, p.stake + p.pool + p.commission, label);
+    await checkHeld(proxy.address, proxyTracked(p), label);
     for (const c of clients) {
       const d = v.clients[c.index]!;
-      const { state, balance, stake, charged, seqno, unlockAt } = d;
+      const { state, balance, stake, charged, seqno, unlockAt, closeDelay } = d;
       assert.deepEqual(
-        { state, balance, stake, charged, seqno, unlockAt },
+        { state, balance, stake, charged, seqno, unlockAt, closeDelay },
         { ...c.model },
         `${label}: client ${c.index}`,
       );
@@ -498,17 +525,21 @@ it('randomized operations keep every contract on the model and conserve value to
               ? 'charge capped at the balance'
               : 'charge',
         );
-        c.short = e.short;
         c.everCapped ||= e.capped;
       }
     }
+    // short: what was charged is below the newest (highest) authorisation accepted
+    const newestAccepted = c.model.seqno === 0n ? 0n : c.signed[Number(c.model.seqno) - 1]!.payload.total;
+    c.short = c.model.charged < newestAccepted;
     return accepted.length === 0 ? 'refused' : 'ok';
   };
 
   /** Submits `payouts` for `w` (several at once: all worker hops first, then the proxy's, then rollbacks). */
   const submitPayouts = async (w: Worker, payouts: Signed<WorkerPayout>[]): Promise<Outcome> => {
     const atWorker = payouts.map((s) => modelPayoutAtWorker(w.model, s.payload));
-    const atProxy = atWorker.map((x) => (isRefused(x) ? null : modelPayoutAtProxy(w.model, pm, x.dw, x.dp)));
+    const atProxy = atWorker.map((x) =>
+      isRefused(x) ? null : modelPayoutAtProxy(w.model, pm, x.dw, x.dp, now()),
+    );
     const r = track(
       payouts.length === 1
         ? await w.contract.sendPayout(w.owner.getSender(), GAS, payouts[0]!)
@@ -542,7 +573,8 @@ it('randomized operations keep every contract on the model and conserve value to
     for (const [i, x] of atWorker.entries()) {
       if (isRefused(x)) count(`payout refused ${x.refused}`);
       else if (atProxy[i]) {
-        count('payout');
+        count(atProxy[i].fromMaturing > 0n ? 'payout backed by maturing commission' : 'payout');
+        commissionSpent += atProxy[i].fromMaturing;
         paidNow += x.dw;
       } else count('payout refused by the proxy (pool + stake too small), rolled back');
     }
@@ -809,8 +841,7 @@ it('randomized operations keep every contract on the model and conserve value to
   };
 
   const withdrawCommission = async (): Promise<Outcome> => {
-    const amount = pm.commission;
-    pm.commission = 0n;
+    const amount = modelWithdrawCommission(pm, now());
     const r = track(await proxy.sendWithdrawCommission(proxyOwner.getSender(), GAS));
     assertOutcome(r, proxy.address, Op.proxyWithdrawCommission, [null]);
     assert.equal(receivedBy(r, proxyOwner.address, Op.proxyPaid), amount);
@@ -828,9 +859,25 @@ it('randomized operations keep every contract on the model and conserve value to
     return 'ok';
   };
 
+  const raiseTerms = async (c: Client, stake: bigint, closeDelay: number, byOwner: boolean) => {
+    const expected = modelRaiseTerms(c.model, stake, closeDelay, byOwner);
+    const r = track(
+      await c.contract.sendRaiseTerms((byOwner ? c.owner : stranger).getSender(), GAS, stake, closeDelay),
+    );
+    assertOutcome(r, c.contract.address, Op.clientRaiseTerms, [expected?.refused ?? null]);
+    count(expected ? `raise terms refused ${expected.refused}` : 'raise terms');
+    return expected ? 'refused' : 'ok';
+  };
+
   const increaseStake = async (): Promise<Outcome> => {
     const c = rng.pick(clients);
     const byOwner = !rng.chance(0.1);
+    if (rng.chance(0.4)) {
+      // raise_terms: stake and close delay together, now and then one of them lower (110)
+      const stake = rng.chance(0.15) ? c.model.stake - rng.big(1n, c.model.stake + 1n) : c.model.stake;
+      const delay = rng.chance(0.15) ? c.model.closeDelay - 1 : c.model.closeDelay + rng.int(0, 600);
+      return raiseTerms(c, stake < 0n ? 0n : stake + rng.big(0n, toNano('0.2')), delay, byOwner);
+    }
     const stake = rng.chance(0.2)
       ? c.model.stake - rng.big(0n, c.model.stake)
       : c.model.stake + rng.big(1n, toNano('0.5'));
@@ -845,7 +892,7 @@ it('randomized operations keep every contract on the model and conserve value to
 
   /** The owner starts closing; the proxy, seeing it, redeems the newest authorisation at once. */
   const requestClose = async (c: Client): Promise<Outcome> => {
-    const expected = modelRequestClose(c.model, now(), params.clientCloseDelay);
+    const expected = modelRequestClose(c.model, now());
     const r = track(await c.contract.sendRequestClose(c.owner.getSender(), GAS));
     assertOutcome(r, c.contract.address, Op.clientRequestClose, [expected?.refused ?? null]);
     if (expected) return 'refused';
@@ -873,10 +920,15 @@ it('randomized operations keep every contract on the model and conserve value to
   assertOutcome(r, root.address, Op.rootSetParams, [null]);
   assert.deepEqual(await root.getParams(), params);
   const proxyStake = params.minProxyStake + rng.big(0n, toNano('1'));
-  await addStake(proxyStake, proxyStake + GAS); // deploys the proxy contract
+  await addStake(proxyStake, proxyStake + GAS); // deploys the proxy contract, close delay 0
+  assert.equal(modelRaiseCloseDelay(pm, params.proxyCloseDelay, now()), null);
+  r = track(await proxy.sendRaiseCloseDelay(proxyOwner.getSender(), GAS, params.proxyCloseDelay));
+  assertOutcome(r, proxy.address, Op.proxyRaiseCloseDelay, [null]);
   for (const c of clients) {
     const deposit = rng.big(params.minClientStake, params.minClientStake + toNano('3'));
     assert.equal(await sendTopUp(c, deposit, deposit + GAS, c.owner), 'ok'); // deploys the client contract
+    // … and the root's terms, as the first deposit sets them
+    assert.equal(await raiseTerms(c, params.minClientStake, params.clientCloseDelay, true), 'ok');
   }
   let last = await checkModel('set-up');
 
@@ -986,16 +1038,20 @@ it('randomized operations keep every contract on the model and conserve value to
     ) {
       assert.ok(round < 3, `worker ${w.index} could not be paid in full`);
       const due = w.account.accruedWorker - w.model.paidWorker + w.account.accruedProxy - w.model.paidProxy;
-      if (due > pm.pool + pm.stake) {
+      const available = pm.pool + pm.maturingNew + pm.maturingOld + pm.stake; // matured commission aside
+      if (due > available) {
         // first try it short, to see the refusal, then top up the stake so the proxy covers its loss
         if (round > 0) {
-          const amount = due - pm.pool - pm.stake + toNano('0.1');
+          const amount = due - available + toNano('0.1');
           await addStake(amount, amount + GAS);
         }
       }
       await submitPayouts(w, [signPayout(w)]);
     }
   }
+  // Commission matures one to two close delays after it was credited: withdraw it once all has.
+  assert.equal(await withdrawCommission(), 'ok');
+  if (fullyMaturedAt(pm) > now()) blockchain.now = fullyMaturedAt(pm);
   await withdrawCommission();
   await checkModel('settled');
 
@@ -1033,7 +1089,7 @@ it('randomized operations keep every contract on the model and conserve value to
     const workerPaid = sum(workers.map((w) => w.received));
     assert.equal(
       deposits + stakeAdded,
-      held + refunds + workerPaid + proxyOwnerReceived + p.commission + p.pool + p.stake,
+      held + refunds + workerPaid + proxyOwnerReceived + p.commission + maturingOf(p) + p.pool + p.stake,
       `${label}: tracked value is not conserved`,
     );
     // … split at the client contracts' edge: what they no longer hold was refunded or charged, and what
@@ -1042,7 +1098,7 @@ it('randomized operations keep every contract on the model and conserve value to
     assert.equal(deposits, held + refunds + charged, label);
     assert.equal(
       charged + stakeAdded,
-      workerPaid + proxyOwnerReceived + p.commission + p.pool + p.stake,
+      workerPaid + proxyOwnerReceived + p.commission + maturingOf(p) + p.pool + p.stake,
       label,
     );
 
@@ -1087,10 +1143,14 @@ it('randomized operations keep every contract on the model and conserve value to
     assert.equal(d.paidProxy, w.account.accruedProxy);
   }
 
-  // (4) The commission is exactly the proxy parts paid out through the worker contracts (all withdrawn).
-  assert.equal(p.commission + proxyOwnerReceived, sum(workerData.map((d) => d.paidProxy)));
-  assert.equal(proxyOwnerReceived, sum(workers.map((w) => w.account.accruedProxy)));
-  assert.equal(p.commission, 0n);
+  // (4) The commission is exactly the proxy parts paid out through the worker contracts (all withdrawn),
+  // less what of it, still maturing, paid workers when the pool ran short.
+  assert.equal(
+    p.commission + maturingOf(p) + proxyOwnerReceived + commissionSpent,
+    sum(workerData.map((d) => d.paidProxy)),
+  );
+  assert.equal(proxyOwnerReceived + commissionSpent, sum(workers.map((w) => w.account.accruedProxy)));
+  assert.equal(p.commission + maturingOf(p), 0n);
 
   // Every contract again holds its tracked funds plus the storage reserve, exactly if its last message
   // went through. (A refused message still pays the storage fee due since the contract's previous
@@ -1098,7 +1158,7 @@ it('randomized operations keep every contract on the model and conserve value to
   // accepted message tops the reserve up again from its excess. The tracked fields are never touched.)
   for (const [i, c] of clients.entries()) await checkHeld(c.contract.address, clientData[i]!.balance, 'end');
   for (const w of workers) await checkHeld(w.contract.address, 0n, 'end');
-  await checkHeld(proxy.address, p.stake + p.pool + p.commission, 'end');
+  await checkHeld(proxy.address, proxyTracked(p), 'end');
   await checkHeld(root.address, 0n, 'end');
   assert.deepEqual(await root.getParams(), params);
 
@@ -1111,14 +1171,26 @@ it('randomized operations keep every contract on the model and conserve value to
     assert.equal(receivedBy(r, proxyOwner.address, Op.proxyPaid), expected.paid);
     return null;
   };
-  assert.equal(modelProxyRequestClose(pm, now(), params.proxyCloseDelay), null);
+  assert.equal(modelProxyRequestClose(pm, now()), null);
   r = track(await proxy.sendRequestClose(proxyOwner.getSender(), GAS));
   assertOutcome(r, proxy.address, Op.proxyRequestClose, [null]);
   last = await checkModel('proxy closing');
   assert.equal(await addStake(toNano('1'), toNano('1') + GAS), 'refused'); // closing: no more stake
   assert.equal(await proxyClose(), ExitCode.tooEarly);
   assert.deepEqual(plain(await checkModel('proxy close, too early')), plain(last));
+  // Workers are still paid while closing; the commission this credits must mature before the close.
+  const lateWorker = workers[workers.length - 1]!;
+  lateWorker.account.accrue(toNano('0.01'), toNano('0.002'));
+  assert.equal(await submitPayouts(lateWorker, [signPayout(lateWorker)]), 'ok');
+  const paidWhileClosing = toNano('0.01');
+  assert.ok(maturingOf(pm) > 0n);
   blockchain.now = pm.unlockAt;
+  if (fullyMaturedAt(pm) > now()) {
+    last = await checkModel('proxy unlocked, commission maturing');
+    assert.equal(await proxyClose(), ExitCode.tooEarly);
+    assert.deepEqual(plain(await checkModel('proxy close, commission maturing')), plain(last));
+    blockchain.now = fullyMaturedAt(pm);
+  }
   assert.equal(await proxyClose(), null);
   await checkModel('proxy closed');
   // A client signs for more: the charge goes through, its proceeds bounce, and the client contract puts
@@ -1138,7 +1210,7 @@ it('randomized operations keep every contract on the model and conserve value to
   assert.equal(stats['payout refused by the proxy (pool + stake too small), rolled back'], refusedBefore + 1);
   await checkModel('after the proxy closed');
   const after = await assertConserved('after the proxy closed');
-  assert.equal(after.workerPaid, totals.workerPaid);
+  assert.equal(after.workerPaid, totals.workerPaid + paidWhileClosing);
   assert.equal(after.charged, totals.charged);
 
   // --- epilogue: a proxy contract that does not exist: forwarded messages bounce and are rolled back ----
@@ -1203,9 +1275,9 @@ it('randomized operations keep every contract on the model and conserve value to
   for (const k of [
     'request',
     'charge',
-    'charge refused 105',
+    'charge refused 106',
     'payout',
-    'payout refused 105',
+    'payout refused 106',
     'withdraw',
     'withdraw refused 109',
     'close',
@@ -1238,8 +1310,6 @@ it('a withdrawal of 0 sends no refund (docs/payments.md: "Nothing is sent for a 
         owner: owner.address,
         proxy: owner.address,
         clientKey: keysFrom(rng).uint,
-        closeDelay: 60,
-        stake: toNano('1'),
       },
       codes.client,
     ),

@@ -10,7 +10,12 @@ import {
 } from '@ton/sandbox';
 import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
 import { ContractState, ExitCode, Op, STORAGE_RESERVE } from '../../src/chain/contracts/opcodes.ts';
-import { ProxyContract, workerPayoutRequestBody } from '../../src/chain/contracts/proxy-contract.ts';
+import {
+  ProxyContract,
+  proxyCommissionAt,
+  proxyTracked,
+  workerPayoutRequestBody,
+} from '../../src/chain/contracts/proxy-contract.ts';
 import { WorkerContract } from '../../src/chain/contracts/worker-contract.ts';
 import {
   GLOBAL_ID,
@@ -61,10 +66,7 @@ describe('worker and proxy contracts', () => {
   });
   const assertProxyHoldsExactly = async () => {
     const p = await proxy.getProxyData();
-    assert.equal(
-      await balanceOf(blockchain, proxy.address),
-      p.stake + p.pool + p.commission + STORAGE_RESERVE,
-    );
+    assert.equal(await balanceOf(blockchain, proxy.address), proxyTracked(p) + STORAGE_RESERVE);
   };
 
   before(async () => {
@@ -83,13 +85,13 @@ describe('worker and proxy contracts', () => {
           owner: proxyOwner.address,
           root: stranger.address,
           proxyKey: proxyKeys.uint,
-          closeDelay: CLOSE_DELAY,
           workerCode: codes.worker,
         },
         codes.proxy,
       ),
     );
     assertAllSucceeded(await proxy.sendAddStake(proxyOwner.getSender(), PROXY_STAKE + GAS, PROXY_STAKE));
+    assertAllSucceeded(await proxy.sendRaiseCloseDelay(proxyOwner.getSender(), GAS, CLOSE_DELAY));
     worker = blockchain.openContract(
       WorkerContract.fromInit(
         { owner: workerOwner.address, proxy: proxy.address, proxyKey: proxyKeys.uint },
@@ -105,8 +107,6 @@ describe('worker and proxy contracts', () => {
           owner: clientOwner.address,
           proxy: proxy.address,
           clientKey: clientKeys.uint,
-          closeDelay: 60,
-          stake: 0n,
         },
         codes.client,
       ),
@@ -134,7 +134,11 @@ describe('worker and proxy contracts', () => {
     const w = await worker.getWorkerData();
     assert.deepEqual([w.seqno, w.paidWorker, w.paidProxy], [1n, toNano('0.8'), toNano('0.2')]);
     const p = await proxy.getProxyData();
-    assert.deepEqual([p.pool, p.stake, p.commission], [POOL - toNano('1'), PROXY_STAKE, toNano('0.2')]);
+    // the commission is credited maturing (not withdrawable before a close delay has passed)
+    assert.deepEqual(
+      [p.pool, p.stake, p.commission, p.maturingNew, p.maturingOld],
+      [POOL - toNano('1'), PROXY_STAKE, 0n, toNano('0.2'), 0n],
+    );
     assert.equal(await balanceOf(blockchain, worker.address), STORAGE_RESERVE);
     await assertProxyHoldsExactly();
 
@@ -142,7 +146,7 @@ describe('worker and proxy contracts', () => {
     const r2 = await worker.sendPayout(workerNode.getSender(), GAS, payout(2n, toNano('1.2'), toNano('0.3')));
     assertAllSucceeded(r2);
     assert.equal(receivedBy(r2, workerOwner.address, Op.workerPaid), toNano('0.4'));
-    assert.equal((await proxy.getProxyData()).commission, toNano('0.3'));
+    assert.equal((await proxy.getProxyData()).maturingNew, toNano('0.3'));
   });
 
   it('payout refusals leave both contracts unchanged', async () => {
@@ -165,10 +169,9 @@ describe('worker and proxy contracts', () => {
       payout(4n, toNano('2'), toNano('0.2'), { globalId: GLOBAL_ID.testnet }),
       ExitCode.wrongTagOrNetwork,
     );
-    await refused(payout(3n, toNano('2'), toNano('0.2')), ExitCode.staleSeqno);
+    await refused(payout(3n, toNano('1'), toNano('0.1')), ExitCode.totalNotAbovePaid); // a replay's totals
     await refused(payout(4n, toNano('1'), toNano('0.1')), ExitCode.totalNotAbovePaid);
-    await refused(payout(4n, toNano('0.9'), toNano('0.3')), ExitCode.totalNotAbovePaid); // worker total goes back
-    await refused(payout(4n, toNano('1.5'), toNano('0.05')), ExitCode.totalNotAbovePaid); // proxy total goes back
+    await refused(payout(4n, toNano('0.9'), toNano('0.05')), ExitCode.totalNotAbovePaid); // both below paid
     assertRefused(await worker.sendPayout(s, toNano('0.049'), good), worker.address, ExitCode.notEnoughValue);
     assert.deepEqual(await snapshot(), before);
     assertAllSucceeded(await worker.sendPayout(s, GAS, good));
@@ -179,7 +182,7 @@ describe('worker and proxy contracts', () => {
     assertAllSucceeded(await worker.sendPayout(workerNode.getSender(), GAS, signed));
     const before = await snapshot();
     const r = await worker.sendPayout(workerNode.getSender(), GAS, signed);
-    assertRefused(r, worker.address, ExitCode.staleSeqno);
+    assertRefused(r, worker.address, ExitCode.totalNotAbovePaid);
     assert.equal(receivedBy(r, workerOwner.address, Op.workerPaid), 0n);
     assert.deepEqual(await snapshot(), before);
   });
@@ -204,8 +207,20 @@ describe('worker and proxy contracts', () => {
     assertAllSucceeded(r2);
     assert.equal(receivedBy(r2, workerOwner.address, Op.workerPaid), toNano('13'));
     const p = await proxy.getProxyData();
-    assert.deepEqual([p.pool, p.stake, p.commission], [0n, 0n, toNano('1')]);
+    assert.deepEqual([p.pool, p.stake, p.maturingNew], [0n, 0n, toNano('1')]);
     await assertProxyHoldsExactly();
+  });
+
+  it('each total counts on its own: a lower seqno, or a lower proxy total, still pays the worker', async () => {
+    assertAllSucceeded(
+      await worker.sendPayout(workerNode.getSender(), GAS, payout(9n, toNano('1'), toNano('0.5'))),
+    );
+    const r = await worker.sendPayout(workerNode.getSender(), GAS, payout(2n, toNano('1.5'), toNano('0.1')));
+    assertAllSucceeded(r);
+    assert.equal(receivedBy(r, workerOwner.address, Op.workerPaid), toNano('0.5'));
+    const w = await worker.getWorkerData();
+    assert.deepEqual([w.seqno, w.paidWorker, w.paidProxy], [9n, toNano('1.5'), toNano('0.5')]);
+    assert.equal((await proxy.getProxyData()).maturingNew, toNano('0.5'));
   });
 
   it('a payout request bounced by a missing proxy contract is rolled back', async () => {
@@ -214,7 +229,6 @@ describe('worker and proxy contracts', () => {
         owner: stranger.address,
         root: stranger.address,
         proxyKey: 1n,
-        closeDelay: 1,
         workerCode: codes.worker,
       },
       codes.proxy,
@@ -269,7 +283,7 @@ describe('worker and proxy contracts', () => {
     await assertProxyHoldsExactly();
   });
 
-  it('withdraw_commission pays the owner exactly; owner only', async () => {
+  it('withdraw_commission pays the owner exactly what matured; owner only', async () => {
     assertAllSucceeded(
       await worker.sendPayout(workerNode.getSender(), GAS, payout(1n, toNano('1'), toNano('0.25'))),
     );
@@ -278,11 +292,48 @@ describe('worker and proxy contracts', () => {
       proxy.address,
       ExitCode.notAllowed,
     );
+    // Credited at T0, in the maturing period that starts at `epoch` (≤ T0): it matures two periods on.
+    const { epoch } = await proxy.getProxyData();
+    assert.ok(epoch <= T0 && T0 < epoch + CLOSE_DELAY);
+    const early = await proxy.sendWithdrawCommission(proxyOwner.getSender(), GAS);
+    assertAllSucceeded(early);
+    assert.equal(receivedBy(early, proxyOwner.address, Op.proxyPaid), 0n);
+    blockchain.now = epoch + 2 * CLOSE_DELAY - 1;
+    assert.equal(proxyCommissionAt(await proxy.getProxyData(), blockchain.now).withdrawable, 0n);
+    assertAllSucceeded(await proxy.sendWithdrawCommission(proxyOwner.getSender(), GAS));
+    assert.equal((await proxy.getProxyData()).maturingOld, toNano('0.25')); // a period on: maturing still
+    blockchain.now = epoch + 2 * CLOSE_DELAY;
+    assert.ok(blockchain.now - T0 >= CLOSE_DELAY && blockchain.now - T0 <= 2 * CLOSE_DELAY);
+    assert.equal(proxyCommissionAt(await proxy.getProxyData(), blockchain.now).withdrawable, toNano('0.25'));
     const r = await proxy.sendWithdrawCommission(proxyOwner.getSender(), GAS);
     assertAllSucceeded(r);
     assert.equal(receivedBy(r, proxyOwner.address, Op.proxyPaid), toNano('0.25'));
-    assert.equal((await proxy.getProxyData()).commission, 0n);
+    const p = await proxy.getProxyData();
+    assert.deepEqual([p.commission, p.maturingNew, p.maturingOld], [0n, 0n, 0n]);
     await assertProxyHoldsExactly();
+  });
+
+  it('raise_close_delay: owner only, open only, never lower', async () => {
+    assertRefused(
+      await proxy.sendRaiseCloseDelay(stranger.getSender(), GAS, CLOSE_DELAY + 1),
+      proxy.address,
+      ExitCode.notAllowed,
+    );
+    assertRefused(
+      await proxy.sendRaiseCloseDelay(proxyOwner.getSender(), GAS, CLOSE_DELAY - 1),
+      proxy.address,
+      ExitCode.invalidParams,
+    );
+    assertAllSucceeded(await proxy.sendRaiseCloseDelay(proxyOwner.getSender(), GAS, CLOSE_DELAY * 2));
+    assert.equal((await proxy.getProxyData()).closeDelay, CLOSE_DELAY * 2);
+    await assertProxyHoldsExactly();
+    assertAllSucceeded(await proxy.sendRequestClose(proxyOwner.getSender(), GAS));
+    assert.equal((await proxy.getProxyData()).unlockAt, T0 + 2 * CLOSE_DELAY);
+    assertRefused(
+      await proxy.sendRaiseCloseDelay(proxyOwner.getSender(), GAS, CLOSE_DELAY * 3),
+      proxy.address,
+      ExitCode.wrongState,
+    );
   });
 
   it('request_close, payouts while closing, close after the delay pays everything', async () => {
@@ -312,7 +363,10 @@ describe('worker and proxy contracts', () => {
 
     blockchain.now = T0 + CLOSE_DELAY - 1;
     assertRefused(await proxy.sendClose(proxyOwner.getSender(), GAS), proxy.address, ExitCode.tooEarly);
+    // Unlocked, but the commission credited during the delay is maturing: it still backs payouts.
     blockchain.now = T0 + CLOSE_DELAY;
+    assertRefused(await proxy.sendClose(proxyOwner.getSender(), GAS), proxy.address, ExitCode.tooEarly);
+    blockchain.now = (await proxy.getProxyData()).epoch + 2 * CLOSE_DELAY;
     assertRefused(await proxy.sendClose(stranger.getSender(), GAS), proxy.address, ExitCode.notAllowed);
     const r = await proxy.sendClose(proxyOwner.getSender(), GAS);
     assertAllSucceeded(r);
@@ -320,8 +374,8 @@ describe('worker and proxy contracts', () => {
     assert.equal(receivedBy(r, proxyOwner.address, Op.proxyPaid), toNano('13'));
     const closed = await proxy.getProxyData();
     assert.deepEqual(
-      [closed.state, closed.stake, closed.pool, closed.commission],
-      [ContractState.closed, 0n, 0n, 0n],
+      [closed.state, closed.stake, closed.pool, closed.commission, closed.maturingNew, closed.maturingOld],
+      [ContractState.closed, 0n, 0n, 0n, 0n, 0n],
     );
     assert.equal(await balanceOf(blockchain, proxy.address), STORAGE_RESERVE);
     assertRefused(

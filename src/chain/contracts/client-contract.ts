@@ -3,7 +3,11 @@ import type { ClientAuth, Signed } from '../../pay/signed-messages.ts';
 import { BaseContract } from './base-contract.ts';
 import { type ContractState, Op } from './opcodes.ts';
 
-/** Client contract: the client's prepaid balance, charged by the proxy with signed `ClientAuth`s. */
+/**
+ * Client contract: the client's prepaid balance, charged by the proxy with signed `ClientAuth`s. Its
+ * address depends only on its identity (owner, proxy contract, client key): stake and close delay start at
+ * 0 and the owner raises them (`raise_terms`, sent with the first deposit: `clientDepositMessages`).
+ */
 
 export interface ClientConfig {
   owner: Address;
@@ -11,10 +15,6 @@ export interface ClientConfig {
   proxy: Address;
   /** The client node's Ed25519 identity key (`publicKeyToUint`). */
   clientKey: bigint;
-  /** Root `client_close_delay`, seconds. */
-  closeDelay: number;
-  /** Initial stake: root `min_client_stake`. */
-  stake: bigint;
 }
 
 export interface ClientData {
@@ -24,10 +24,11 @@ export interface ClientData {
   charged: bigint;
   seqno: bigint;
   unlockAt: number;
+  /** Seconds between `request_close` and `close`; the owner can only raise it. */
+  closeDelay: number;
   owner: Address;
   proxy: Address;
   clientKey: bigint;
-  closeDelay: number;
 }
 
 export function clientContractData(config: ClientConfig): Cell {
@@ -35,15 +36,15 @@ export function clientContractData(config: ClientConfig): Cell {
     .storeAddress(config.owner)
     .storeAddress(config.proxy)
     .storeUint(config.clientKey, 256)
-    .storeUint(config.closeDelay, 32)
     .endCell();
   return beginCell()
     .storeUint(0, 2) // state: open
     .storeCoins(0) // balance
-    .storeCoins(config.stake)
+    .storeCoins(0) // stake (raise_terms)
     .storeCoins(0) // charged
     .storeUint(0, 64) // seqno
     .storeUint(0, 32) // unlock_at
+    .storeUint(0, 32) // close_delay (raise_terms)
     .storeRef(consts)
     .endCell();
 }
@@ -56,6 +57,10 @@ export function topUpBody(amount: bigint, queryId = 0n): Cell {
 }
 export function increaseStakeBody(stake: bigint, queryId = 0n): Cell {
   return head(Op.clientIncreaseStake, queryId).storeCoins(stake).endCell();
+}
+/** Owner only, open only: sets stake and close delay, neither below its current value. */
+export function raiseTermsBody(stake: bigint, closeDelay: number, queryId = 0n): Cell {
+  return head(Op.clientRaiseTerms, queryId).storeCoins(stake).storeUint(closeDelay, 32).endCell();
 }
 export function clientWithdrawBody(amount: bigint, queryId = 0n): Cell {
   return head(Op.clientWithdraw, queryId).storeCoins(amount).endCell();
@@ -80,6 +85,16 @@ export class ClientContract extends BaseContract {
   }
   sendIncreaseStake(p: ContractProvider, via: Sender, value: bigint, stake: bigint, queryId?: bigint) {
     return this.sendBody(p, via, value, increaseStakeBody(stake, queryId));
+  }
+  sendRaiseTerms(
+    p: ContractProvider,
+    via: Sender,
+    value: bigint,
+    stake: bigint,
+    closeDelay: number,
+    queryId?: bigint,
+  ) {
+    return this.sendBody(p, via, value, raiseTermsBody(stake, closeDelay, queryId));
   }
   sendWithdraw(p: ContractProvider, via: Sender, value: bigint, amount: bigint, queryId?: bigint) {
     return this.sendBody(p, via, value, clientWithdrawBody(amount, queryId));
@@ -109,10 +124,10 @@ export class ClientContract extends BaseContract {
       charged: r.readBigNumber(),
       seqno: r.readBigNumber(),
       unlockAt: r.readNumber(),
+      closeDelay: r.readNumber(),
       owner: r.readAddress(),
       proxy: r.readAddress(),
       clientKey: r.readBigNumber(),
-      closeDelay: r.readNumber(),
     };
   }
 }

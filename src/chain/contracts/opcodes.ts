@@ -22,6 +22,8 @@ export const Op = {
   clientCharge: 0x43500006,
   /** Notice to the client owner carrying a withdrawal or the close refund. */
   clientRefund: 0x43500007,
+  /** Owner: raise stake and close delay (never lower). */
+  clientRaiseTerms: 0x43500008,
 
   workerPayout: 0x57500001,
   workerPayoutRefused: 0x57500002,
@@ -36,9 +38,13 @@ export const Op = {
   proxyClose: 0x50500006,
   /** Notice to the proxy owner carrying the commission or the close payout. */
   proxyPaid: 0x50500007,
+  /** Owner: raise the proxy contract's close delay (never lower). */
+  proxyRaiseCloseDelay: 0x50500008,
 
   /** Returns the unused part of an incoming value. */
   excesses: 0xd53276db,
+  /** Returns the value of a non-bounceable message a contract refused; `query_id:uint64 exit_code:int32`. */
+  returned: 0xd53276dd,
 } as const;
 
 /** Exit codes of refused messages. */
@@ -48,6 +54,7 @@ export const ExitCode = {
   badSignature: 102,
   wrongContract: 103,
   wrongTagOrNetwork: 104,
+  /** No longer raised: signed messages are ordered by their cumulative totals. */
   staleSeqno: 105,
   totalNotAbovePaid: 106,
   wrongState: 107,
@@ -65,6 +72,9 @@ export type ContractState = (typeof ContractState)[keyof typeof ContractState];
 /** `kind` of the root's allow-lists. */
 export const HashKind = { proxy: 0, worker: 1, model: 2 } as const;
 export type HashKind = (typeof HashKind)[keyof typeof HashKind];
+
+/** Longest close delay (seconds, 400 days) a contract or the root accepts. */
+export const MAX_CLOSE_DELAY = 34_560_000;
 
 /** Kept on every contract on top of its tracked funds (storage fees). */
 export const STORAGE_RESERVE = toNano('0.01');
