@@ -42,6 +42,7 @@ import {
   parseMessage,
   type Serving,
 } from '../protocol/messages.ts';
+import { OutputObserver } from '../protocol/observed-output.ts';
 import type { ClientPayments } from './client-payments.ts';
 import { parseInferenceRequest, type RequestDefaults } from './openai-request.ts';
 import { type ProxyAddress, type ProxyConnection, ProxyPool } from './proxy-pool.ts';
@@ -337,11 +338,6 @@ export class ClientNode {
     }
     const request = parseInferenceRequest(kind, raw, this.opts.defaults);
     const requestId = randomUUID();
-    const bound = {
-      maxCoefficient: request.maxCoefficient,
-      maxCompletionTokens: maxCompletionTokens(request),
-      bodyBytes: body.length,
-    };
     this.counters.total++;
     this.counters.inFlight++;
     this.serving.set(requestId, null);
@@ -351,11 +347,13 @@ export class ClientNode {
     let trailer: InferenceTrailer | null = null;
     let error: CocoonError | undefined;
     try {
-      opened = await this.open(request, requestId, bound, res, started);
+      opened = await this.open(request, requestId, res, started);
+      if (res.destroyed) throw new CancelledError(); // the caller left; what it got is paid for
       const relayed = request.stream
         ? await this.relaySse(opened, res, requestId)
         : this.relayJson(opened, res, requestId);
       trailer = relayed.trailer;
+      if (res.destroyed && !res.writableFinished) throw new CancelledError();
       if (relayed.error) {
         error = relayed.error; // the stream broke after its first part: the caller got an error event
         this.counters.failed++;
@@ -420,7 +418,6 @@ export class ClientNode {
   private async open(
     request: InferenceRequest,
     requestId: string,
-    bound: RequestBound,
     res: ServerResponse,
     started: number,
   ): Promise<Opened> {
@@ -449,11 +446,12 @@ export class ClientNode {
       let stream: Stream | null = null;
       // The caller hanging up cancels the request all the way to the engine.
       const onClose = () => {
-        if (!res.writableFinished) stream?.reset(new CancelledError());
+        if (!res.writableFinished && stream) this.cancel(conn, stream, requestId);
       };
       res.once('close', onClose);
       try {
         if (timeoutMs <= 0) throw new GatewayTimeoutError(`Request timed out after ${request.timeoutMs} ms.`);
+        const bound = requestBound(request);
         if (conn.payments) {
           await conn.payments.ready();
           conn.payments.expect(requestId, bound);
@@ -462,6 +460,10 @@ export class ClientNode {
         if (!session) throw new ServiceUnavailableError('The proxy went away.', 'peer_lost');
         const s = session.openStream({ method: 'inference', requestId, request: { ...request, timeoutMs } });
         stream = s;
+        bound.callBytes = s.headerBytes;
+        // Everything received is counted as it arrives: a bill is checked against it.
+        const observed = bound.observed as OutputObserver;
+        s.onData = request.stream ? (p) => void observed.observePart(p) : (p) => observed.collect(p);
         s.end(); // the call is all in OPEN; no request body follows
         const head: Opened['head'] = request.stream ? { first: await s.next() } : { body: await s.readAll() };
         if (request.stream) this.metrics.firstToken((performance.now() - started) / 1000);
@@ -480,13 +482,33 @@ export class ClientNode {
     }
   }
 
+  /**
+   * The caller went away: ask the proxy to stop the request and keep reading what is already on its way,
+   * so the bill for what was delivered is checked against all of it and paid. A proxy that does not end
+   * the stream in time gets a RESET.
+   */
+  private cancel(conn: ProxyConnection, stream: Stream, requestId: string): void {
+    const session = conn.session;
+    if (!session || session.closed) {
+      stream.reset(new CancelledError());
+      return;
+    }
+    session.sendControl({ type: 'request.cancel', requestId });
+    setTimeout(() => stream.reset(new CancelledError()), CANCEL_GRACE_MS).unref();
+  }
+
   /** Relays a whole JSON reply (already read); returns the stream's trailer (null if malformed). */
   private relayJson({ stream, head, conn }: Opened, res: ServerResponse, requestId: string): Relayed {
     const parts = head.body ?? Buffer.alloc(0);
     const serving = this.serving.get(requestId);
     const trailer = parseTrailer(stream.trailer);
     const tail = finalPart(trailer);
-    const body = tail === null ? parts : Buffer.concat([parts, Buffer.from(addServing(tail, serving))]);
+    let body: Buffer;
+    if (tail !== null) body = Buffer.concat([parts, Buffer.from(addServing(tail, serving))]);
+    else if (trailer?.cost) {
+      // A paid reply came whole before its bill; the cost just signed for goes into its usage.
+      body = Buffer.from(addServing(addCostToUsage(parts.toString('utf8'), trailer.cost), serving));
+    } else body = parts;
     res.writeHead(200, {
       'content-type': 'application/json',
       'content-length': body.length,
@@ -635,6 +657,21 @@ interface Relayed {
 function parseTrailer(trailer: unknown): InferenceTrailer | null {
   const t = inferenceTrailerSchema.safeParse(trailer);
   return t.success ? t.data : null;
+}
+
+/** How long a cancelled request may take to end before we reset it. */
+const CANCEL_GRACE_MS = 10_000;
+
+/** What we will pay one attempt of a request for at most: filled in as it is sent and received. */
+function requestBound(request: InferenceRequest): RequestBound {
+  return {
+    maxCoefficient: request.maxCoefficient,
+    maxCompletionTokens: maxCompletionTokens(request),
+    choices: request.n,
+    callBytes: 0,
+    coefficient: null,
+    observed: new OutputObserver(),
+  };
 }
 
 const DATA_PREFIX = Buffer.from('data: ');

@@ -51,6 +51,7 @@ export class ClientPayments {
           total: auth.total.toString(),
           signature: auth.signature.toString('hex'),
         }),
+      () => opts.chain.refreshPrices(),
     );
   }
 
@@ -89,14 +90,18 @@ export class ClientPayments {
               'wrong_contract',
             );
           }
-          await proxyChecked;
+          // Our own reading of the chain, never the proxy's word: a proxy that overstated `charged` would
+          // have us sign a total above what we owe.
+          const [, chain] = await Promise.all([proxyChecked, this.opts.chain.clientState(expected)]);
           this.opts.chain.refreshPrices().then(
-            (p) => (this.payer.prices = p),
+            (p) => this.payer.setParams(p),
             () => {},
           );
-          this.payer.resume(expected, msg.auth);
-          this.contractState = { balance: msg.balance, stake: msg.stake, charged: msg.charged };
+          this.payer.resume(expected, msg.auth, chain.charged);
+          this.contractState = { balance: chain.balance, stake: chain.stake, charged: chain.charged };
           settle();
+        } else if (msg.type === 'request.serving') {
+          this.payer.served(msg.requestId, msg.serving.coefficient);
         } else if (msg.type === 'pay.bill') {
           try {
             await this.payer.pay(msg);

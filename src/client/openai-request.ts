@@ -1,7 +1,7 @@
 import type { z } from 'zod';
 import type { TrustTier } from '../attest/types.ts';
 import { BadRequestError } from '../errors.ts';
-import type { InferenceKind, InferenceRequest } from '../protocol/inference.ts';
+import { type InferenceKind, type InferenceRequest, promptCount } from '../protocol/inference.ts';
 import {
   type BaseBody,
   COCOON_EXTRAS,
@@ -67,7 +67,16 @@ export function parseInferenceRequest(
   const maxTokens = data.max_completion_tokens ?? data.max_tokens ?? defaults.maxTokens;
   delete body.max_completion_tokens;
   body.max_tokens = maxTokens;
-  const n = data.n ?? 1;
+  // A batch of prompts gets n choices each: the call is bounded (and paid) for all of them.
+  const prompts = promptCount(kind, input);
+  const n = (data.n ?? 1) * prompts;
+  if (n > MAX_CHOICES) {
+    throw new BadRequestError(
+      `A batch of ${prompts} prompts with n=${data.n ?? 1} asks for ${n} choices; at most ${MAX_CHOICES} are allowed per request.`,
+      'prompt',
+      'invalid_value',
+    );
+  }
 
   let timeoutMs = data.timeout != null ? Math.round(data.timeout * 1000) : defaults.timeoutMs;
   if (defaults.maxTimeoutMs !== undefined) timeoutMs = Math.min(timeoutMs, defaults.maxTimeoutMs);

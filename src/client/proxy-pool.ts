@@ -145,6 +145,7 @@ export class ProxyPool {
         this.opts.log.info({ proxy: c.address }, 'proxy is shutting down; new requests go elsewhere');
       } else if (msg.type === 'request.serving') {
         this.opts.onControl(msg);
+        c.payments?.onControl(msg); // the serving worker's coefficient bounds the bill
       } else {
         c.payments?.onControl(msg);
       }

@@ -113,9 +113,11 @@ export class Session extends EventEmitter<SessionEvents> {
     if (this.closed) throw this.closeError ?? new ServiceUnavailableError('session closed');
     const id = this.nextStreamId;
     this.nextStreamId += 2;
-    const stream = new Stream(this, id, header, this.opts.streamWindowBytes);
+    const payload = JSON.stringify(header);
+    // Both ends know the call's size: it bounds what the call may be billed for prompt tokens.
+    const stream = new Stream(this, id, header, this.opts.streamWindowBytes, Buffer.byteLength(payload));
     this.streams.set(id, stream);
-    this.send(FrameType.Open, id, JSON.stringify(header));
+    this.send(FrameType.Open, id, payload);
     return stream;
   }
 

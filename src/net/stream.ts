@@ -18,6 +18,11 @@ import type { Session } from './session.ts';
 export class Stream implements AsyncIterableIterator<Buffer> {
   /** The peer's END trailer (parsed JSON), once the inbound side ended. */
   trailer: unknown = undefined;
+  /**
+   * Sees each inbound part as it arrives, before anyone reads it: what was received is known at once (a
+   * bill that arrives on the session right after the parts is checked against them), whoever reads later.
+   */
+  onData: ((part: Buffer) => void) | null = null;
   bytesIn = 0;
   bytesOut = 0;
 
@@ -41,7 +46,7 @@ export class Stream implements AsyncIterableIterator<Buffer> {
     readonly id: number,
     readonly header: unknown,
     private readonly windowBytes: number,
-    /** Size of the OPEN header as it arrived (bounds what the call can cost; 0 for streams we opened). */
+    /** Size of the OPEN header as it crossed the wire (bounds what the call can be billed for its prompt). */
     readonly headerBytes = 0,
   ) {
     this.sendCredit = windowBytes;
@@ -141,6 +146,7 @@ export class Stream implements AsyncIterableIterator<Buffer> {
   onPeerData(payload: Buffer): void {
     if (this.inboundEnded) throw new ProtocolError(`DATA after END on stream ${this.id}`, 'bad_stream');
     this.bytesIn += payload.length;
+    this.onData?.(payload);
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;

@@ -45,6 +45,13 @@ export interface AuthMessage {
   signature: Buffer;
 }
 
+/** What a client contract must hold before the proxy extends it credit (from the root's params and config). */
+export interface CreditTerms {
+  minStake: bigint;
+  /** Seconds: long enough for the proxy to redeem everything signed after the owner asks to close. */
+  minCloseDelay: number;
+}
+
 /**
  * The proxy's view of one client contract: what the chain guarantees, what the client has signed, and what
  * is promised to requests in flight. The proxy extends credit only against funds the client cannot take
@@ -54,6 +61,10 @@ export interface AuthMessage {
 export class ClientAccount {
   chain: ClientChainState = UNDEPLOYED;
   reserved = 0n;
+  /** Request ids in flight: the client picks them, so one may not be used twice at once. */
+  readonly inFlight = new Set<string>();
+  /** What the contract must hold for credit; the proxy sets them from the root's params as they change. */
+  terms: CreditTerms = { minStake: 0n, minCloseDelay: 0 };
   /** Bills sent and not yet covered by an authorisation, by request id. */
   private readonly bills = new Map<string, bigint>();
   private billed = 0n;
@@ -71,15 +82,36 @@ export class ClientAccount {
     return this.auth?.total ?? 0n;
   }
 
+  /**
+   * The total the next authorisation adds to: what the client signed, but never below what the contract
+   * has already paid out (a lost ledger, or a charge the client submitted itself, must not restart the
+   * count below it: authorisations at or below `charged` can take nothing).
+   */
+  get base(): bigint {
+    return maxOf(this.authorised, this.chain.charged);
+  }
+
   /** Signed to us and not yet taken on-chain. */
   get unredeemed(): bigint {
     const u = this.authorised - this.chain.charged;
     return u > 0n ? u : 0n;
   }
 
+  /** Why the contract gives no credit on its terms (stake or close delay below them), or null. */
+  shortOf(): string | null {
+    const { chain: c, terms } = this;
+    if (c.stake < terms.minStake) {
+      return `its stake ${formatTon(c.stake)} TON is below the required ${formatTon(terms.minStake)} TON (cocoon client deposit raises it)`;
+    }
+    if (c.closeDelay < terms.minCloseDelay) {
+      return `its close delay ${c.closeDelay} s is below the required ${terms.minCloseDelay} s`;
+    }
+    return null;
+  }
+
   available(): bigint {
     const c = this.chain;
-    if (!c.deployed || c.state !== 0) return 0n;
+    if (!c.deployed || c.state !== 0 || this.shortOf()) return 0n;
     const cover = minOf(c.balance, c.stake);
     return cover - this.unredeemed - this.billed - this.reserved;
   }
@@ -97,6 +129,13 @@ export class ClientAccount {
       throw new PaymentRequiredError(
         `The client contract ${this.contract.toString()} is ${c.state === 1 ? 'closing' : 'closed'}; open a new one to continue.`,
         'contract_closing',
+      );
+    }
+    const short = this.shortOf();
+    if (short) {
+      throw new PaymentRequiredError(
+        `The client contract ${this.contract.toString()} gives no credit: ${short}.`,
+        'stake_too_low',
       );
     }
     const available = this.available();
@@ -145,7 +184,7 @@ export class ClientAccount {
         'stale_seqno',
       );
     }
-    let due = this.authorised;
+    let due = this.base;
     for (const id of msg.requestIds) {
       const cost = this.bills.get(id);
       if (cost === undefined) throw new PaymentRefusedError(`no open bill for request ${id}`, 'unknown_bill');
@@ -153,7 +192,7 @@ export class ClientAccount {
     }
     if (msg.total !== due) {
       throw new PaymentRefusedError(
-        `authorisation total ${msg.total} does not equal the signed total plus the bills (${due})`,
+        `authorisation total ${msg.total} does not equal the signed total (at least what the contract paid) plus the bills (${due})`,
         'wrong_total',
       );
     }
@@ -176,4 +215,8 @@ export class ClientAccount {
 
 function minOf(a: bigint, b: bigint): bigint {
   return a < b ? a : b;
+}
+
+function maxOf(a: bigint, b: bigint): bigint {
+  return a > b ? a : b;
 }

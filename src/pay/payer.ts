@@ -3,20 +3,35 @@ import type { Address } from '@ton/core';
 import { PaymentRefusedError } from '../errors.ts';
 import type { TokenUsage } from '../protocol/inference.ts';
 import type { Ledger } from './ledger.ts';
-import { type PriceList, requestCost, worstCaseCost } from './pricing.ts';
+import type { PaymentParams } from './payments-chain.ts';
+import { boundUsage, requestCost, sameUsage, worstCaseCost } from './pricing.ts';
 import { clientAuthHash, signHash, verifyClientAuth } from './signed-messages.ts';
 import type { UsageCost } from './usage-cost.ts';
 
-/** What the client agreed a request may cost at most, known before it runs. */
+/** What the received part of a reply can account for (see OutputObserver). */
+export interface ObservedOutput {
+  completionTokens(choices: number): number;
+}
+
+/**
+ * What the client will pay a request for at most: what it agreed before it ran (the coefficient it accepts,
+ * n × max_tokens), the call it sent, the worker it was told serves it, and what it received.
+ */
 export interface RequestBound {
   maxCoefficient: number;
   /** Completion tokens allowed in all (n × max_tokens). */
   maxCompletionTokens: number;
-  bodyBytes: number;
+  choices: number;
+  /** Bytes of the call as sent (its OPEN header); 0 until it is sent. */
+  callBytes: number;
+  /** The coefficient of the worker the proxy said serves the request (`request.serving`); null until then. */
+  coefficient: number | null;
+  observed: ObservedOutput;
 }
 
 export interface Bill {
   requestId: string;
+  paramsVersion: number;
   coefficient: number;
   usage: TokenUsage;
   cost: UsageCost;
@@ -35,9 +50,6 @@ interface AuthRecord {
   signature: string;
 }
 
-/** The call frame around the body (method, request id, normalized fields) is never this big. */
-const CALL_OVERHEAD_BYTES = 1024;
-
 /**
  * The client's side of paying: checks each bill against the request it asked for and the root's prices,
  * then signs a cumulative authorisation for it and writes it to the ledger before handing it over.
@@ -52,16 +64,43 @@ export class Payer {
   private readonly bounds = new Map<string, RequestBound>();
   private queue: { bill: Bill; resolve: () => void; reject: (e: Error) => void }[] = [];
   private flushing: Promise<void> | null = null;
+  /** The root's params before the newest: a proxy may bill with them until it has seen the change. */
+  private previous: PaymentParams | null = null;
 
   constructor(
     private readonly key: KeyObject,
     private readonly publicKey: KeyObject,
     private readonly ledger: Ledger,
     private readonly globalId: number,
-    public prices: PriceList,
+    private current: PaymentParams,
     /** Sends a signed authorisation to the proxy. */
     private readonly send: (auth: SignedAuth) => void,
+    /** Reads the root's params from the chain again (a bill names a newer version than we know). */
+    private readonly refreshParams: () => Promise<PaymentParams> = async () => this.current,
   ) {}
+
+  /** The root's params as we last read them. */
+  get prices(): PaymentParams {
+    return this.current;
+  }
+
+  /** Follows a change of the root's params, keeping the previous ones for bills already under way. */
+  setParams(p: PaymentParams): void {
+    if (p.paramsVersion === this.current.paramsVersion) return;
+    if (p.paramsVersion > this.current.paramsVersion) this.previous = this.current;
+    this.current = p;
+  }
+
+  /** The params a bill is priced with, read again from the chain if it names a newer version. */
+  private async paramsFor(version: number): Promise<PaymentParams> {
+    if (version > this.current.paramsVersion) this.setParams(await this.refreshParams());
+    if (version === this.current.paramsVersion) return this.current;
+    if (version === this.previous?.paramsVersion) return this.previous;
+    throw new PaymentRefusedError(
+      `bill priced with params version ${version}, but the root's are version ${this.current.paramsVersion}`,
+      'unknown_params',
+    );
+  }
 
   get account(): Address | null {
     return this.contract;
@@ -76,7 +115,12 @@ export class Payer {
    * signed; whatever we signed after it never reached the proxy's ledger, so it is void and we continue
    * from what the proxy holds (always with a fresh seqno).
    */
-  resume(contract: Address, auth: { seqno: bigint; total: bigint; signature: Buffer } | null): void {
+  resume(
+    contract: Address,
+    auth: { seqno: bigint; total: bigint; signature: Buffer } | null,
+    /** What the contract has paid out, as we read it from the chain ourselves (never the proxy's word). */
+    charged: bigint,
+  ): void {
     this.contract = contract;
     const stored = this.ledger.get<AuthRecord>(recordKey(contract));
     this.lastSignedSeqno = stored ? BigInt(stored.seqno) : 0n;
@@ -93,6 +137,14 @@ export class Payer {
     } else {
       this.base = { seqno: 0n, total: 0n };
     }
+    // A total at or below what the contract paid takes nothing: continue above it, as the proxy does.
+    if (charged > this.base.total) this.base = { seqno: this.base.seqno, total: charged };
+  }
+
+  /** The proxy told us which worker serves a request: its coefficient is the only one a bill may name. */
+  served(requestId: string, coefficient: number): void {
+    const b = this.bounds.get(requestId);
+    if (b && b.coefficient === null) b.coefficient = coefficient;
   }
 
   expect(requestId: string, bound: RequestBound): void {
@@ -104,15 +156,24 @@ export class Payer {
   }
 
   /** Checks a bill; resolves once it is covered by a signed, durably written authorisation that was sent. */
-  pay(bill: Bill): Promise<void> {
-    this.check(bill);
+  async pay(bill: Bill): Promise<void> {
+    const prices =
+      bill.paramsVersion === this.current.paramsVersion
+        ? this.current
+        : await this.paramsFor(bill.paramsVersion);
+    this.check(bill, prices);
     return new Promise((resolve, reject) => {
       this.queue.push({ bill, resolve, reject });
       this.flushing ??= this.drain();
     });
   }
 
-  private check(bill: Bill): void {
+  /**
+   * A bill is signed only if it is no more than what we can bound ourselves: the coefficient of the worker
+   * we were told serves it, prompt tokens within the call we sent, completion tokens within what we
+   * received (and n × max_tokens), priced with the root's params.
+   */
+  private check(bill: Bill, prices: PaymentParams): void {
     const bound = this.bounds.get(bill.requestId);
     if (!bound)
       throw new PaymentRefusedError(`bill for an unknown request ${bill.requestId}`, 'unknown_bill');
@@ -123,12 +184,29 @@ export class Payer {
         'coefficient_too_high',
       );
     }
-    const priced = requestCost(bill.usage, bill.coefficient, this.prices);
+    if (bill.coefficient !== bound.coefficient) {
+      throw new PaymentRefusedError(
+        `billed at coefficient ${bill.coefficient}, but the worker we were told serves it asks ${bound.coefficient ?? 'nothing (none was named)'}`,
+        'coefficient_mismatch',
+      );
+    }
+    const observed = boundUsage(bill.usage, {
+      callBytes: bound.callBytes,
+      maxCompletionTokens: bound.maxCompletionTokens,
+      observedCompletionTokens: bound.observed.completionTokens(bound.choices),
+    });
+    if (!sameUsage(observed, bill.usage)) {
+      throw new PaymentRefusedError(
+        `billed usage ${JSON.stringify(bill.usage)} is more than we sent and received (at most ${JSON.stringify(observed)})`,
+        'usage_not_observed',
+      );
+    }
+    const priced = requestCost(bill.usage, bill.coefficient, prices);
     const cap = worstCaseCost(
-      bound.bodyBytes + CALL_OVERHEAD_BYTES,
+      bound.callBytes,
       bound.maxCompletionTokens,
       bound.maxCoefficient,
-      this.prices,
+      prices,
     ).totalCost;
     const { prompt, completion, total } = bill.cost;
     if (

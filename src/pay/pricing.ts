@@ -110,6 +110,45 @@ export function usageBeyondBound(
   return null;
 }
 
+/** What a request may be billed for at most, from what both the proxy and the client can see. */
+export interface UsageBound {
+  /** Bytes of the call as it crossed the wire (its OPEN header): every prompt token covers one at least. */
+  callBytes: number;
+  /** n × max_tokens: what the request was reserved for. */
+  maxCompletionTokens: number;
+  /** What the delivered output accounts for (`OutputObserver.completionTokens`). */
+  observedCompletionTokens: number;
+}
+
+/**
+ * The most of `usage` that can be billed: prompt tokens within the call's bytes, completion tokens within
+ * both the request's bound and what was delivered, sub-counts within their totals. The proxy bills exactly
+ * this; the client signs a bill only if its usage is already within it.
+ */
+export function boundUsage(usage: TokenUsage, bound: UsageBound): TokenUsage {
+  const promptTokens = Math.min(usage.promptTokens, bound.callBytes + TEMPLATE_SLACK_TOKENS);
+  const completionTokens = Math.min(
+    usage.completionTokens,
+    bound.maxCompletionTokens,
+    bound.observedCompletionTokens,
+  );
+  return {
+    promptTokens,
+    cachedTokens: Math.min(usage.cachedTokens, promptTokens),
+    completionTokens,
+    reasoningTokens: Math.min(usage.reasoningTokens, completionTokens),
+  };
+}
+
+export function sameUsage(a: TokenUsage, b: TokenUsage): boolean {
+  return (
+    a.promptTokens === b.promptTokens &&
+    a.cachedTokens === b.cachedTokens &&
+    a.completionTokens === b.completionTokens &&
+    a.reasoningTokens === b.reasoningTokens
+  );
+}
+
 /** Caps a bill at the reservation, splitting it as the uncapped bill was split. */
 export function capCost(cost: RequestCost, cap: bigint): RequestCost {
   if (cost.totalCost <= cap) return cost;

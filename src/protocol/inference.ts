@@ -72,3 +72,15 @@ export function usageFromOpenAI(usage: unknown): TokenUsage | null {
 export function maxCompletionTokens(r: Pick<InferenceRequest, 'maxTokens' | 'n'>): number {
   return r.maxTokens * r.n;
 }
+
+/**
+ * Prompts in a body: a completion's `prompt` may be a batch (strings or token-id arrays), each of which
+ * gets `n` choices (as OpenAI does); chat has one. The call's `n` counts the choices of the whole batch.
+ */
+export function promptCount(kind: InferenceKind, body: Record<string, unknown>): number {
+  if (kind !== 'completion') return 1;
+  const p = body.prompt;
+  if (!Array.isArray(p) || p.length === 0) return 1;
+  // An array of token ids is one prompt; an array of strings or of token-id arrays is a batch.
+  return typeof p[0] === 'number' ? 1 : p.length;
+}

@@ -20,6 +20,8 @@ export const servingSchema = z.object({
   image: z.string().max(64),
   /** The model identity the worker serves (`name@revision:hash`, or the bare name). */
   model: z.string().max(300),
+  /** The worker's price coefficient for this model (1000 = 1×): the only one a bill may name. */
+  coefficient: z.number().int().min(0).max(1_000_000_000),
 });
 export type Serving = z.infer<typeof servingSchema>;
 
@@ -98,6 +100,11 @@ export const controlSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('proxy.draining') }),
   /** proxy → client, before the first part of a request: the worker that serves it. */
   z.object({ type: z.literal('request.serving'), requestId: z.string().max(100), serving: servingSchema }),
+  /**
+   * client → proxy: the caller went away; stop the worker and end the stream with what was delivered (the
+   * client keeps reading until then, so it knows exactly what it will be billed for).
+   */
+  z.object({ type: z.literal('request.cancel'), requestId: z.string().max(100) }),
   /** proxy → client, on connect and when the chain changes: the account the proxy bills. */
   z.object({
     type: z.literal('pay.account'),
@@ -114,6 +121,8 @@ export const controlSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('pay.bill'),
     requestId: z.string().max(100),
+    /** The root's params version the bill is priced with. */
+    paramsVersion: z.number().int().nonnegative(),
     coefficient: z.number().int().nonnegative(),
     usage: tokenUsageSchema,
     cost: costSchema,

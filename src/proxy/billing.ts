@@ -2,10 +2,11 @@ import type { KeyObject } from 'node:crypto';
 import { createPublicKey } from 'node:crypto';
 import { Address } from '@ton/core';
 import { rawPublicKeyFromHex, rawPublicKeyHex } from '../attest/identity.ts';
-import { type CocoonError, PaymentRefusedError, PaymentRequiredError } from '../errors.ts';
+import { ConfigError } from '../config/config.ts';
+import { BadRequestError, type CocoonError, PaymentRefusedError, PaymentRequiredError } from '../errors.ts';
 import type { Session } from '../net/session.ts';
 import type { Logger } from '../ops/log.ts';
-import { type AuthMessage, ClientAccount, type StoredAuth } from '../pay/client-account.ts';
+import { type AuthMessage, ClientAccount, type CreditTerms, type StoredAuth } from '../pay/client-account.ts';
 import type { Ledger } from '../pay/ledger.ts';
 import type { PaymentsChain } from '../pay/payments-chain.ts';
 import { capCost, type RequestCost, requestCost, worstCaseCost } from '../pay/pricing.ts';
@@ -31,6 +32,24 @@ export interface BillingOptions {
   refreshIntervalMs: number;
   /** How long a client has to sign a bill. */
   billTimeoutMs: number;
+  /** The wall clock (ms); tests pin it. */
+  now?: () => number;
+}
+
+/** Chain reads at once when many accounts are refreshed (start-up, the periodic refresh). */
+const REFRESH_CONCURRENCY = 8;
+
+/** A charge that took nothing is retried after this, doubling, at most the cap. */
+const SETTLE_BACKOFF_MS = 10_000;
+const SETTLE_BACKOFF_MAX_MS = 3_600_000;
+
+/**
+ * The shortest client close delay under which everything a client signed is still redeemed after it asks
+ * to close: the proxy notices within one refresh, settles at once, and the chain needs its time. Twice
+ * the settlement interval and the refresh interval together keeps the close delay well above both.
+ */
+export function minimumCloseDelaySeconds(o: Pick<BillingOptions, 'settleIntervalMs' | 'refreshIntervalMs'>) {
+  return Math.ceil((2 * (o.settleIntervalMs + o.refreshIntervalMs)) / 1000);
 }
 
 interface ClientRecord {
@@ -40,6 +59,7 @@ interface ClientRecord {
 }
 
 interface OpenBill {
+  key: string;
   account: ClientAccount;
   cost: RequestCost;
   worker: WorkerAccount;
@@ -62,23 +82,77 @@ export class ProxyBilling {
   private readonly clientSessions = new Map<ClientAccount, Session>();
   private readonly workers = new Map<string, WorkerAccount>();
   private readonly workerSessions = new Map<WorkerAccount, Session>();
+  /** Open bills, by account and request id (request ids are the client's: only unique per account). */
   private readonly bills = new Map<string, OpenBill>();
   private readonly unpaid = new Map<ClientAccount, number>();
   /** When each account's oldest unredeemed authorisation arrived. */
   private readonly unredeemedSince = new Map<ClientAccount, number>();
+  /** Accounts whose last charge took nothing: not charged again before `until`. */
+  private readonly backoff = new Map<ClientAccount, { failures: number; until: number }>();
   private readonly timers: NodeJS.Timeout[] = [];
   private settling = false;
-  readonly totals = { billed: 0n, unpaid: 0n, settlements: 0, payoutsSigned: 0 };
+  private readonly now: () => number;
+  readonly totals = {
+    billed: 0n,
+    unpaid: 0n,
+    settlements: 0,
+    payoutsSigned: 0,
+    /** Charges sent that took nothing (the contract refused them, or had nothing to give). */
+    chargesFailed: 0,
+    /** Refused payment messages and requests, by reason (`cocoon_payment_refusals_total`). */
+    refusals: {} as Record<string, number>,
+  };
 
-  constructor(private readonly opts: BillingOptions) {}
+  constructor(private readonly opts: BillingOptions) {
+    this.now = opts.now ?? Date.now;
+  }
 
-  /** Loads every account from the ledger, so settlement continues even for clients that never return. */
+  /** The account of a client contract, while the proxy keeps one (diagnostics and tests). */
+  accountOf(contract: Address): ClientAccount | undefined {
+    return this.clients.get(contract.toRawString());
+  }
+
+  /** The proxy contract clients pay into. */
+  get proxyContractAddress(): Address {
+    return this.opts.proxyContract;
+  }
+
+  /** Counts a refusal by its code, for /metrics and /jsonstats. */
+  refused(code: string | null | undefined): void {
+    const c = code ?? 'refused';
+    this.totals.refusals[c] = (this.totals.refusals[c] ?? 0) + 1;
+  }
+
+  /** The minimum stake and close delay a client contract needs for credit now. */
+  private terms(): CreditTerms {
+    const p = this.opts.chain.prices();
+    return {
+      minStake: p.minClientStake,
+      minCloseDelay: Math.max(p.clientCloseDelay, minimumCloseDelaySeconds(this.opts)),
+    };
+  }
+
+  /**
+   * Loads every account that holds an authorisation, so settlement continues even for clients that never
+   * return. Refuses to start if the root's close delay is too short for the settlement settings: clients
+   * could then close and leave with what they signed before the proxy redeems it.
+   */
   async start(): Promise<void> {
     const { ledger, chain } = this.opts;
+    const needed = minimumCloseDelaySeconds(this.opts);
+    if (chain.prices().clientCloseDelay < needed) {
+      throw new ConfigError(
+        `the root's client close delay (${chain.prices().clientCloseDelay} s) is too short for this proxy's ` +
+          `settlement (settleIntervalSeconds and the ${this.opts.refreshIntervalMs / 1000} s refresh need ` +
+          `at least ${needed} s): lower settleIntervalSeconds or use a root with a longer close delay`,
+      );
+    }
     for (const [k, r] of ledger.entries<ClientRecord>('client/')) {
+      if (!r.auth) continue; // an account that never signed holds nothing to settle
       const contract = Address.parseRaw(k.slice('client/'.length));
       const key = rawPublicKeyFromHex(r.key);
       const acct = new ClientAccount(contract, Address.parse(r.owner), key, chain.globalId, authOf(r.auth));
+      acct.terms = this.terms();
       this.clients.set(contract.toRawString(), acct);
     }
     for (const [k, r] of ledger.entries<WorkerAccountRecord>('worker/')) {
@@ -88,11 +162,11 @@ export class ProxyBilling {
         WorkerAccount.fromRecord(contract, Address.parse(r.owner), chain.globalId, r),
       );
     }
-    await Promise.all([...this.clients.values()].map((a) => this.refresh(a)));
-    for (const a of this.clients.values()) if (a.unredeemed > 0n) this.unredeemedSince.set(a, Date.now());
+    await this.refreshAll([...this.clients.values()]);
+    for (const a of this.clients.values()) if (a.unredeemed > 0n) this.unredeemedSince.set(a, this.now());
     this.every(this.opts.payoutIntervalMs, () => this.signPayouts());
     this.every(1000, () => this.settleDue());
-    this.every(this.opts.refreshIntervalMs, () => this.refreshConnected());
+    this.every(this.opts.refreshIntervalMs, () => this.refreshTick());
   }
 
   async stop(): Promise<void> {
@@ -117,15 +191,21 @@ export class ProxyBilling {
     const contract = chain.clientContract(owner, clientKey, proxyContract);
     let acct = this.clients.get(contract.toRawString());
     if (!acct) {
+      // Kept in memory only: the ledger holds an account once it has signed something (a Hello is free).
       acct = new ClientAccount(contract, owner, clientKey, chain.globalId, null);
+      acct.terms = this.terms();
       this.clients.set(contract.toRawString(), acct);
-      await this.opts.ledger.commit([[clientRecordKey(acct), clientRecord(acct)]]);
     }
     await this.refresh(acct);
+    const detach = () => {
+      if (this.clientSessions.get(acct) !== session) return;
+      this.clientSessions.delete(acct);
+      if (!acct.auth && acct.inFlight.size === 0) this.clients.delete(acct.contract.toRawString());
+    };
     this.clientSessions.set(acct, session);
-    session.once('close', () => {
-      if (this.clientSessions.get(acct) === session) this.clientSessions.delete(acct);
-    });
+    if (session.closed)
+      detach(); // gone while we read the chain
+    else session.once('close', detach);
     this.sendAccount(acct, session);
     return acct;
   }
@@ -150,8 +230,30 @@ export class ProxyBilling {
     });
   }
 
-  /** The worst case of a request, reserved from the client's credit before dispatch (402 if it can't). */
-  reserve(acct: ClientAccount, request: InferenceRequest, headerBytes: number): bigint {
+  /**
+   * Admits a request of this client: its id must not be in use (its bill would be confused with the
+   * other's), and the worst case is reserved from the client's credit before dispatch (402 if it can't).
+   * Every admitted request is `finish`ed, whatever happens to it.
+   */
+  admit(acct: ClientAccount, requestId: string, request: InferenceRequest, headerBytes: number): bigint {
+    if (acct.inFlight.has(requestId) || this.bills.has(billKey(acct, requestId))) {
+      throw new BadRequestError(
+        `Request id ${requestId} is already in use by another request of yours.`,
+        null,
+        'duplicate_request_id',
+      );
+    }
+    const amount = this.reserve(acct, request, headerBytes);
+    acct.inFlight.add(requestId);
+    return amount;
+  }
+
+  finish(acct: ClientAccount, requestId: string, reservation: bigint): void {
+    acct.inFlight.delete(requestId);
+    if (reservation > 0n) acct.release(reservation);
+  }
+
+  private reserve(acct: ClientAccount, request: InferenceRequest, headerBytes: number): bigint {
     if ((this.unpaid.get(acct) ?? 0) >= MAX_UNPAID_BILLS) {
       throw new PaymentRequiredError(
         'This client left several bills unsigned; the proxy serves it no more.',
@@ -183,18 +285,21 @@ export class ProxyBilling {
     const session = this.clientSessions.get(acct);
     if (!session)
       return Promise.reject(new PaymentRefusedError('client disconnected before paying', 'unpaid_bill'));
-    const cost = capCost(requestCost(usage, coefficient, this.opts.chain.prices()), reservation);
+    const prices = this.opts.chain.prices();
+    const cost = capCost(requestCost(usage, coefficient, prices), reservation);
+    const key = billKey(acct, requestId);
     acct.addBill(requestId, cost.totalCost);
     this.totals.billed += cost.totalCost;
     return new Promise<RequestCost>((resolve, reject) => {
       const timer = setTimeout(
-        () => this.unpaidBill(requestId, `no authorisation within ${this.opts.billTimeoutMs} ms`),
+        () => this.unpaidBill(key, `no authorisation within ${this.opts.billTimeoutMs} ms`),
         this.opts.billTimeoutMs,
       );
-      this.bills.set(requestId, { account: acct, cost, worker, resolve: () => resolve(cost), reject, timer });
+      this.bills.set(key, { key, account: acct, cost, worker, resolve: () => resolve(cost), reject, timer });
       session.sendControl({
         type: 'pay.bill',
         requestId,
+        paramsVersion: prices.paramsVersion,
         coefficient,
         usage,
         cost: {
@@ -209,7 +314,8 @@ export class ProxyBilling {
   /** A control message from a client session. A bad authorisation is the client's protocol violation. */
   async onClientControl(acct: ClientAccount, session: Session, msg: ControlMessage): Promise<void> {
     if (msg.type === 'pay.reject') {
-      this.unpaidBill(msg.requestId, `client refused the bill: ${msg.reason}`);
+      // Only this client's own bill: a request id learnt elsewhere cannot fail another client's request.
+      this.unpaidBill(billKey(acct, msg.requestId), `client refused the bill: ${msg.reason}`);
       return;
     }
     if (msg.type !== 'pay.auth') return;
@@ -218,18 +324,21 @@ export class ProxyBilling {
     try {
       stored = acct.checkAuth(auth);
     } catch (err) {
-      for (const id of auth.requestIds) this.unpaidBill(id, (err as Error).message);
-      session.close(err as CocoonError);
+      const e = err as CocoonError;
+      this.refused(e.code);
+      for (const id of auth.requestIds) this.unpaidBill(billKey(acct, id), e.message);
+      session.fail(e);
       return;
     }
     acct.applyAuth(auth, stored);
-    if (!this.unredeemedSince.has(acct)) this.unredeemedSince.set(acct, Date.now());
+    if (!this.unredeemedSince.has(acct)) this.unredeemedSince.set(acct, this.now());
     const settled: OpenBill[] = [];
     const touched = new Set<WorkerAccount>();
     for (const id of auth.requestIds) {
-      const b = this.bills.get(id);
+      const key = billKey(acct, id);
+      const b = this.bills.get(key);
       if (!b) continue;
-      this.bills.delete(id);
+      this.bills.delete(key);
       clearTimeout(b.timer);
       b.worker.accrue(b.cost.workerPart, b.cost.proxyPart);
       touched.add(b.worker);
@@ -248,12 +357,14 @@ export class ProxyBilling {
   }
 
   /** The client will not pay: the worker is paid all the same (the proxy bears the loss). */
-  private unpaidBill(requestId: string, reason: string): void {
-    const b = this.bills.get(requestId);
+  private unpaidBill(key: string, reason: string): void {
+    const b = this.bills.get(key);
     if (!b) return;
-    this.bills.delete(requestId);
+    const requestId = key.slice(key.indexOf(' ') + 1);
+    this.bills.delete(key);
     clearTimeout(b.timer);
     b.account.dropBill(requestId);
+    this.refused('unpaid_bill');
     b.worker.accrue(b.cost.workerPart, b.cost.proxyPart);
     this.totals.unpaid += b.cost.totalCost;
     this.unpaid.set(b.account, (this.unpaid.get(b.account) ?? 0) + 1);
@@ -317,33 +428,91 @@ export class ProxyBilling {
     if (acct.unredeemed === 0n) this.unredeemedSince.delete(acct);
   }
 
-  private async refreshConnected(): Promise<void> {
-    await Promise.all([...this.clientSessions.keys()].map((a) => this.refresh(a)));
+  /** Re-reads many accounts, a few chain reads at a time. */
+  private async refreshAll(accounts: ClientAccount[]): Promise<void> {
+    let next = 0;
+    const worker = async () => {
+      while (next < accounts.length) {
+        const a = accounts[next++]!;
+        await this.refresh(a).catch((err) =>
+          this.opts.log.warn(
+            { client: a.contract.toString(), err: String(err) },
+            'client contract unreadable',
+          ),
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(REFRESH_CONCURRENCY, accounts.length) }, worker));
   }
 
-  /** Redeems, in one transfer, every account past its amount or time threshold (or closing). */
+  /**
+   * Follows the root's params (prices, minimum stake, close delay) and re-reads every account that is
+   * connected or holds something unredeemed, connected or not: a client that asks to close and goes away
+   * is noticed within one refresh, and settled at once.
+   */
+  private async refreshTick(): Promise<void> {
+    await this.opts.chain.refreshPrices();
+    const terms = this.terms();
+    for (const a of this.clients.values()) a.terms = terms;
+    await this.refreshAll(
+      [...this.clients.values()].filter((a) => a.unredeemed > 0n || this.clientSessions.has(a)),
+    );
+  }
+
+  /** Is an account due for settlement: something unredeemed, past a threshold or closing, not backing off? */
+  private isDue(a: ClientAccount, now: number, force: boolean): boolean {
+    const u = a.unredeemed;
+    if (u === 0n || !a.auth) return false;
+    if ((this.backoff.get(a)?.until ?? 0) > now) return false;
+    if (force || a.chain.state !== 0) return true;
+    const half = a.chain.stake / 2n;
+    const threshold = half > 0n && half < this.opts.settleAmount ? half : this.opts.settleAmount;
+    return u >= threshold || now - (this.unredeemedSince.get(a) ?? now) >= this.opts.settleIntervalMs;
+  }
+
+  /**
+   * Redeems every due account (past its amount or time threshold, or closing), in as few transfers as the
+   * wallet allows. Gas is spent only on charges the contract will take, as the chain shows it just before:
+   * none for a closed or empty contract, or one that has already paid what was signed. A charge that took
+   * nothing anyway is retried only after a back-off that doubles.
+   */
   async settleDue(force = false): Promise<number> {
     if (this.settling) return 0;
-    const now = Date.now();
-    const due = [...this.clients.values()].filter((a) => {
-      const u = a.unredeemed;
-      if (u === 0n || !a.auth) return false;
-      if (force || a.chain.state !== 0) return true;
-      const half = a.chain.stake / 2n;
-      const threshold = half > 0n && half < this.opts.settleAmount ? half : this.opts.settleAmount;
-      return u >= threshold || now - (this.unredeemedSince.get(a) ?? now) >= this.opts.settleIntervalMs;
-    });
-    if (due.length === 0) return 0;
     this.settling = true;
     try {
-      await this.opts.chain.redeemClientAuths(due.map((a) => ({ contract: a.contract, auth: a.auth! })));
+      const now = this.now();
+      const candidates = [...this.clients.values()].filter((a) => this.isDue(a, now, force));
+      if (candidates.length === 0) return 0;
+      await this.refreshAll(candidates);
+      const due = candidates.filter(canTakeCharge);
+      if (due.length === 0) return 0;
+      const before = new Map(due.map((a) => [a, a.chain.charged]));
+      try {
+        await this.opts.chain.redeemClientAuths(due.map((a) => ({ contract: a.contract, auth: a.auth! })));
+      } finally {
+        await this.refreshAll(due);
+      }
       this.totals.settlements++;
-      await Promise.all(due.map((a) => this.refresh(a)));
+      for (const a of due) {
+        if (a.chain.charged > before.get(a)!) this.backoff.delete(a);
+        else this.backOff(a, now);
+      }
       this.opts.log.info({ clients: due.length }, 'settled client authorisations on-chain');
+      return due.length;
     } finally {
       this.settling = false;
     }
-    return due.length;
+  }
+
+  private backOff(a: ClientAccount, now: number): void {
+    const failures = (this.backoff.get(a)?.failures ?? 0) + 1;
+    const delay = Math.min(SETTLE_BACKOFF_MS * 2 ** (failures - 1), SETTLE_BACKOFF_MAX_MS);
+    this.backoff.set(a, { failures, until: now + delay });
+    this.totals.chargesFailed++;
+    this.opts.log.warn(
+      { client: a.contract.toString(), failures, retryInMs: delay },
+      'charge took nothing; backing off',
+    );
   }
 
   /** A client contract as the chain shows it now. */
@@ -367,9 +536,21 @@ export class ProxyBilling {
       unpaidNano: this.totals.unpaid.toString(),
       settlements: this.totals.settlements,
       payoutsSigned: this.totals.payoutsSigned,
+      chargesFailed: this.totals.chargesFailed,
+      refusals: { ...this.totals.refusals },
       unredeemedNano: this.unredeemed().toString(),
     };
   }
+}
+
+/** Would a charge of the newest authorisation take something, as the chain shows the contract now? */
+function canTakeCharge(a: ClientAccount): boolean {
+  const c = a.chain;
+  return a.auth !== null && c.deployed && c.state !== 2 && c.balance > 0n && a.auth.total > c.charged;
+}
+
+function billKey(a: ClientAccount, requestId: string): string {
+  return `${a.contract.toRawString()} ${requestId}`;
 }
 
 function clientRecordKey(a: ClientAccount): string {

@@ -21,7 +21,6 @@ import { NodeMetrics, tonGauge } from '../ops/metrics.ts';
 import { RecentRequests } from '../ops/recent-requests.ts';
 import { waitUntil } from '../ops/wait.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
-import type { InferenceRequest } from '../protocol/inference.ts';
 import {
   type Call,
   callSchema,
@@ -35,8 +34,8 @@ import type { ProxyBilling } from './billing.ts';
 
 export type { FinishedRequest } from './request-relay.ts';
 
-import { type FinishedRequest, RequestRelay } from './request-relay.ts';
-import { WorkerRegistry } from './worker-registry.ts';
+import { type FinishedRequest, RequestRelay, type SessionCalls } from './request-relay.ts';
+import { checkAnnouncedModels, WorkerRegistry } from './worker-registry.ts';
 
 export interface ProxyOptions {
   name: string;
@@ -163,6 +162,17 @@ export class ProxyNode {
       () => t.settlements,
     );
     m.counterFrom('cocoon_payouts_signed_total', 'Worker payouts signed.', () => t.payoutsSigned);
+    m.counterFrom(
+      'cocoon_payment_refusals_total',
+      'Payment messages refused and bills left unpaid, by reason.',
+      () => Object.entries(t.refusals).map(([code, n]) => [{ code }, n]),
+      ['code'],
+    );
+    m.counterFrom(
+      'cocoon_charges_failed_total',
+      'On-chain charges that took nothing (backed off before the next try).',
+      () => t.chargesFailed,
+    );
     m.gauge('cocoon_unredeemed_ton', 'TON authorised by clients, not yet settled on-chain.', () =>
       tonGauge(desk.unredeemed()),
     );
@@ -276,6 +286,13 @@ export class ProxyNode {
   private addWorker(session: Session, peer: PeerIdentity): void {
     const hello = session.peerHello!;
     const info = workerInfoSchema.parse(hello.info);
+    try {
+      checkAnnouncedModels(peer, info);
+    } catch (err) {
+      session.once('close', () => this.countViolation(session, `worker ${hello.name}`));
+      session.fail(err);
+      return;
+    }
     const w = this.registry.add(session, peer, hello.name, info);
     if (this.opts.billing && info.payoutAddress) {
       w.account = this.opts.billing.desk.attachWorker(session, Address.parse(info.payoutAddress));
@@ -287,7 +304,10 @@ export class ProxyNode {
     session.on('control', (payload) => {
       try {
         const msg = parseMessage(controlSchema, payload, 'control');
-        if (msg.type === 'worker.status') w.info = msg.info;
+        if (msg.type === 'worker.status') {
+          checkAnnouncedModels(peer, msg.info);
+          w.info = msg.info;
+        }
       } catch (err) {
         session.fail(err);
       }
@@ -308,9 +328,18 @@ export class ProxyNode {
       this.clients.delete(session);
       this.countViolation(session, 'client');
     });
+    const calls: SessionCalls = new Map();
     const billing = this.opts.billing;
     if (!billing) {
-      session.on('stream', (stream) => void this.onClientCall(stream, peer, null));
+      session.on('stream', (stream) => void this.onClientCall(stream, peer, null, calls));
+      session.on('control', (payload) => {
+        try {
+          const msg = parseMessage(controlSchema, payload, 'control');
+          if (msg.type === 'request.cancel') calls.get(msg.requestId)?.();
+        } catch (err) {
+          session.fail(err);
+        }
+      });
       return;
     }
     // Calls wait for the account (one chain read); control messages are taken in order once it is known.
@@ -327,15 +356,17 @@ export class ProxyNode {
       );
     });
     session.on('stream', (stream) => {
-      account.then((a) => this.onClientCall(stream, peer, a)).catch((err) => stream.reset(err));
+      account.then((a) => this.onClientCall(stream, peer, a, calls)).catch((err) => stream.reset(err));
     });
     // In arrival order (callbacks on one promise run in order, and each checks its authorisation before
     // its first await), while ledger commits of consecutive messages overlap.
     session.on('control', (payload) => {
       account
-        .then((a) =>
-          billing.desk.onClientControl(a, session, parseMessage(controlSchema, payload, 'control')),
-        )
+        .then((a) => {
+          const msg = parseMessage(controlSchema, payload, 'control');
+          if (msg.type === 'request.cancel') calls.get(msg.requestId)?.();
+          else return billing.desk.onClientControl(a, session, msg);
+        })
         .catch((err) => session.fail(err));
     });
   }
@@ -360,10 +391,15 @@ export class ProxyNode {
     stream: Stream,
     client: PeerIdentity,
     account: ClientAccount | null,
+    calls: SessionCalls,
   ): Promise<void> {
     const parsed = callSchema.safeParse(stream.header);
     if (!parsed.success) {
-      stream.reset(new ProtocolError(`malformed call: ${parsed.error.issues[0]?.message}`, 'bad_message'));
+      const issue = parsed.error.issues[0];
+      this.refusals.bad_call = (this.refusals.bad_call ?? 0) + 1;
+      stream.reset(
+        new ProtocolError(`malformed call: ${issue?.path.join('.')}: ${issue?.message}`, 'bad_message'),
+      );
       return;
     }
     const call: Call = parsed.data;
@@ -382,7 +418,7 @@ export class ProxyNode {
       stream.end();
       return;
     }
-    await this.relay.forward(stream, client, account, call.requestId, call.request as InferenceRequest);
+    await this.relay.forward(stream, client, account, call.requestId, call.request, calls);
   }
 
   modelList(): ModelList {

@@ -2,6 +2,7 @@ import type { PeerIdentity } from '../attest/types.ts';
 import {
   asCocoonError,
   BadGatewayError,
+  BadRequestError,
   CancelledError,
   CocoonError,
   GatewayTimeoutError,
@@ -14,7 +15,7 @@ import type { Logger } from '../ops/log.ts';
 import type { NodeMetrics } from '../ops/metrics.ts';
 import type { RecentRequests } from '../ops/recent-requests.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
-import { type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
+import { boundUsage, type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
 import {
   type InferenceRequest,
   maxCompletionTokens,
@@ -22,6 +23,7 @@ import {
   ZERO_USAGE,
 } from '../protocol/inference.ts';
 import { type InferenceTrailer, inferenceTrailerSchema } from '../protocol/messages.ts';
+import { OutputObserver } from '../protocol/observed-output.ts';
 import type { ProxyBilling } from './billing.ts';
 import { chooseWorker } from './router.ts';
 import type { WorkerConnection, WorkerRegistry } from './worker-registry.ts';
@@ -39,6 +41,15 @@ export interface FinishedRequest {
   durationMs: number;
 }
 
+/** How one admitted request ended. */
+interface RelayResult {
+  worker: WorkerConnection;
+  usage: TokenUsage;
+  cost: RequestCost | null;
+  error: CocoonError | undefined;
+  outcome: 'ok' | 'failed' | 'cancelled';
+}
+
 /** Each hop keeps a little of the time budget for itself, as the original does (×0.95). */
 const HOP_TIME_SHARE = 0.95;
 
@@ -52,11 +63,19 @@ interface Relay {
   workerStream: Stream | null;
   /** Parts (or the worker's identity) have gone to the caller: no other worker may take over now. */
   committed: boolean;
-  /** Output parts relayed to the caller. */
-  delivered: number;
+  /** What reached the caller: bills are bounded by it, as the client bounds what it signs. */
+  output: OutputObserver;
+  /** The caller asked to stop (`request.cancel`): end with what was delivered, billed. */
+  cancelled: boolean;
   /** When the proxy received the request (performance.now()). */
   started: number;
 }
+
+/**
+ * The calls in flight on one client session, by request id: a second call with the same id is refused,
+ * and `request.cancel` finds the one to stop.
+ */
+export type SessionCalls = Map<string, () => void>;
 
 /** Worth another worker: it was lost, broke, was busy, or did not serve the model after all. */
 function isRetryable(e: CocoonError): boolean {
@@ -66,22 +85,6 @@ function isRetryable(e: CocoonError): boolean {
 /** Counts against the worker's health (busy is honest; a timeout may be the caller's short deadline). */
 function isWorkerFault(e: CocoonError): boolean {
   return e.status >= 500 && e.status !== 504;
-}
-
-/** Does a stream part carry generated output (text, reasoning, a tool call), or is it only framing? */
-function carriesOutput(part: Buffer): boolean {
-  let chunk: { choices?: { text?: string; delta?: Record<string, unknown> }[] };
-  try {
-    chunk = JSON.parse(part.toString('utf8'));
-  } catch {
-    return true; // not a chunk we understand: relay it rather than hold it
-  }
-  for (const c of chunk.choices ?? []) {
-    if (c.text) return true;
-    const d = c.delta;
-    if (d && (d.content || d.reasoning_content || d.tool_calls || d.refusal)) return true;
-  }
-  return false;
 }
 
 function wireCost(cost: RequestCost) {
@@ -118,6 +121,7 @@ export class RequestRelay {
    * Relays one inference call to a worker and its stream back, with cancellation both ways. A worker that
    * fails before anything reached the caller is replaced by another (bounded attempts, within the
    * deadline); one that fails after ends the stream with an error, and only what was delivered is billed.
+   * A caller that stops the request (`request.cancel`, or a RESET) is billed for what it received.
    */
   async forward(
     clientStream: Stream,
@@ -125,37 +129,88 @@ export class RequestRelay {
     account: ClientAccount | null,
     requestId: string,
     request: InferenceRequest,
+    calls: SessionCalls,
   ): Promise<void> {
     this.ctx.counters.total++;
     const started = performance.now();
     const desk = this.ctx.desk;
-    const tried = new Set<WorkerConnection>();
     let worker: WorkerConnection;
     let reservation = 0n;
     try {
+      if (calls.has(requestId)) {
+        throw new BadRequestError(
+          `Request id ${requestId} is already in flight.`,
+          null,
+          'duplicate_request_id',
+        );
+      }
       worker = chooseWorker(this.ctx.registry, request.model, request.maxCoefficient, request.minTier);
       // Refused here, before any worker runs, if the client's credit cannot cover the worst case.
-      if (desk && account) reservation = desk.reserve(account, request, clientStream.headerBytes);
+      if (desk && account) reservation = desk.admit(account, requestId, request, clientStream.headerBytes);
     } catch (err) {
-      this.ctx.counters.rejected++;
-      const e = asCocoonError(err);
-      const seconds = (performance.now() - started) / 1000;
-      this.ctx.metrics.finished('rejected', e.code, seconds);
-      this.ctx.recent.record({
-        requestId,
-        model: request.model,
-        worker: null,
-        outcome: 'rejected',
-        error: e,
-        seconds,
-        usage: null,
-        costNanoton: null,
-        attempts: 0,
-      });
-      clientStream.reset(err);
+      this.refuse(clientStream, requestId, request, asCocoonError(err), started);
       return;
     }
-    const relay: Relay = { workerStream: null, committed: false, delivered: 0, started };
+    const relay: Relay = {
+      workerStream: null,
+      committed: false,
+      output: new OutputObserver(),
+      cancelled: false,
+      started,
+    };
+    calls.set(requestId, () => {
+      relay.cancelled = true;
+      relay.workerStream?.reset(new CancelledError());
+    });
+    const tried = new Set<WorkerConnection>();
+    let result: RelayResult;
+    try {
+      result = await this.run(clientStream, account, requestId, request, worker, tried, relay, reservation);
+    } finally {
+      calls.delete(requestId);
+      if (desk && account) desk.finish(account, requestId, reservation);
+    }
+    this.record(client, requestId, request, relay, tried, result, started);
+  }
+
+  /** A request refused before any worker was involved. */
+  private refuse(
+    clientStream: Stream,
+    requestId: string,
+    request: InferenceRequest,
+    e: CocoonError,
+    started: number,
+  ): void {
+    this.ctx.counters.rejected++;
+    if (e.code === 'duplicate_request_id') this.ctx.refusals[e.code] = (this.ctx.refusals[e.code] ?? 0) + 1;
+    const seconds = (performance.now() - started) / 1000;
+    this.ctx.metrics.finished('rejected', e.code, seconds);
+    this.ctx.recent.record({
+      requestId,
+      model: request.model,
+      worker: null,
+      outcome: 'rejected',
+      error: e,
+      seconds,
+      usage: null,
+      costNanoton: null,
+      attempts: 0,
+    });
+    clientStream.reset(e);
+  }
+
+  /** Dispatches, relays and bills one admitted request; says how it ended. */
+  private async run(
+    clientStream: Stream,
+    account: ClientAccount | null,
+    requestId: string,
+    request: InferenceRequest,
+    first: WorkerConnection,
+    tried: Set<WorkerConnection>,
+    relay: Relay,
+    reservation: bigint,
+  ): Promise<RelayResult> {
+    const desk = this.ctx.desk;
     const timer = setTimeout(() => {
       const e = new GatewayTimeoutError(`Request timed out after ${request.timeoutMs} ms.`);
       relay.workerStream?.reset(e);
@@ -163,18 +218,22 @@ export class RequestRelay {
     }, request.timeoutMs);
     clientStream.onReset(() => relay.workerStream?.reset(new CancelledError()));
     this.ctx.counters.inFlight++;
-    let usage: TokenUsage = ZERO_USAGE;
-    let cost: RequestCost | null = null;
-    let error: CocoonError | undefined;
-    let callerCancelled = false;
+    let worker = first;
     let served = false; // the worker's part is done: what fails now is billing, not the worker
     try {
-      const trailer = await this.dispatch(clientStream, requestId, request, worker, tried, relay, started);
+      const trailer = await this.dispatch(clientStream, requestId, request, first, tried, relay);
       served = true;
       worker = relay.worker!;
-      usage = trailer.usage;
-      const { tail } = trailer;
-      const tailPart = tail !== undefined ? { tail } : {};
+      const usage = this.billable(worker, trailer.usage, request, clientStream, relay);
+      // A whole reply goes to the caller before its bill, as a stream's parts do: the client signs for
+      // what it has seen, and only the cost is added at the end.
+      if (desk && account && trailer.tail !== undefined && !request.stream) {
+        const p = clientStream.write(trailer.tail);
+        if (p) await p;
+      }
+      const tailPart =
+        trailer.tail !== undefined && !(desk && account && !request.stream) ? { tail: trailer.tail } : {};
+      let cost: RequestCost | null = null;
       if (desk && account) {
         // The reply is released only once the client's signature for it is in the ledger.
         cost = await desk.bill(account, requestId, usage, relay.coefficient!, reservation, worker.account!);
@@ -182,73 +241,124 @@ export class RequestRelay {
       } else {
         clientStream.end({ usage, ...tailPart });
       }
+      return { worker, usage, cost, error: undefined, outcome: 'ok' };
     } catch (err) {
       worker = relay.worker ?? worker;
-      error = asCocoonError(err);
-      // Decided before we reset the client's stream ourselves: was it the caller who went away?
-      callerCancelled = clientStream.resetError !== null && error.status !== 504;
-      if (callerCancelled) {
-        this.ctx.counters.cancelled++;
-      } else {
-        if (relay.committed && !served) {
-          ({ usage, cost, error } = await this.settlePartial(
-            relay,
-            request,
-            requestId,
-            error,
-            account,
-            reservation,
-          ));
-        }
-        clientStream.reset(error);
-      }
+      let error = asCocoonError(err);
       if (!(err instanceof CocoonError))
         this.ctx.log.error({ err: toWireError(err), requestId }, 'relay failed');
+      // Decided before we reset the client's stream ourselves: was it the caller who stopped?
+      const stopped = relay.cancelled || (clientStream.resetError !== null && error.status !== 504);
+      let usage: TokenUsage = ZERO_USAGE;
+      let cost: RequestCost | null = null;
+      if (relay.committed && !served) {
+        ({ usage, cost, error } = await this.settlePartial(
+          relay,
+          request,
+          requestId,
+          stopped ? new CancelledError() : error,
+          account,
+          reservation,
+        ));
+      }
+      if (stopped) {
+        this.ctx.counters.cancelled++;
+        // A caller that asked politely learns what it was billed; one that reset has gone already.
+        if (clientStream.resetError === null)
+          clientStream.end({ usage, ...(cost ? { cost: wireCost(cost) } : {}) });
+        return { worker, usage, cost, error, outcome: 'cancelled' };
+      }
+      clientStream.reset(error);
+      return { worker, usage, cost, error, outcome: 'failed' };
     } finally {
       clearTimeout(timer);
-      if (account && reservation > 0n) account.release(reservation);
       this.ctx.counters.inFlight--;
     }
-    const ok = error === undefined;
+  }
+
+  /**
+   * The usage the request is billed for: the worker's report, within what the call and what reached the
+   * caller allow (the client checks the same bound). A report beyond the request's own worst case is a
+   * protocol violation (checked in relayFrom); one beyond what was delivered is cut down and counted.
+   */
+  private billable(
+    worker: WorkerConnection,
+    reported: TokenUsage,
+    request: InferenceRequest,
+    clientStream: Stream,
+    relay: Relay,
+  ): TokenUsage {
+    const usage = boundUsage(reported, {
+      callBytes: clientStream.headerBytes,
+      maxCompletionTokens: maxCompletionTokens(request),
+      observedCompletionTokens: relay.output.completionTokens(request.n),
+    });
+    if (
+      usage.completionTokens !== reported.completionTokens ||
+      usage.promptTokens !== reported.promptTokens
+    ) {
+      this.ctx.refusals.usage_clamped = (this.ctx.refusals.usage_clamped ?? 0) + 1;
+      this.ctx.log.warn(
+        { worker: worker.name, reported, billed: usage },
+        'worker reported more than it delivered; billing what was delivered',
+      );
+    }
+    return usage;
+  }
+
+  /** Counters, metrics, logs and the accounting hook for a request that reached a worker. */
+  private record(
+    client: PeerIdentity,
+    requestId: string,
+    request: InferenceRequest,
+    relay: Relay,
+    tried: Set<WorkerConnection>,
+    r: RelayResult,
+    started: number,
+  ): void {
+    const ok = r.outcome === 'ok';
     if (ok) {
       this.ctx.counters.succeeded++;
-      this.ctx.counters.promptTokens += usage.promptTokens;
-      this.ctx.counters.completionTokens += usage.completionTokens;
-    } else if (!callerCancelled) {
+      this.ctx.counters.promptTokens += r.usage.promptTokens;
+      this.ctx.counters.completionTokens += r.usage.completionTokens;
+    } else if (r.outcome === 'failed') {
       this.ctx.counters.failed++;
     }
-    const outcome = ok ? 'ok' : callerCancelled ? 'cancelled' : 'failed';
     const seconds = (performance.now() - started) / 1000;
     this.ctx.metrics.finished(
-      outcome,
-      error?.code ?? null,
+      r.outcome,
+      r.error?.code ?? null,
       seconds,
-      usage.promptTokens,
-      usage.completionTokens,
+      r.usage.promptTokens,
+      r.usage.completionTokens,
     );
     this.ctx.log.debug(
-      { requestId, worker: worker.name, outcome, code: error?.code, seconds },
+      { requestId, worker: r.worker.name, outcome: r.outcome, code: r.error?.code, seconds },
       'request finished',
     );
     this.ctx.recent.record({
       requestId,
       model: request.model,
-      worker: worker.name,
-      outcome,
-      error,
+      worker: r.worker.name,
+      outcome: r.outcome,
+      error: r.error,
       seconds,
-      usage,
-      costNanoton: cost ? cost.totalCost.toString() : null,
+      usage: r.usage,
+      costNanoton: r.cost ? r.cost.totalCost.toString() : null,
       attempts: tried.size,
     });
     this.ctx.onFinished({
       requestId,
       client,
-      worker: { name: worker.name, publicKey: worker.peer.publicKey, coefficient: relay.coefficient ?? 0 },
+      worker: {
+        name: r.worker.name,
+        publicKey: r.worker.peer.publicKey,
+        coefficient: relay.coefficient ?? 0,
+      },
       request,
-      usage,
+      usage: r.usage,
       ok,
-      ...(error ? { error } : {}),
+      ...(r.error ? { error: r.error } : {}),
       durationMs: performance.now() - started,
     });
   }
@@ -264,8 +374,8 @@ export class RequestRelay {
     first: WorkerConnection,
     tried: Set<WorkerConnection>,
     relay: Relay,
-    started: number,
   ): Promise<InferenceTrailer> {
+    const started = relay.started;
     let worker = first;
     for (let attempt = 1; ; attempt++) {
       tried.add(worker);
@@ -287,7 +397,8 @@ export class RequestRelay {
       } finally {
         worker.running--;
       }
-      if (clientStream.resetError) throw e; // the caller went away, or the deadline passed
+      // The caller went away or stopped the request, or the deadline passed: not the worker's doing.
+      if (clientStream.resetError || relay.cancelled) throw e;
       worker.recordFailure(isWorkerFault(e));
       if (relay.committed || !isRetryable(e) || attempt >= this.ctx.maxAttempts) throw e;
       let next: WorkerConnection;
@@ -335,14 +446,14 @@ export class RequestRelay {
       }
     };
     for await (const part of ws) {
+      const carries = relay.output.observePart(part);
       if (!relay.committed) {
-        if (held.length < MAX_HELD_PARTS && !carriesOutput(part)) {
+        if (held.length < MAX_HELD_PARTS && !carries) {
           held.push(part);
           continue;
         }
         await commit();
       }
-      relay.delivered++;
       const p = clientStream.write(part);
       if (p) await p;
     }
@@ -354,8 +465,17 @@ export class RequestRelay {
       maxCompletionTokens(forwarded),
     );
     if (over) throw this.misbehaved(worker, over, 'usage_over_bound');
-    if (!forwarded.stream && relay.delivered === 0 && held.length === 0 && parsed.data.tail === undefined) {
+    if (
+      !forwarded.stream &&
+      relay.output.outputParts === 0 &&
+      held.length === 0 &&
+      parsed.data.tail === undefined
+    ) {
       throw this.misbehaved(worker, 'worker ended a reply without a body', 'empty_reply');
+    }
+    if (parsed.data.tail !== undefined) {
+      if (forwarded.stream) relay.output.observePart(parsed.data.tail);
+      else relay.output.observeResponse(parsed.data.tail);
     }
     if (!relay.committed) await commit();
     return parsed.data;
@@ -382,7 +502,7 @@ export class RequestRelay {
     account: ClientAccount | null,
     reservation: bigint,
   ): Promise<{ usage: TokenUsage; cost: RequestCost | null; error: CocoonError }> {
-    const delivered = Math.min(relay.delivered, maxCompletionTokens(request));
+    const delivered = Math.min(relay.output.outputParts, maxCompletionTokens(request));
     const usage: TokenUsage = { ...ZERO_USAGE, completionTokens: delivered };
     const desk = this.ctx.desk;
     const workerAccount = relay.worker?.account;
@@ -400,14 +520,18 @@ export class RequestRelay {
       }
     }
     const error =
-      cause.status === 504
-        ? new GatewayTimeoutError(
-            `${cause.message.replace(/\.?$/, '.')} ${delivered} tokens were delivered.${charged}`,
+      cause instanceof CancelledError
+        ? new CancelledError(
+            `Request cancelled by the caller after ${delivered} tokens were delivered.${charged}`,
           )
-        : new BadGatewayError(
-            `The worker serving this request failed after ${delivered} tokens were delivered (${cause.message}).${charged}`,
-            'worker_failed_mid_stream',
-          );
+        : cause.status === 504
+          ? new GatewayTimeoutError(
+              `${cause.message.replace(/\.?$/, '.')} ${delivered} tokens were delivered.${charged}`,
+            )
+          : new BadGatewayError(
+              `The worker serving this request failed after ${delivered} tokens were delivered (${cause.message}).${charged}`,
+              'worker_failed_mid_stream',
+            );
     return { usage, cost, error };
   }
 }

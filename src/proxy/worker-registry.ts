@@ -1,4 +1,5 @@
 import type { PeerIdentity } from '../attest/types.ts';
+import { ProtocolError } from '../errors.ts';
 import { PeerHealth } from '../net/peer-health.ts';
 import type { Session } from '../net/session.ts';
 import type { WorkerAccount } from '../pay/worker-account.ts';
@@ -31,12 +32,12 @@ export class WorkerConnection {
 
   /** What the client is shown about this worker for a request on `model`. */
   serving(model: string): Serving {
-    const identity = this.peer.claims.models?.find((m) => m === model || m.startsWith(`${model}@`));
     return {
       worker: this.name,
       tier: this.peer.attestation.tier,
       image: this.peer.attestation.imageHash,
-      model: identity ?? model,
+      model: attestedIdentity(this.peer, model) ?? model,
+      coefficient: this.model(model)?.coefficient ?? 0,
     };
   }
 
@@ -51,6 +52,27 @@ export class WorkerConnection {
   recordFailure(workerFault: boolean): void {
     this.failed++;
     if (workerFault) this.health.recordFailure();
+  }
+}
+
+/** The identity (`name@revision:hash`, or the bare name) under which the peer's certificate attests `model`. */
+function attestedIdentity(peer: PeerIdentity, model: string): string | undefined {
+  return peer.claims.models?.find((m) => m === model || m.startsWith(`${model}@`));
+}
+
+/**
+ * Refuses a worker's announcement (Hello or `worker.status`) of a model its certificate does not attest.
+ * The allow-lists are checked against the certificate's claims, so routing may use only what is in them:
+ * otherwise a worker could serve any model by naming it in its Hello.
+ */
+export function checkAnnouncedModels(peer: PeerIdentity, info: WorkerInfo): void {
+  for (const m of info.models) {
+    if (attestedIdentity(peer, m.name) === undefined) {
+      throw new ProtocolError(
+        `model '${m.name}' is not among the models your certificate attests`,
+        'model_not_attested',
+      );
+    }
   }
 }
 

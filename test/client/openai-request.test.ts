@@ -75,6 +75,19 @@ describe('OpenAI request parsing: accepted bodies', () => {
     });
   });
 
+  test('a batch of prompts is bounded for all its choices: n × prompts, at most MAX_CHOICES', () => {
+    const batch = (prompt: unknown, n?: number) =>
+      parseInferenceRequest('completion', { model: 'm', prompt, ...(n ? { n } : {}) }, defaults);
+    assert.equal(batch(['a', 'b', 'c'], 2).n, 6);
+    assert.equal(batch([[1, 2], [3]]).n, 2);
+    assert.equal(batch([1, 2, 3], 2).n, 2, 'token ids are one prompt');
+    assert.equal(batch('one', 3).n, 3);
+    assert.throws(
+      () => batch(['a', 'b', 'c', 'd', 'e'], 2),
+      (e: BadRequestError) => e.status === 400 && e.param === 'prompt' && /10 choices/.test(e.message),
+    );
+  });
+
   test('defaults for the Cocoon extras; null extras count as absent', () => {
     const r = parseInferenceRequest('chat', chat(), defaults);
     assert.equal(r.timeoutMs, 120_000);

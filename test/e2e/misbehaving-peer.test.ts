@@ -14,7 +14,7 @@ const ask = { model: 'cocoon-tiny', messages: [{ role: 'user', content: 'hi' }],
 
 /** A properly attested worker that then misbehaves on the wire (raw frames on its verified session). */
 async function rogueWorker(proxy: ProxyNode): Promise<Session> {
-  const { credentials } = await makeCredentials(generateNodeKey(), 'worker', dev.provider);
+  const { credentials } = await makeCredentials(generateNodeKey(), 'worker', dev.provider, ['rogue-model']);
   const { session } = await dialPeer({
     host: '127.0.0.1',
     port: proxy.workerPort,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import type { TestContext } from 'node:test';
 import { Address } from '@ton/core';
 import { Ledger } from '../../src/pay/ledger.ts';
-import type { PriceList } from '../../src/pay/pricing.ts';
+import type { PaymentParams } from '../../src/pay/payments-chain.ts';
 import { GLOBAL_ID } from '../../src/pay/signed-messages.ts';
 
 /** Shared fixtures of the payment tests: fixed addresses, fresh keys, a price list, temporary ledgers. */
@@ -18,7 +18,10 @@ export const OWNER = new Address(0, Buffer.alloc(32, 3));
 export const TON = 1_000_000_000n;
 
 /** Every multiplier different, so a token class priced with the wrong one shows. */
-export const PRICES: PriceList = {
+export const PRICES: PaymentParams = {
+  paramsVersion: 1,
+  clientCloseDelay: 3600,
+  minClientStake: 1_000_000_000n,
   pricePerToken: 1000n,
   workerFeePerToken: 700n,
   promptMult: 10_000,

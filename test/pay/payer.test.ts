@@ -22,7 +22,20 @@ import {
 
 const client = keyPair();
 
-const BOUND: RequestBound = { maxCoefficient: 1500, maxCompletionTokens: 1000, bodyBytes: 4000 };
+/** A request's bound, as the client knows it once the call went out and `observed` tokens came back. */
+function boundOf(
+  over: { maxCompletionTokens?: number; callBytes?: number; observed?: number } = {},
+): RequestBound {
+  const observed = over.observed ?? 100_000;
+  return {
+    maxCoefficient: 1500,
+    maxCompletionTokens: over.maxCompletionTokens ?? 1000,
+    choices: 1,
+    callBytes: over.callBytes ?? 4000,
+    coefficient: null,
+    observed: { completionTokens: () => observed },
+  };
+}
 const USAGE: TokenUsage = {
   promptTokens: 1000,
   cachedTokens: 400,
@@ -35,6 +48,7 @@ function billFor(requestId: string, usage: TokenUsage = USAGE, coefficient = 100
   const c = requestCost(usage, coefficient, PRICES);
   return {
     requestId,
+    paramsVersion: PRICES.paramsVersion,
     coefficient,
     usage,
     cost: { prompt: c.promptCost, completion: c.completionCost, total: c.totalCost },
@@ -87,15 +101,21 @@ function harness(
   const sent: SignedAuth[] = [];
   let delivered = 0;
   const payer = new Payer(client.privateKey, client.publicKey, ledger, NETWORK, PRICES, (a) => sent.push(a));
-  if (opts.resume !== false) payer.resume(CONTRACT, opts.proxyAuth ?? null);
+  if (opts.resume !== false) payer.resume(CONTRACT, opts.proxyAuth ?? null, 0n);
   return {
     dir,
     ledger,
     payer,
     proxy,
     sent,
-    request(id: string, usage: TokenUsage = USAGE, coefficient = 1000, bound: RequestBound = BOUND): Bill {
+    request(
+      id: string,
+      usage: TokenUsage = USAGE,
+      coefficient = 1000,
+      bound: RequestBound = boundOf(),
+    ): Bill {
       payer.expect(id, bound);
+      payer.served(id, coefficient); // the proxy names the serving worker before the first token
       const bill = billFor(id, usage, coefficient);
       proxy.addBill(id, bill.cost.total);
       return bill;
@@ -131,7 +151,7 @@ describe('Payer ↔ ClientAccount', () => {
     const h = harness(t);
     const bills = [
       h.request('a'),
-      h.request('b', { ...USAGE, completionTokens: 7 }),
+      h.request('b', { ...USAGE, completionTokens: 7, reasoningTokens: 3 }),
       h.request('c', USAGE, 1500),
     ];
     await Promise.all(bills.map((b) => h.payer.pay(b)));
@@ -168,7 +188,8 @@ describe('Payer ↔ ClientAccount', () => {
     const h = harness(t);
     const bill = billFor('r1');
     const capped: Bill = { ...bill, cost: { prompt: 1n, completion: 2n, total: 3n } };
-    h.payer.expect('r1', BOUND);
+    h.payer.expect('r1', boundOf());
+    h.payer.served('r1', 1000);
     h.proxy.addBill('r1', 3n);
     await h.payer.pay(capped);
     h.deliver();
@@ -188,7 +209,7 @@ describe('Payer refuses bills', () => {
   async function refuses(t: TestContext, setup: (h: ReturnType<typeof harness>) => Bill, code: string) {
     const h = harness(t);
     const bill = setup(h);
-    assert.throws(() => h.payer.pay(bill), refusedWith(code));
+    await assert.rejects(h.payer.pay(bill), refusedWith(code));
     await settle();
     assert.equal(h.sent.length, 0, 'nothing signed');
     assert.equal(h.payer.authorisedTotal, 0n);
@@ -198,12 +219,13 @@ describe('Payer refuses bills', () => {
     refuses(
       t,
       (h) =>
-        h.request('r1', { ...USAGE, completionTokens: 1000, reasoningTokens: 0 }, 1500, {
-          maxCoefficient: 1500,
-          maxCompletionTokens: 100,
-          bodyBytes: 200,
-        }),
-      'wrong_bill',
+        h.request(
+          'r1',
+          { ...USAGE, completionTokens: 1000, reasoningTokens: 0 },
+          1500,
+          boundOf({ maxCompletionTokens: 100, callBytes: 2000 }),
+        ),
+      'usage_not_observed',
     ));
 
   test('at a coefficient above the accepted maximum with coefficient_too_high', (t) =>
@@ -253,17 +275,18 @@ describe('Payer refuses bills', () => {
       'unknown_bill',
     ));
 
-  test('before any account is known with no_account', (t) => {
+  test('before any account is known with no_account', async (t) => {
     const h = harness(t, { resume: false });
-    h.payer.expect('r1', BOUND);
-    assert.throws(() => h.payer.pay(billFor('r1')), refusedWith('no_account'));
+    h.payer.expect('r1', boundOf());
+    h.payer.served('r1', 1000);
+    await assert.rejects(h.payer.pay(billFor('r1')), refusedWith('no_account'));
   });
 
   test('for a request already paid with unknown_bill', async (t) => {
     const h = harness(t);
     const b = h.request('r1');
     await h.payer.pay(b);
-    assert.throws(() => h.payer.pay(b), refusedWith('unknown_bill'));
+    await assert.rejects(h.payer.pay(b), refusedWith('unknown_bill'));
   });
 
   test('a second bill for the same request in the same tick is refused; the request is paid once', {}, async (t) => {
@@ -284,7 +307,96 @@ describe('Payer refuses bills', () => {
   });
 });
 
+describe('Payer signs only what it can bound from what it observed', () => {
+  test('a coefficient other than the serving worker’s is refused with coefficient_mismatch', async (t) => {
+    const h = harness(t);
+    h.payer.expect('r1', boundOf());
+    h.payer.served('r1', 1000);
+    await assert.rejects(h.payer.pay(billFor('r1', USAGE, 1400)), refusedWith('coefficient_mismatch'));
+    assert.equal(h.sent.length, 0);
+  });
+
+  test('a bill before the proxy named the serving worker is refused', async (t) => {
+    const h = harness(t);
+    h.payer.expect('r1', boundOf());
+    await assert.rejects(h.payer.pay(billFor('r1')), refusedWith('coefficient_mismatch'));
+  });
+
+  test('more completion tokens than were received is refused with usage_not_observed', async (t) => {
+    const h = harness(t);
+    const bill = h.request('r1', USAGE, 1000, boundOf({ observed: USAGE.completionTokens - 1 }));
+    await assert.rejects(h.payer.pay(bill), refusedWith('usage_not_observed'));
+    const ok = h.request('r2', USAGE, 1000, boundOf({ observed: USAGE.completionTokens }));
+    await h.payer.pay(ok);
+    assert.equal(h.sent.length, 1, 'exactly what was received is signed');
+  });
+
+  test('more prompt tokens than the call had bytes is refused with usage_not_observed', async (t) => {
+    const h = harness(t);
+    const bill = h.request('r1', USAGE, 1000, boundOf({ callBytes: 100 }));
+    await assert.rejects(h.payer.pay(bill), refusedWith('usage_not_observed'));
+  });
+
+  test('sub-counts above their totals (dearer classes) are refused', async (t) => {
+    const h = harness(t);
+    const bill = h.request('r1', { ...USAGE, reasoningTokens: USAGE.completionTokens + 1 });
+    await assert.rejects(h.payer.pay(bill), refusedWith('usage_not_observed'));
+  });
+
+  test('a bill priced with newer params reads them from the chain; older ones are kept for one change', async (t) => {
+    const dir = tempDir(t);
+    const ledger = openLedger(t, dir);
+    const v2 = { ...PRICES, paramsVersion: 2, pricePerToken: 2000n };
+    let reads = 0;
+    const payer = new Payer(
+      client.privateKey,
+      client.publicKey,
+      ledger,
+      NETWORK,
+      PRICES,
+      () => {},
+      async () => {
+        reads++;
+        return v2;
+      },
+    );
+    payer.resume(CONTRACT, null, 0n);
+    const priced = (id: string, prices: typeof PRICES): Bill => {
+      const c = requestCost(USAGE, 1000, prices);
+      payer.expect(id, boundOf());
+      payer.served(id, 1000);
+      return {
+        requestId: id,
+        paramsVersion: prices.paramsVersion,
+        coefficient: 1000,
+        usage: USAGE,
+        cost: { prompt: c.promptCost, completion: c.completionCost, total: c.totalCost },
+      };
+    };
+    await payer.pay(priced('r1', v2));
+    assert.equal(reads, 1, 'the newer params were read from the chain');
+    assert.equal(payer.prices.paramsVersion, 2);
+    await payer.pay(priced('r2', PRICES)); // a proxy that has not seen the change yet
+    await assert.rejects(
+      payer.pay(priced('r3', { ...PRICES, paramsVersion: 7 })),
+      refusedWith('unknown_params'),
+    );
+  });
+});
+
 describe('Payer.resume', () => {
+  test('continues above what the contract has paid when the proxy holds less (lost ledger)', async (t) => {
+    const h = harness(t, { resume: false });
+    const charged = 5_000_000n;
+    h.payer.resume(CONTRACT, null, charged);
+    h.proxy.chain = { ...h.proxy.chain, charged };
+    const b = h.request('r1');
+    await h.payer.pay(b);
+    assert.equal(h.sent[0]!.total, charged + b.cost.total, 'the total starts at what was already paid');
+    h.deliver(); // and the proxy, which takes the chain as its floor too, accepts it
+    assert.equal(h.proxy.authorised, charged + b.cost.total);
+  });
+
   test('after a reconnect the next seqno is above both our ledger and the proxy’s newest auth', async (t) => {
     const h = harness(t);
     const bills = [h.request('r1'), h.request('r2'), h.request('r3')];
@@ -301,9 +413,10 @@ describe('Payer.resume', () => {
       signature: a2.signature,
     });
     proxy.chain = h.proxy.chain;
-    h.payer.resume(CONTRACT, { seqno: a2.seqno, total: a2.total, signature: a2.signature });
+    h.payer.resume(CONTRACT, { seqno: a2.seqno, total: a2.total, signature: a2.signature }, 0n);
     assert.equal(h.payer.authorisedTotal, a2.total);
-    h.payer.expect('r4', BOUND);
+    h.payer.expect('r4', boundOf());
+    h.payer.served('r4', 1000);
     const b4 = billFor('r4');
     proxy.addBill('r4', b4.cost.total);
     await h.payer.pay(b4);
@@ -341,14 +454,14 @@ describe('Payer.resume', () => {
   test('resume with no authorisation resets the base to zero', async (t) => {
     const h = harness(t);
     await h.payer.pay(h.request('r1'));
-    h.payer.resume(CONTRACT, null);
+    h.payer.resume(CONTRACT, null, 0n);
     assert.equal(h.payer.authorisedTotal, 0n);
   });
 
   test('throws forged_authorisation for an auth signed by another key', (t) => {
     const h = harness(t);
     assert.throws(
-      () => h.payer.resume(CONTRACT, signedBy(keyPair(), 5n, 1000n)),
+      () => h.payer.resume(CONTRACT, signedBy(keyPair(), 5n, 1000n), 0n),
       refusedWith('forged_authorisation'),
     );
   });
@@ -356,11 +469,11 @@ describe('Payer.resume', () => {
   test('throws forged_authorisation for our own auth made for another contract or network', (t) => {
     const h = harness(t);
     assert.throws(
-      () => h.payer.resume(CONTRACT, signedBy(client, 5n, 1000n, OTHER_CONTRACT)),
+      () => h.payer.resume(CONTRACT, signedBy(client, 5n, 1000n, OTHER_CONTRACT), 0n),
       refusedWith('forged_authorisation'),
     );
     assert.throws(
-      () => h.payer.resume(CONTRACT, signedBy(client, 5n, 1000n, CONTRACT, GLOBAL_ID.testnet)),
+      () => h.payer.resume(CONTRACT, signedBy(client, 5n, 1000n, CONTRACT, GLOBAL_ID.testnet), 0n),
       refusedWith('forged_authorisation'),
     );
   });
@@ -383,9 +496,10 @@ describe('Payer durability', () => {
       );
       void fresh.close();
     });
-    payer.resume(CONTRACT, null);
+    payer.resume(CONTRACT, null, 0n);
     for (const id of ['r1', 'r2']) {
-      payer.expect(id, BOUND);
+      payer.expect(id, boundOf());
+      payer.served(id, 1000);
       await payer.pay(billFor(id));
     }
     assert.equal(sends, 2);
@@ -404,8 +518,9 @@ describe('Payer durability', () => {
     const payer = new Payer(client.privateKey, client.publicKey, failing, NETWORK, PRICES, (a) =>
       sent.push(a),
     );
-    payer.resume(CONTRACT, null);
-    payer.expect('r1', BOUND);
+    payer.resume(CONTRACT, null, 0n);
+    payer.expect('r1', boundOf());
+    payer.served('r1', 1000);
     await assert.rejects(payer.pay(billFor('r1')), /disk full/);
     assert.equal(sent.length, 0);
   });
@@ -423,12 +538,14 @@ describe('Payer durability', () => {
     } as unknown as Ledger;
     const sent: SignedAuth[] = [];
     const payer = new Payer(client.privateKey, client.publicKey, flaky, NETWORK, PRICES, (a) => sent.push(a));
-    payer.resume(CONTRACT, null);
-    payer.expect('r1', BOUND);
+    payer.resume(CONTRACT, null, 0n);
+    payer.expect('r1', boundOf());
+    payer.served('r1', 1000);
     h.proxy.addBill('r1', billFor('r1').cost.total);
     await assert.rejects(payer.pay(billFor('r1')), /disk full/);
     const b2 = h.request('r2');
-    payer.expect('r2', BOUND);
+    payer.expect('r2', boundOf());
+    payer.served('r2', 1000);
     await payer.pay(b2);
     assert.equal(sent.length, 1);
     assert.equal(sent[0]!.total, b2.cost.total);

@@ -3,6 +3,7 @@ import {
   type InferenceRequest,
   MAX_CHOICES,
   maxCompletionTokens,
+  promptCount,
   type TokenUsage,
 } from '../../protocol/inference.ts';
 
@@ -47,15 +48,6 @@ const WORK_MULTIPLIERS = [
 const MAX_COMPLETION_LOGPROBS = 5;
 const MAX_TOP_LOGPROBS = 20;
 
-/** Prompts in a body: a completion's `prompt` may be a batch (strings or token-id arrays); chat has one. */
-export function promptCount(req: InferenceRequest): number {
-  if (req.kind !== 'completion') return 1;
-  const p = req.body.prompt;
-  if (!Array.isArray(p) || p.length === 0) return 1;
-  // An array of token ids is one prompt; an array of strings or of token-id arrays is a batch.
-  return typeof p[0] === 'number' ? 1 : p.length;
-}
-
 /**
  * Choices to ask the engine for per prompt, so that the whole reply has exactly `req.n` choices. A batch
  * of k prompts gives k × n choices (as OpenAI does), so it fits the call's bounds only if the call's `n`
@@ -63,7 +55,7 @@ export function promptCount(req: InferenceRequest): number {
  */
 export function choicesPerPrompt(req: InferenceRequest): number {
   checkChoices(req.n);
-  const k = promptCount(req);
+  const k = promptCount(req.kind, req.body);
   if (k === 1) return req.n;
   const asked = typeof req.body.n === 'number' && Number.isInteger(req.body.n) ? req.body.n : 1;
   if (asked * k !== req.n) {

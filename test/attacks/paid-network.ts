@@ -1,0 +1,42 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Address } from '@ton/core';
+import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
+import { type LocalNetwork, startLocalNetwork } from '../../src/local/local-network.ts';
+import type { WorkerAccount } from '../../src/pay/worker-account.ts';
+
+/**
+ * A paying network (embedded chain, root, staked proxy, one honest client with a deposit, the built-in
+ * worker) for attacks on its money. Thresholds are far away: tests settle when they choose.
+ */
+export async function paidNetwork(
+  tokenDelayMs = 2,
+): Promise<{ net: LocalNetwork; dir: string; stop: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'cocoon-attack-'));
+  const net = await startLocalNetwork({
+    dataDir: dir,
+    logLevel: 'silent',
+    tokenDelayMs,
+    payments: { settleIntervalSeconds: 3600, payoutIntervalSeconds: 3600, workerPayoutIntervalSeconds: 3600 },
+  });
+  return {
+    net,
+    dir,
+    stop: async () => {
+      await net.stop();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** What the proxy owes the network's worker so far (fee, commission), accrued per request. */
+export function workerAccrued(net: LocalNetwork): { worker: bigint; proxy: bigint } {
+  const w = net.proxy.registry.all()[0]?.account as WorkerAccount | null | undefined;
+  return { worker: w?.accruedWorker ?? 0n, proxy: w?.accruedProxy ?? 0n };
+}
+
+export async function clientContractState(net: LocalNetwork, contract: Address | string) {
+  const a = typeof contract === 'string' ? Address.parse(contract) : contract;
+  return net.ton!.chain.open(ClientContract.fromAddress(a)).getClientData();
+}
