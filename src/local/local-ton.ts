@@ -11,6 +11,7 @@ import {
   delHashBody,
   RootContract,
   registerProxyBody,
+  setParamsBody,
 } from '../chain/contracts/root-contract.ts';
 import { LocalChain } from '../chain/local-chain.ts';
 import { type LocalChainServer, startLocalChainServer } from '../chain/local-chain-server.ts';
@@ -52,8 +53,11 @@ export interface LocalTon {
   setAllowed(kind: HashKind, hashHex: string, allowed: boolean): Promise<void>;
   /** Registers a proxy contract in the root (governance), if it is not yet. */
   registerProxy(proxyContract: Address, endpoint: string): Promise<void>;
-  /** Tops up a client's contract from its own wallet (deploying it the first time) to at least `amount`. */
+  /** Tops up a client's contract from its own wallet (deploying it the first time) to at least `amount`, and
+   * raises its stake and close delay to the root's if they are below (one transfer). */
   ensureDeposit(clientDir: string, proxyContract: Address, amount: bigint): Promise<Address>;
+  /** Governance: `set_params` (its `paramsVersion` must rise). */
+  setParams(params: RootParams): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -137,6 +141,9 @@ export async function startLocalTon(dataDir: string, port = 0): Promise<LocalTon
       // top_up (deploying it) and raise_terms to the root's stake and close delay, in one transfer
       await s.send(clientDepositMessages(c, state, top, payments.rootParams, DEPOSIT_GAS));
       return c.address;
+    },
+    async setParams(params) {
+      await governance.send([{ to: root.address, value: toNano('0.1'), body: setParamsBody(params) }]);
     },
     async stop() {
       await server.close();

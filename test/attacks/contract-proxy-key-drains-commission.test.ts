@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { toNano } from '@ton/core';
-import { ExitCode, Op, STORAGE_RESERVE } from '../../src/chain/contracts/opcodes.ts';
+import { ContractState, Op, STORAGE_RESERVE } from '../../src/chain/contracts/opcodes.ts';
 import { proxyCommissionAt, proxyTracked } from '../../src/chain/contracts/proxy-contract.ts';
 import {
   assertAllSucceeded,
-  assertRefused,
   balanceOf,
   GAS,
   type Net,
@@ -86,7 +85,7 @@ describe('the proxy key diverting the pool into its commission', () => {
     assert.equal(await balanceOf(net.blockchain, proxy.address), proxyTracked(p) + STORAGE_RESERVE);
   });
 
-  it('closing does not shorten it: close waits until the diverted commission matured; workers are paid meanwhile', async () => {
+  it('closing does not shorten it: the diverted commission stays in the closed contract until it matured, paying workers', async () => {
     const net = await setUp();
     const { proxy, proxyOwner, worker, workerOwner, submitter } = net;
     const held = net.payout(worker.address, 1n, toNano('3'), toNano('0.3'));
@@ -94,20 +93,26 @@ describe('the proxy key diverting the pool into its commission', () => {
     assertAllSucceeded(await proxy.sendRequestClose(proxyOwner.getSender(), GAS));
     assert.equal((await proxy.getProxyData()).unlockAt, t + D);
 
-    // Unlocked, but the diverted commission is still maturing: close is refused …
+    // The owner closes at the unlock: it gets the stake (1) and the pool (0), not the diverted 5 TON.
     net.blockchain.now = t + D;
-    assertRefused(await proxy.sendClose(proxyOwner.getSender(), GAS), proxy.address, ExitCode.tooEarly);
-    // … and the worker, redeeming then, is paid in full.
+    const c = await proxy.sendClose(proxyOwner.getSender(), GAS);
+    assertAllSucceeded(c);
+    assert.equal(receivedBy(c, proxyOwner.address, Op.proxyPaid), STAKE);
+    let p = await proxy.getProxyData();
+    assert.deepEqual([p.state, p.maturingNew + p.maturingOld], [ContractState.closed, POOL]);
+    // The worker, redeeming after the close (still within D of the diversion), is paid in full.
     const r = await worker.sendPayout(submitter.getSender(), GAS, held);
     assertAllSucceeded(r);
     assert.equal(receivedBy(r, workerOwner.address, Op.workerPaid), toNano('3'));
-
-    // Once everything matured the owner closes and gets exactly the rest: 5 + 1 − 3.3 + 0.3 = 3 TON.
-    const { epoch } = await proxy.getProxyData();
-    net.blockchain.now = epoch + 2 * D;
-    const c = await proxy.sendClose(proxyOwner.getSender(), GAS);
-    assertAllSucceeded(c);
-    assert.equal(receivedBy(c, proxyOwner.address, Op.proxyPaid), toNano('3'));
+    // The owner gets the rest only once it matured: 5 − 3.3 + 0.3 = 2 TON.
+    const early = await proxy.sendWithdrawCommission(proxyOwner.getSender(), GAS);
+    assertAllSucceeded(early);
+    assert.equal(receivedBy(early, proxyOwner.address, Op.proxyPaid), 0n);
+    p = await proxy.getProxyData();
+    net.blockchain.now = p.epoch + 2 * D;
+    const w = await proxy.sendWithdrawCommission(proxyOwner.getSender(), GAS);
+    assertAllSucceeded(w);
+    assert.equal(receivedBy(w, proxyOwner.address, Op.proxyPaid), toNano('2'));
     assert.equal(await balanceOf(net.blockchain, proxy.address), STORAGE_RESERVE);
   });
 

@@ -289,15 +289,12 @@ export function modelWithdrawCommission(p: ProxyModel, now: number): bigint {
   return paid;
 }
 
-/** The proxy's `close`: after the unlock and once all commission has matured, stake, pool and commission
- * go to the owner. */
+/** The proxy's `close`: after the unlock, stake, pool and matured commission go to the owner; commission
+ * still maturing stays (it backs payouts, and withdraw_commission pays it once matured). */
 export function modelProxyClose(p: ProxyModel, now: number): Refused | { paid: bigint } {
   if (p.state !== CLOSING) return refused(ExitCode.wrongState);
   if (now < p.unlockAt) return refused(ExitCode.tooEarly);
-  const next = { ...p };
-  modelMature(next, now);
-  if (next.maturingNew + next.maturingOld > 0n) return refused(ExitCode.tooEarly);
-  Object.assign(p, next);
+  modelMature(p, now);
   const paid = p.stake + p.pool + p.commission;
   p.state = CLOSED;
   p.stake = 0n;

@@ -363,20 +363,33 @@ describe('worker and proxy contracts', () => {
 
     blockchain.now = T0 + CLOSE_DELAY - 1;
     assertRefused(await proxy.sendClose(proxyOwner.getSender(), GAS), proxy.address, ExitCode.tooEarly);
-    // Unlocked, but the commission credited during the delay is maturing: it still backs payouts.
     blockchain.now = T0 + CLOSE_DELAY;
-    assertRefused(await proxy.sendClose(proxyOwner.getSender(), GAS), proxy.address, ExitCode.tooEarly);
-    blockchain.now = (await proxy.getProxyData()).epoch + 2 * CLOSE_DELAY;
     assertRefused(await proxy.sendClose(stranger.getSender(), GAS), proxy.address, ExitCode.notAllowed);
     const r = await proxy.sendClose(proxyOwner.getSender(), GAS);
     assertAllSucceeded(r);
-    // stake 10 + pool (5 − 2.5) + commission 0.5
-    assert.equal(receivedBy(r, proxyOwner.address, Op.proxyPaid), toNano('13'));
-    const closed = await proxy.getProxyData();
+    // stake 10 + pool (5 − 2.5); the commission 0.5, credited during the delay, is still maturing: it stays
+    assert.equal(receivedBy(r, proxyOwner.address, Op.proxyPaid), toNano('12.5'));
+    let closed = await proxy.getProxyData();
     assert.deepEqual(
-      [closed.state, closed.stake, closed.pool, closed.commission, closed.maturingNew, closed.maturingOld],
-      [ContractState.closed, 0n, 0n, 0n, 0n, 0n],
+      [closed.state, closed.stake, closed.pool, closed.commission, closed.maturingNew + closed.maturingOld],
+      [ContractState.closed, 0n, 0n, 0n, toNano('0.5')],
     );
+    await assertProxyHoldsExactly();
+    // … backing payouts still (a worker is paid from it) …
+    const late = await worker.sendPayout(
+      workerNode.getSender(),
+      GAS,
+      payout(2n, toNano('2.1'), toNano('0.5')),
+    );
+    assertAllSucceeded(late);
+    assert.equal(receivedBy(late, workerOwner.address, Op.workerPaid), toNano('0.1'));
+    // … and once matured the owner withdraws it.
+    blockchain.now = closed.epoch + 2 * CLOSE_DELAY;
+    const w = await proxy.sendWithdrawCommission(proxyOwner.getSender(), GAS);
+    assertAllSucceeded(w);
+    assert.equal(receivedBy(w, proxyOwner.address, Op.proxyPaid), toNano('0.4'));
+    closed = await proxy.getProxyData();
+    assert.deepEqual([closed.commission, closed.maturingNew, closed.maturingOld], [0n, 0n, 0n]);
     assert.equal(await balanceOf(blockchain, proxy.address), STORAGE_RESERVE);
     assertRefused(
       await proxy.sendChargeProceeds(stranger.getSender(), toNano('1.05'), toNano('1'), stranger.address),
