@@ -48,6 +48,7 @@ export function clientDepositMessages(
       ...(before.deployed || !contract.init ? {} : { init: contract.init }),
     },
   ];
+  // biome-ignore lint/complexity/useMathMinMax: bigints (Math.max takes numbers only)
   const stake = before.stake > params.minClientStake ? before.stake : params.minClientStake;
   const closeDelay = Math.max(before.closeDelay, params.clientCloseDelay);
   if (!before.deployed || stake !== before.stake || closeDelay !== before.closeDelay) {
