@@ -3,7 +3,7 @@ import { Address } from '@ton/core';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { StaticPolicy } from '../attest/policy.ts';
 import { type TrustSetup, trustSetup } from '../attest/trust-setup.ts';
-import { ProxyContract } from '../chain/contracts/proxy-contract.ts';
+import { ProxyContract, proxyCommissionAt } from '../chain/contracts/proxy-contract.ts';
 import { RootContract } from '../chain/contracts/root-contract.ts';
 import { RootPolicy } from '../chain/root-policy.ts';
 import { TonChain } from '../chain/ton-chain.ts';
@@ -99,16 +99,17 @@ export async function buildProxy(c: ProxyConfig): Promise<ProxyNode> {
     const data = cachedRead(() => contract.getProxyData());
     proxy.metrics.gauge(
       'cocoon_proxy_contract_ton',
-      'The proxy contract on-chain: stake, pool of client money, commission.',
+      'The proxy contract on-chain: stake, pool of client money, commission (withdrawable, and maturing).',
       async () => {
         const d = await data();
-        return d
-          ? [
-              [{ part: 'stake' }, tonGauge(d.stake)],
-              [{ part: 'pool' }, tonGauge(d.pool)],
-              [{ part: 'commission' }, tonGauge(d.commission)],
-            ]
-          : [];
+        if (!d) return [];
+        const c = proxyCommissionAt(d, Math.floor(Date.now() / 1000));
+        return [
+          [{ part: 'stake' }, tonGauge(d.stake)],
+          [{ part: 'pool' }, tonGauge(d.pool)],
+          [{ part: 'commission' }, tonGauge(c.withdrawable)],
+          [{ part: 'commission_maturing' }, tonGauge(c.maturing)],
+        ];
       },
       ['part'],
     );
