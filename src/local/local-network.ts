@@ -34,6 +34,8 @@ export interface LocalPaymentOptions {
   payoutIntervalSeconds?: number;
   workerPayoutIntervalSeconds?: number;
   ledgerDurability?: 'disk' | 'process';
+  /** The chain's clock (unix seconds); default the system clock. */
+  chainClock?: () => number;
 }
 
 export interface LocalNetwork {
@@ -58,7 +60,7 @@ export async function startLocalNetwork(o: LocalNetworkOptions): Promise<LocalNe
     worker: join(o.dataDir, 'worker'),
     client: join(o.dataDir, 'client'),
   };
-  const ton = pay ? await startLocalTon(o.dataDir, pay.chainPort ?? 0) : null;
+  const ton = pay ? await startLocalTon(o.dataDir, pay.chainPort ?? 0, pay.chainClock) : null;
   let chain: Record<string, unknown> = {};
   if (ton && pay) {
     await ton.fundNode(dirs.proxy, toNano('30'));

@@ -61,9 +61,13 @@ export interface LocalTon {
   stop(): Promise<void>;
 }
 
-export async function startLocalTon(dataDir: string, port = 0): Promise<LocalTon> {
+/** `clock`: chain time in unix seconds (tests move it to pass close delays); default the system clock. */
+export async function startLocalTon(dataDir: string, port = 0, clock?: () => number): Promise<LocalTon> {
   const chainDir = join(dataDir, 'chain');
-  const local = await LocalChain.open({ stateFile: join(chainDir, 'state.json') });
+  const local = await LocalChain.open({
+    stateFile: join(chainDir, 'state.json'),
+    ...(clock ? { clock } : {}),
+  });
   let server: LocalChainServer;
   try {
     server = await startLocalChainServer({ chain: local, port });

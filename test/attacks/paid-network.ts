@@ -12,13 +12,19 @@ import type { WorkerAccount } from '../../src/pay/worker-account.ts';
  */
 export async function paidNetwork(
   tokenDelayMs = 2,
+  chainClock?: () => number,
 ): Promise<{ net: LocalNetwork; dir: string; stop: () => Promise<void> }> {
   const dir = mkdtempSync(join(tmpdir(), 'cocoon-attack-'));
   const net = await startLocalNetwork({
     dataDir: dir,
     logLevel: 'silent',
     tokenDelayMs,
-    payments: { settleIntervalSeconds: 3600, payoutIntervalSeconds: 3600, workerPayoutIntervalSeconds: 3600 },
+    payments: {
+      settleIntervalSeconds: 3600,
+      payoutIntervalSeconds: 3600,
+      workerPayoutIntervalSeconds: 3600,
+      ...(chainClock ? { chainClock } : {}),
+    },
   });
   return {
     net,

@@ -72,11 +72,8 @@ export class RogueClient {
 
   /** Connects with the identity and wallet in `dir` (an existing client's, to cheat as that client). */
   static async connect(net: LocalNetwork, dir: string, contract: Address): Promise<RogueClient> {
-    const chain = net.ton!.chain;
-    const globalId = await chain.globalId();
-    const words = await loadWalletFile(join(dir, WALLET_FILE));
-    const w = await walletFromMnemonic(words, globalId);
-    const wallet = new WalletSender(chain.client, w, { pollIntervalMs: chain.pollIntervalMs });
+    const globalId = await net.ton!.chain.globalId();
+    const wallet = await walletOf(net, dir);
     const key = await loadOrCreateNodeKey(dir);
     const dev = trustSetup('dev');
     const { credentials } = await makeCredentials(key, 'client', dev.provider);
@@ -85,7 +82,7 @@ export class RogueClient {
       port: net.proxy.clientPort,
       credentials,
       trust: { verifiers: dev.verifiers, roles: ['proxy'], minTier: 'dev' },
-      session: { hello: { role: 'client', name: 'rogue', info: { wallet: w.address.toString() } } },
+      session: { hello: { role: 'client', name: 'rogue', info: { wallet: wallet.address.toString() } } },
     });
     const rogue = new RogueClient(session, key, wallet, contract, globalId);
     await until(() => rogue.account !== null, 'the proxy sent our account');
@@ -160,6 +157,13 @@ export class RogueClient {
   close(): void {
     this.session.close();
   }
+}
+
+/** The wallet a node keeps in its data dir, ready to send from. */
+export async function walletOf(net: LocalNetwork, dir: string): Promise<WalletSender> {
+  const chain = net.ton!.chain;
+  const w = await walletFromMnemonic(await loadWalletFile(join(dir, WALLET_FILE)), await chain.globalId());
+  return new WalletSender(chain.client, w, { pollIntervalMs: chain.pollIntervalMs });
 }
 
 export function proxyContractOf(net: LocalNetwork): Address {
