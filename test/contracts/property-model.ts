@@ -354,3 +354,71 @@ export function modelPayoutAtProxy(
   Object.assign(p, next);
   return { fromMaturing: fromOld + fromNew };
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// Bounds for the dishonest actors (property.test.ts): what may leave the proxy contract, and when.
+
+/** What the proxy contract can pay workers from at `now` (pool, commission not yet matured, stake): a
+ * payout is paid iff its due is at most this. */
+export function modelAvailable(p: ProxyModel, now: number): bigint {
+  const q = { ...p };
+  modelMature(q, now);
+  return q.pool + q.maturingOld + q.maturingNew + q.stake;
+}
+
+/** Cumulative flows through the proxy contract since the start. */
+export interface ProxyFlows {
+  /** Into pool or stake: charges' proceeds, stake added, `charge_proceeds` sent by strangers. */
+  inflow: bigint;
+  /** Worker pay to the honest workers' owners. */
+  honestPaid: bigint;
+  /** Worker pay to the sybil worker (a worker contract the proxy owner controls). */
+  sybilPaid: bigint;
+  /** Stake and pool paid to the proxy owner by `close`. */
+  closePaid: bigint;
+}
+
+/** The proxy contract at one moment T: its pool and stake then, and the flows so far. */
+export interface ProxySnapshot {
+  at: number;
+  poolAndStake: bigint;
+  flows: ProxyFlows;
+}
+
+export function proxySnapshot(p: ProxyModel, at: number, flows: ProxyFlows): ProxySnapshot {
+  return { at, poolAndStake: p.pool + p.stake, flows: { ...flows } };
+}
+
+/**
+ * Guarantee 2 of docs/payments.md, as a number: within D of T, what was in the pool or the stake at T
+ * leaves only as worker pay (or through a close, which needs a public request_close D before), whatever the
+ * proxy key signs into commission (commission credited at or after T matures strictly after T + D). So at
+ * any `now` ≤ T + D the contract can pay at least this much.
+ */
+export function availableFloor(s: ProxySnapshot, flows: ProxyFlows): bigint {
+  return (
+    s.poolAndStake +
+    (flows.inflow - s.flows.inflow) -
+    (flows.honestPaid - s.flows.honestPaid) -
+    (flows.sybilPaid - s.flows.sybilPaid) -
+    (flows.closePaid - s.flows.closePaid)
+  );
+}
+
+/** Proxy credits (the proxy part of every payout the proxy contract paid), by time: commission matures at
+ * least D after it was credited, so the owner may never have received more than what was credited D ago. */
+export class CommissionCredits {
+  private readonly credits: { at: number; amount: bigint }[] = [];
+
+  credit(at: number, amount: bigint): void {
+    if (amount > 0n) this.credits.push({ at, amount });
+  }
+
+  /** Everything credited at or before `t`. */
+  creditedBy(t: number): bigint {
+    return this.credits.filter((c) => c.at <= t).reduce((s, c) => s + c.amount, 0n);
+  }
+}
+
+/** 2^64 − 1: the largest seqno a signed payload can carry. */
+export const MAX_SEQNO = (1n << 64n) - 1n;

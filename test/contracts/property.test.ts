@@ -1,13 +1,22 @@
 import assert from 'node:assert/strict';
 import { it } from 'node:test';
-import { Address, fromNano, internal, toNano } from '@ton/core';
+import { Address, beginCell, type Cell, fromNano, internal, toNano } from '@ton/core';
 import {
   Blockchain,
   type SandboxContract,
   type SendMessageResult,
   type TreasuryContract,
 } from '@ton/sandbox';
-import { ClientContract, clientChargeBody } from '../../src/chain/contracts/client-contract.ts';
+import {
+  ClientContract,
+  clientChargeBody,
+  clientCloseBody,
+  clientRequestCloseBody,
+  clientWithdrawBody,
+  increaseStakeBody,
+  raiseTermsBody,
+  topUpBody,
+} from '../../src/chain/contracts/client-contract.ts';
 import {
   ExitCode,
   MIN_FORWARD_VALUE,
@@ -17,8 +26,14 @@ import {
 } from '../../src/chain/contracts/opcodes.ts';
 import type { RootParams } from '../../src/chain/contracts/params.ts';
 import {
+  addStakeBody,
+  chargeProceedsBody,
   ProxyContract,
+  proxyCloseBody,
+  proxyRequestCloseBody,
   proxyTracked,
+  raiseCloseDelayBody,
+  withdrawCommissionBody,
   workerPayoutRequestBody,
 } from '../../src/chain/contracts/proxy-contract.ts';
 import { RootContract } from '../../src/chain/contracts/root-contract.ts';
@@ -39,16 +54,22 @@ import type { TokenUsage } from '../../src/protocol/inference.ts';
 import { balanceOf, contractCodes, flatten, GAS, type Keys, plain, receivedBy, T0, txOf } from './helpers.ts';
 import {
   acceptedOf,
+  availableFloor,
   CLOSED,
   CLOSING,
   type ClientModel,
+  CommissionCredits,
   fullyMaturedAt,
   isRefused,
   keysFrom,
+  MAX_SEQNO,
+  maxOf,
   modelAddStake,
+  modelAvailable,
   modelCharge,
   modelClose,
   modelIncreaseStake,
+  modelMature,
   modelPayoutAtProxy,
   modelPayoutAtWorker,
   modelProxyClose,
@@ -60,7 +81,10 @@ import {
   modelWithdraw,
   modelWithdrawCommission,
   OPEN,
+  type ProxyFlows,
   type ProxyModel,
+  type ProxySnapshot,
+  proxySnapshot,
   Rng,
   type WorkerModel,
 } from './property-model.ts';
@@ -75,12 +99,31 @@ import {
  * settled and checked for conservation to the nanoton, of the tracked funds and of TON itself (balances +
  * fees); finally the proxy contract closes and what is sent to it bounces back and is rolled back.
  *
+ * Dishonest actors take part in the same walk:
+ * - two rogue clients, served by the proxy like the honest ones, that also submit charges of their own,
+ *   signed with their own key, with any seqno (0, equal, lower, 2^64 − 1) and any total (below, equal to,
+ *   1 above what was charged, above anything they signed, above their balance), and that ask to close and
+ *   close while the proxy holds unredeemed authorisations: rogue 0 faces an honest proxy (it redeems as soon
+ *   as it sees request_close), rogue 1 a late one (it redeems only after the unlock, racing the close);
+ * - the proxy key signing payouts to itself: proxy totals into the commission on honest workers' contracts,
+ *   and worker totals to a sybil worker contract whose owner the proxy owner controls; the proxy owner
+ *   withdrawing commission and trying to close early; time jumps of up to 2 D so commission matures;
+ * - strangers: plain transfers (bounceable or not, with and without body, text comments), unknown ops,
+ *   valid ops only someone else may send (charge_proceeds short of its value, worker_payout_request,
+ *   payout_refused, owners' ops), charges and payouts signed by the wrong key / for another contract /
+ *   network, charge_proceeds that really carry their amount (a donation to the pool), and bounces that did
+ *   not come from a message of ours.
+ * After every step: value conservation (tracked and TON, to the nanoton), every getter on the model, and the
+ * bounds of `checkBounds` below.
+ *
  * Deterministic from the seed (keys too); replay a failure with COCOON_PROPERTY_SEED=<seed>.
  */
 
 const SEED = Number(process.env.COCOON_PROPERTY_SEED ?? 0xc0c0a11) >>> 0;
-const STEPS = Number(process.env.COCOON_PROPERTY_STEPS ?? 220);
+const STEPS = Number(process.env.COCOON_PROPERTY_STEPS ?? 300);
 const N_CLIENTS = 4;
+/** Clients after the honest ones that also submit charges of their own (`Client.rogue`). */
+const N_ROGUES = 2;
 const N_WORKERS = 3;
 /** This client signs whatever it is billed; the proxy serves the others only within `ClientAccount` credit. */
 const RECKLESS = N_CLIENTS - 1;
@@ -102,6 +145,13 @@ interface Client {
   toppedUp: bigint;
   /** Received by the owner in `refund` messages (withdrawals and the close). */
   refunded: bigint;
+  /** A client that also submits charges of its own; `late`: the proxy redeems its authorisations only after
+   * the unlock once it asked to close (else at once, as an honest proxy does). */
+  rogue: { late: boolean; atRequestClose?: bigint } | null;
+  /** Authorisations the rogue signed and submitted itself (arbitrary seqnos and totals). */
+  selfSigned: Signed<ClientAuth>[];
+  /** At the close: what the proxy held signed and unredeemed (the client escaped it). */
+  escaped: bigint | null;
 }
 
 interface Worker {
@@ -115,6 +165,21 @@ interface Worker {
   model: WorkerModel;
   /** Received by the owner in `worker_paid` messages. */
   received: bigint;
+  /** When each payout in `signed` was signed (and handed to the worker), with the proxy contract then. */
+  signedAt: ProxySnapshot[];
+  /** The highest proxy total the proxy key signed for this contract on its own (into the commission) that
+   * the contract paid. */
+  diverted: bigint;
+}
+
+/** The sybil worker: a worker contract whose owner the proxy owner controls. */
+interface Sybil {
+  owner: SandboxContract<TreasuryContract>;
+  contract: SandboxContract<WorkerContract>;
+  model: WorkerModel;
+  received: bigint;
+  /** The highest worker total the proxy key signed for it. */
+  signedMax: bigint;
 }
 
 type Outcome = 'ok' | 'refused' | 'skipped';
@@ -141,7 +206,10 @@ it('randomized operations keep every contract on the model and conserve value to
   const proxyNode = await blockchain.treasury('proxy-node'); // submits the charges
   const stranger = await blockchain.treasury('stranger');
   const clientOwners: SandboxContract<TreasuryContract>[] = [];
-  for (let i = 0; i < N_CLIENTS; i++) clientOwners.push(await blockchain.treasury(`client-${i}`));
+  for (let i = 0; i < N_CLIENTS + N_ROGUES; i++) {
+    clientOwners.push(await blockchain.treasury(i < N_CLIENTS ? `client-${i}` : `rogue-${i - N_CLIENTS}`));
+  }
+  const sybilOwner = await blockchain.treasury('sybil'); // controlled by the proxy owner
   const workerOwners: SandboxContract<TreasuryContract>[] = [];
   for (let i = 0; i < N_WORKERS; i++) workerOwners.push(await blockchain.treasury(`worker-${i}`));
 
@@ -200,6 +268,9 @@ it('randomized operations keep every contract on the model and conserve value to
       short: false,
       toppedUp: 0n,
       refunded: 0n,
+      rogue: index >= N_CLIENTS ? { late: index === N_CLIENTS + 1 } : null,
+      selfSigned: [],
+      escaped: null,
     };
   });
   const workers: Worker[] = workerOwners.map((owner, index) => {
@@ -217,8 +288,23 @@ it('randomized operations keep every contract on the model and conserve value to
       signed: [],
       model: { deployed: false, seqno: 0n, paidWorker: 0n, paidProxy: 0n },
       received: 0n,
+      signedAt: [],
+      diverted: 0n,
     };
   });
+  const rogues = clients.filter((c) => c.rogue);
+  const sybil: Sybil = {
+    owner: sybilOwner,
+    contract: blockchain.openContract(
+      WorkerContract.fromInit(
+        { owner: sybilOwner.address, proxy: proxy.address, proxyKey: proxyKeys.uint },
+        codes.worker,
+      ),
+    ),
+    model: { deployed: false, seqno: 0n, paidWorker: 0n, paidProxy: 0n },
+    received: 0n,
+    signedMax: 0n,
+  };
   const pm: ProxyModel = {
     state: OPEN,
     stake: 0n,
@@ -265,12 +351,14 @@ it('randomized operations keep every contract on the model and conserve value to
     proxyOwner,
     proxyNode,
     stranger,
+    sybilOwner,
     ...clientOwners,
     ...workerOwners,
     root,
     proxy,
     ...clients.map((c) => c.contract),
     ...workers.map((w) => w.contract),
+    sybil.contract,
     ghostProxy,
     orphanClient,
     orphanWorker,
@@ -282,6 +370,8 @@ it('randomized operations keep every contract on the model and conserve value to
     return sum;
   };
   const initialTon = await tonTotal();
+  /** Value of the messages the test injected (forged bounces "from" the stranger): it came from nowhere. */
+  let injected = 0n;
   let fees = 0n; // Σ tx.totalFees
   let fwdInFlight = 0n; // Σ fwd_fee left in the headers of internal messages (see (5) below)
   /** Payments of nothing (docs: "Nothing is sent for a zero amount"), as `<op sent> after <op received>`. */
@@ -295,6 +385,21 @@ it('randomized operations keep every contract on the model and conserve value to
   let commissionSpent = 0n;
   /** Received by the proxy owner in `proxy_paid` messages (commission, and the close payout). */
   let proxyOwnerReceived = 0n;
+  /** … of which commission (withdraw_commission, and the matured part of the close payout). */
+  let proxyCommissionReceived = 0n;
+  /** `charge_proceeds` strangers sent with their full amount (a gift to the pool). */
+  let poolDonated = 0n;
+  /** What the stranger gave away on purpose: top-ups of others' contracts, gifts to the pool. */
+  let strangerDonated = 0n;
+  const flows: ProxyFlows = { inflow: 0n, honestPaid: 0n, sybilPaid: 0n, closePaid: 0n };
+  /** The proxy contract at the start of every step and at every payout signed, for guarantee 2. */
+  const snapshots: ProxySnapshot[] = [];
+  const snapshot = () => {
+    const s = proxySnapshot(pm, now(), flows);
+    snapshots.push(s);
+    return s;
+  };
+  const credits = new CommissionCredits();
   const stats: Record<string, number> = {};
   const count = (k: string) => {
     stats[k] = (stats[k] ?? 0) + 1;
@@ -320,15 +425,21 @@ it('randomized operations keep every contract on the model and conserve value to
     }
     for (const c of clients) c.refunded += receivedBy(r, c.owner.address, Op.clientRefund);
     for (const w of workers) w.received += receivedBy(r, w.owner.address, Op.workerPaid);
+    sybil.received += receivedBy(r, sybilOwner.address, Op.workerPaid);
     proxyOwnerReceived += receivedBy(r, proxyOwner.address, Op.proxyPaid);
     return r;
   };
 
-  const wallets = new Set(
-    [rootOwner, proxyOwner, proxyNode, stranger, ...clientOwners, ...workerOwners].map((w) =>
-      w.address.toRawString(),
-    ),
-  );
+  const walletList = [
+    rootOwner,
+    proxyOwner,
+    proxyNode,
+    stranger,
+    sybilOwner,
+    ...clientOwners,
+    ...workerOwners,
+  ];
+  const wallets = new Set(walletList.map((w) => w.address.toRawString()));
   /** The transactions of `r` that failed (a refusal, or a bounce of one, coming back). A wallet that runs
    * out of gas on a non-bounceable payment too small to pay for its own code (a worker fee of a few
    * nanoton, say) is not one: it keeps the value all the same (`receivedBy` counts it). */
@@ -391,6 +502,7 @@ it('randomized operations keep every contract on the model and conserve value to
     workers: await Promise.all(
       workers.map(async (w) => ((await isActive(w.contract.address)) ? w.contract.getWorkerData() : null)),
     ),
+    sybil: (await isActive(sybil.contract.address)) ? await sybil.contract.getWorkerData() : null,
   });
   type View = Awaited<ReturnType<typeof view>>;
 
@@ -446,7 +558,33 @@ it('randomized operations keep every contract on the model and conserve value to
         `${label}: worker ${w.index}`,
       );
     }
+    assert.equal(await isActive(sybil.contract.address), sybil.model.deployed, `${label}: sybil deployed`);
+    if (v.sybil) {
+      const d = v.sybil;
+      assert.deepEqual(
+        { deployed: true, seqno: d.seqno, paidWorker: d.paidWorker, paidProxy: d.paidProxy },
+        { ...sybil.model },
+        `${label}: sybil worker`,
+      );
+      await checkHeld(sybil.contract.address, 0n, label);
+      // the sybil gets exactly what its contract counts as paid, never more than the proxy key signed to it
+      assert.equal(sybil.received, d.paidWorker, `${label}: sybil received`);
+      assert.ok(sybil.received <= sybil.signedMax, `${label}: sybil paid beyond what was signed`);
+    }
     for (const c of clients) {
+      const d = v.clients[c.index]!;
+      // No client contract ever pays out more than the highest total its key signed (a rogue's own too).
+      const maxSigned = [...c.signed, ...c.selfSigned].reduce((m, a) => maxOf(m, a.payload.total), 0n);
+      assert.ok(d.charged <= maxSigned, `${label}: client ${c.index} charged beyond all it signed`);
+      // What the proxy holds signed is always redeemable in full (credit is extended only against the
+      // stake, which the owner cannot withdraw), whatever the client submits itself, until it closes.
+      if (c.index !== RECKLESS && d.state !== CLOSED) {
+        const held = c.signed.at(-1)?.payload.total ?? 0n;
+        assert.ok(d.balance >= held - d.charged, `${label}: client ${c.index} cannot cover what it signed`);
+      }
+    }
+    for (const c of clients) {
+      if (c.rogue) continue; // its own charges set the seqno to anything (checked in checkBounds)
       // (2), continuously: charged = the newest accepted authorisation, or less only if it ran dry
       const accepted = c.model.seqno === 0n ? 0n : c.signed[Number(c.model.seqno) - 1]!.payload.total;
       assert.ok(c.model.charged <= accepted, `${label}: client ${c.index} charged beyond its authorisation`);
@@ -480,16 +618,22 @@ it('randomized operations keep every contract on the model and conserve value to
     assertOutcome(r, c.contract.address, Op.clientTopUp, [expected?.refused ?? null]);
     if (expected) return 'refused';
     c.toppedUp += amount;
+    if (from === stranger) strangerDonated += amount;
     return 'ok';
   };
 
   /** Submits `auths` to `c` (several at once: one external, so all first hops run before the proxy's). */
-  const submitCharges = async (c: Client, auths: Signed<ClientAuth>[]): Promise<Outcome> => {
+  const submitCharges = async (
+    c: Client,
+    auths: Signed<ClientAuth>[],
+    from: SandboxContract<TreasuryContract> = proxyNode,
+  ): Promise<Outcome> => {
     const expected = auths.map((a) => modelCharge(c.model, pm, a.payload));
+    for (const e of acceptedOf(expected)) if (!e.bounced) flows.inflow += e.taken;
     const r = track(
       auths.length === 1
-        ? await c.contract.sendCharge(proxyNode.getSender(), GAS, auths[0]!)
-        : await proxyNode.sendMessages(
+        ? await c.contract.sendCharge(from.getSender(), GAS, auths[0]!)
+        : await from.sendMessages(
             auths.map((a) =>
               internal({ to: c.contract.address, value: GAS, bounce: true, body: clientChargeBody(a) }),
             ),
@@ -529,21 +673,82 @@ it('randomized operations keep every contract on the model and conserve value to
       }
     }
     // short: what was charged is below the newest (highest) authorisation accepted
-    const newestAccepted = c.model.seqno === 0n ? 0n : c.signed[Number(c.model.seqno) - 1]!.payload.total;
-    c.short = c.model.charged < newestAccepted;
+    if (!c.rogue) {
+      const newestAccepted = c.model.seqno === 0n ? 0n : c.signed[Number(c.model.seqno) - 1]!.payload.total;
+      c.short = c.model.charged < newestAccepted;
+    }
     return accepted.length === 0 ? 'refused' : 'ok';
   };
 
   /** Submits `payouts` for `w` (several at once: all worker hops first, then the proxy's, then rollbacks). */
-  const submitPayouts = async (w: Worker, payouts: Signed<WorkerPayout>[]): Promise<Outcome> => {
+  /**
+   * An honest worker redeems `s` (with `due` to pay, when the contract could pay `available`): if within D
+   * of being handed `s`, it is paid in full whenever the floor of guarantee 2 covers it; if it is refused
+   * all the same, that is because a sybil worker of the proxy took the funds first (the shortfall is at most
+   * what the sybil was paid meanwhile), or because the proxy signed more than its contract ever held.
+   */
+  const checkHonestRedemption = (
+    w: Worker,
+    s: Signed<WorkerPayout>,
+    due: bigint,
+    available: bigint,
+    paid: boolean,
+  ) => {
+    const k = w.signed.indexOf(s);
+    assert.ok(k >= 0);
+    const at = w.signedAt[k]!;
+    if (now() - at.at > pm.closeDelay) {
+      count(`honest payout redeemed ${paid ? '' : 'and refused '}more than D after it was signed`);
+      return;
+    }
+    const floor = availableFloor(at, flows);
+    const label = `worker ${w.index} redeeming payout ${s.payload.seqno} ${now() - at.at} s after it was signed`;
+    assert.ok(available >= floor, `${label}: the proxy contract can pay ${available} < ${floor}`);
+    if (due <= floor) assert.ok(paid, `${label}: refused, though within its floor`);
+    if (paid) return;
+    const sybilMeanwhile = flows.sybilPaid - at.flows.sybilPaid;
+    if (due <= floor + sybilMeanwhile) {
+      count('honest payout refused within D: a sybil worker took the funds first');
+      assert.ok(due - available <= sybilMeanwhile, `${label}: short by more than the sybil took`);
+    } else count('honest payout refused within D: signed beyond what the proxy contract held');
+  };
+
+  interface PayoutTarget {
+    contract: SandboxContract<WorkerContract>;
+    model: WorkerModel;
+    owner: SandboxContract<TreasuryContract>;
+  }
+  type PayoutKind = 'honest' | 'sybil' | 'diversion';
+
+  /** Submits `payouts` for `w` (several at once: all worker hops first, then the proxy's, then rollbacks). */
+  const submitPayouts = (w: Worker, payouts: Signed<WorkerPayout>[]) =>
+    submitPayoutsTo(w, payouts, w.owner, 'honest', w);
+
+  const submitPayoutsTo = async (
+    target: PayoutTarget,
+    payouts: Signed<WorkerPayout>[],
+    from: SandboxContract<TreasuryContract>,
+    kind: PayoutKind,
+    honest?: Worker,
+  ): Promise<Outcome> => {
+    const w = target;
     const atWorker = payouts.map((s) => modelPayoutAtWorker(w.model, s.payload));
-    const atProxy = atWorker.map((x) =>
-      isRefused(x) ? null : modelPayoutAtProxy(w.model, pm, x.dw, x.dp, now()),
-    );
+    const atProxy = atWorker.map((x, i) => {
+      if (isRefused(x)) return null;
+      const available = modelAvailable(pm, now());
+      const paid = modelPayoutAtProxy(w.model, pm, x.dw, x.dp, now());
+      if (honest) checkHonestRedemption(honest, payouts[i]!, x.dw + x.dp, available, paid !== false);
+      if (paid) {
+        credits.credit(now(), x.dp);
+        if (kind === 'sybil') flows.sybilPaid += x.dw;
+        else flows.honestPaid += x.dw;
+      }
+      return paid;
+    });
     const r = track(
       payouts.length === 1
-        ? await w.contract.sendPayout(w.owner.getSender(), GAS, payouts[0]!)
-        : await w.owner.sendMessages(
+        ? await w.contract.sendPayout(from.getSender(), GAS, payouts[0]!)
+        : await from.sendMessages(
             payouts.map((s) =>
               internal({ to: w.contract.address, value: GAS, bounce: true, body: workerPayoutBody(s) }),
             ),
@@ -570,13 +775,14 @@ it('randomized operations keep every contract on the model and conserve value to
     const refusedByProxy = atProxy.filter((paid) => paid === false).length;
     assertHops(r, w.contract.address, Op.workerPayoutRefused, Array(refusedByProxy).fill(null));
     let paidNow = 0n;
+    const prefix = kind === 'honest' ? '' : `${kind} `;
     for (const [i, x] of atWorker.entries()) {
-      if (isRefused(x)) count(`payout refused ${x.refused}`);
+      if (isRefused(x)) count(`${prefix}payout refused ${x.refused}`);
       else if (atProxy[i]) {
-        count(atProxy[i].fromMaturing > 0n ? 'payout backed by maturing commission' : 'payout');
+        count(`${prefix}${atProxy[i].fromMaturing > 0n ? 'payout backed by maturing commission' : 'payout'}`);
         commissionSpent += atProxy[i].fromMaturing;
         paidNow += x.dw;
-      } else count('payout refused by the proxy (pool + stake too small), rolled back');
+      } else count(`${prefix}payout refused by the proxy (pool + stake too small), rolled back`);
     }
     assert.equal(receivedBy(r, w.owner.address, Op.workerPaid), paidNow);
     return atWorker.every(isRefused) ? 'refused' : 'ok';
@@ -595,6 +801,8 @@ it('randomized operations keep every contract on the model and conserve value to
     };
   };
 
+  /** The client's next authorisation for the proxy: `more` above what it signed before, or above what its
+   * contract has charged if that is higher (a rogue's own charges: `ClientAccount.base`). */
   const signAuth = (c: Client, more: bigint): Signed<ClientAuth> => {
     const prev = c.signed.at(-1)?.payload;
     return signClientAuth(
@@ -602,15 +810,15 @@ it('randomized operations keep every contract on the model and conserve value to
         globalId: GLOBAL_ID.mainnet,
         contract: c.contract.address,
         seqno: (prev?.seqno ?? 0n) + 1n,
-        total: (prev?.total ?? 0n) + more,
+        total: maxOf(prev?.total ?? 0n, c.rogue ? c.model.charged : 0n) + more,
       },
       c.keys.privateKey,
     );
   };
 
   /** A request: billed with requestCost, signed by the client, accrued by the proxy for the worker. */
-  const request = async (step: number): Promise<Outcome> => {
-    const c = rng.chance(0.35) ? clients[RECKLESS]! : rng.pick(clients);
+  const request = async (step: number, forced?: Client): Promise<Outcome> => {
+    const c = forced ?? (rng.chance(0.35) ? clients[RECKLESS]! : rng.pick(clients));
     const w = rng.pick(workers);
     const usage = randomUsage();
     const cost = requestCost(usage, rng.int(200, 4_000), params);
@@ -644,12 +852,18 @@ it('randomized operations keep every contract on the model and conserve value to
     return 'skipped'; // nothing on chain
   };
 
+  /** The proxy redeems only what it may: a late proxy does not redeem a rogue's authorisations between its
+   * request_close and the unlock. */
+  const proxyRedeems = (c: Client) =>
+    c.signed.length > 0 && !(c.rogue?.late && c.model.state === CLOSING && now() < c.model.unlockAt);
+
   const charge = async (): Promise<Outcome> => {
-    const candidates = clients.filter((c) => c.signed.length > 0);
+    const candidates = clients.filter(proxyRedeems);
     if (candidates.length === 0) return 'skipped';
     const c = rng.pick(candidates);
-    const unredeemed = c.signed.filter((a) => a.payload.seqno > c.model.seqno);
-    const stale = c.signed.filter((a) => a.payload.seqno <= c.model.seqno);
+    // ordered by totals: one above what was charged takes, one at or below it is a replay
+    const unredeemed = c.signed.filter((a) => a.payload.total > c.model.charged);
+    const stale = c.signed.filter((a) => a.payload.total <= c.model.charged);
     if (unredeemed.length > 0 && (stale.length === 0 || rng.chance(0.75))) {
       // usually the newest; sometimes an older one not yet redeemed (valid, takes less)
       return submitCharges(c, [rng.chance(0.8) ? c.signed.at(-1)! : rng.pick(unredeemed)]);
@@ -658,7 +872,7 @@ it('randomized operations keep every contract on the model and conserve value to
   };
 
   const chargeBatch = async (): Promise<Outcome> => {
-    const candidates = clients.filter((c) => c.signed.length > 0);
+    const candidates = clients.filter(proxyRedeems);
     if (candidates.length === 0) return 'skipped';
     const c = rng.pick(candidates);
     return submitCharges(c, [rng.pick(c.signed), rng.pick(c.signed)]);
@@ -668,17 +882,21 @@ it('randomized operations keep every contract on the model and conserve value to
     const s = w.account.signPayout(proxyKeys.privateKey);
     assert.equal(s.payload.seqno, BigInt(w.signed.length + 1));
     w.signed.push(s);
+    w.signedAt.push(snapshot());
     return s;
   };
 
   const payout = async (): Promise<Outcome> => {
     const w = rng.pick(workers);
+    // ordered by totals (each on its own): a payout takes iff one of its totals is above what was paid
+    const takes = (s: Signed<WorkerPayout>) =>
+      s.payload.workerTotal > w.model.paidWorker || s.payload.proxyTotal > w.model.paidProxy;
     if (rng.chance(0.25)) {
-      const stale = w.signed.filter((s) => s.payload.seqno <= w.model.seqno);
+      const stale = w.signed.filter((s) => !takes(s));
       if (stale.length === 0) return 'skipped';
       return submitPayouts(w, [rng.pick(stale)]); // a replay
     }
-    const held = w.signed.filter((s) => s.payload.seqno > w.model.seqno);
+    const held = w.signed.filter(takes);
     if (!w.model.deployed) {
       // the first payout deploys the worker contract: it must be one the contract takes
       if (w.account.accruedWorker + w.account.accruedProxy === 0n) return 'skipped';
@@ -793,7 +1011,7 @@ it('randomized operations keep every contract on the model and conserve value to
     const payload: WorkerPayout = {
       globalId: GLOBAL_ID.mainnet,
       contract: w.contract.address,
-      seqno: w.model.seqno + BigInt(rng.int(1, 3)),
+      seqno: (w.model.seqno + BigInt(rng.int(1, 3))) & MAX_SEQNO, // (wrapped: the proxy key may have signed 2^64 − 1)
       workerTotal: w.account.accruedWorker + rng.big(1n, toNano('1')),
       proxyTotal: w.account.accruedProxy + rng.big(0n, toNano('1')),
     };
@@ -845,7 +1063,8 @@ it('randomized operations keep every contract on the model and conserve value to
     const r = track(await proxy.sendWithdrawCommission(proxyOwner.getSender(), GAS));
     assertOutcome(r, proxy.address, Op.proxyWithdrawCommission, [null]);
     assert.equal(receivedBy(r, proxyOwner.address, Op.proxyPaid), amount);
-    count('withdraw commission');
+    proxyCommissionReceived += amount;
+    count(amount > 0n ? 'withdraw commission' : 'withdraw commission (nothing matured)');
     return 'ok';
   };
 
@@ -856,6 +1075,7 @@ it('randomized operations keep every contract on the model and conserve value to
     count(expected ? `add stake refused ${expected.refused}` : 'add stake');
     if (expected) return 'refused';
     stakeAdded += amount;
+    flows.inflow += amount;
     return 'ok';
   };
 
@@ -898,11 +1118,18 @@ it('randomized operations keep every contract on the model and conserve value to
     if (expected) return 'refused';
     count('request close');
     const newest = c.signed.at(-1);
-    if (newest && newest.payload.seqno > c.model.seqno) await submitCharges(c, [newest]);
+    if (c.rogue) {
+      const unredeemed = maxOf((newest?.payload.total ?? 0n) - c.model.charged, 0n);
+      c.rogue.atRequestClose = unredeemed;
+      count(`rogue ${c.index} asked to close${unredeemed > 0n ? ' while the proxy held unredeemed' : ''}`);
+      if (c.rogue.late) return 'ok'; // this proxy only comes back after the unlock
+    }
+    if (newest && newest.payload.total > c.model.charged) await submitCharges(c, [newest]);
     return 'ok';
   };
 
   const close = async (c: Client): Promise<Outcome> => {
+    const unredeemed = maxOf((c.signed.at(-1)?.payload.total ?? 0n) - c.model.charged, 0n);
     const expected = modelClose(c.model, now());
     const r = track(await c.contract.sendClose(c.owner.getSender(), GAS));
     assertOutcome(r, c.contract.address, Op.clientClose, [isRefused(expected) ? expected.refused : null]);
@@ -912,7 +1139,572 @@ it('randomized operations keep every contract on the model and conserve value to
     }
     assert.equal(receivedBy(r, c.owner.address, Op.clientRefund), expected.refund);
     count('close');
+    if (c.rogue) {
+      // What a client can escape by closing: only what the proxy held and had not redeemed by the close —
+      // nothing with a proxy that redeems when it sees request_close, and never more than the stake.
+      c.escaped = unredeemed;
+      count(
+        `rogue ${c.index} closed${unredeemed > 0n ? ', escaping what the late proxy had not redeemed' : ''}`,
+      );
+      if (!c.rogue.late) assert.equal(unredeemed, 0n, `rogue ${c.index} escaped an honest proxy`);
+      assert.ok(unredeemed <= c.model.stake, `rogue ${c.index} escaped more than its stake`);
+      assert.ok(unredeemed <= (c.rogue.atRequestClose ?? 0n), `rogue ${c.index}: signed more while closing`);
+    }
     return 'ok';
+  };
+
+  // --- conservation and the bounds on what each party can take, after every step -------------------------
+  const sum = (xs: bigint[]) => xs.reduce((a, b) => a + b, 0n);
+
+  /** (1) and (5): conservation of the tracked value and of TON, from the chain as it is now. */
+  const assertConserved = async (label: string) => {
+    const p = await proxy.getProxyData();
+    const clientData = await Promise.all(clients.map((c) => c.contract.getClientData()));
+    // (1) Every nanoton deposited (and staked, and given to the pool) is in a client contract, back with its
+    // owner, with a worker owner (the sybil too), with the proxy owner (commission, close payout), or in the
+    // proxy contract — to the nanoton.
+    const deposits = sum(clients.map((c) => c.toppedUp));
+    const held = sum(clientData.map((d) => d.balance));
+    const refunds = sum(clients.map((c) => c.refunded));
+    const workerPaid = sum(workers.map((w) => w.received));
+    const inProxy = p.commission + maturingOf(p) + p.pool + p.stake;
+    assert.equal(
+      deposits + stakeAdded + poolDonated,
+      held + refunds + workerPaid + sybil.received + proxyOwnerReceived + inProxy,
+      `${label}: tracked value is not conserved`,
+    );
+    // … split at the client contracts' edge: what they no longer hold was refunded or charged, and what
+    // was charged (with the stake) is with the workers, the proxy owner, or still in the proxy contract.
+    const charged = sum(clientData.map((d) => d.charged));
+    assert.equal(deposits, held + refunds + charged, label);
+    assert.equal(
+      charged + stakeAdded + poolDonated,
+      workerPaid + sybil.received + proxyOwnerReceived + inProxy,
+      label,
+    );
+    // … and per client: every client (honest or not) gets back its deposits less what was charged.
+    for (const [i, c] of clients.entries()) {
+      const d = clientData[i]!;
+      assert.equal(c.refunded + d.balance, c.toppedUp - d.charged, `${label}: client ${i} refund`);
+    }
+
+    // (5) TON itself: every nanoton the accounts started with (and the test injected) is in one of them or
+    // went to fees. A transaction's total_fees holds only the part of a forward fee the sender's shard keeps
+    // (first_frac); the rest travels in the message's fwd_fee field and goes to the validators when the
+    // message is imported, in no transaction's total_fees. So the exact statement adds those in-flight
+    // parts; nothing else is approximate (every transaction of the run is on one of these accounts: `track`
+    // checks it).
+    assert.equal(
+      (await tonTotal()) + fees + fwdInFlight,
+      initialTon + injected,
+      `${label}: TON is not conserved`,
+    );
+    assert.ok(fwdInFlight > 0n);
+    return { deposits, charged, workerPaid };
+  };
+
+  let strangerStart = 0n; // set after the set-up
+
+  /** The bounds no actor may cross, after every step. */
+  const checkBounds = async (label: string) => {
+    await assertConserved(label);
+    const d = pm.closeDelay;
+    // Guarantee 2: what was in the pool or the stake at any T in the last D is still payable, less what was
+    // paid to workers (honest or sybil) since, plus what came in.
+    const available = modelAvailable(pm, now());
+    while (snapshots.length > 0 && now() - snapshots[0]!.at > d) snapshots.shift();
+    for (const s of snapshots) {
+      const floor = availableFloor(s, flows);
+      assert.ok(available >= floor, `${label}: can pay ${available}, below ${floor} owed since ${s.at}`);
+    }
+    // The proxy owner: commission only once matured (credited at least D before), plus stake and pool at
+    // the close.
+    const creditedLongAgo = credits.creditedBy(now() - d);
+    assert.ok(
+      proxyCommissionReceived <= creditedLongAgo,
+      `${label}: the proxy owner received ${proxyCommissionReceived} of commission, only ${creditedLongAgo} matured`,
+    );
+    assert.equal(proxyOwnerReceived, proxyCommissionReceived + flows.closePaid, label);
+    // A stranger never gains: what it holds is at most what it started with (and was injected as its own)
+    // less what it gave away.
+    const strangerNow = await balanceOf(blockchain, stranger.address);
+    assert.ok(
+      strangerNow <= strangerStart + injected - strangerDonated,
+      `${label}: the stranger gained ${strangerNow - (strangerStart + injected - strangerDonated)}`,
+    );
+  };
+
+  // --- dishonest actors -----------------------------------------------------------------------------------
+  const strangerKeys = keysFrom(rng);
+  const isDeployed = (w: { model: WorkerModel }) => w.model.deployed;
+
+  /** A rogue submits a charge of its own: any seqno, any total, signed with its own key (sometimes together
+   * with the proxy's newest, which it may submit too). */
+  const selfCharge = async (): Promise<Outcome> => {
+    const c = rng.pick(rogues);
+    const m = c.model;
+    const seqno = rng.pick([
+      0n,
+      m.seqno,
+      m.seqno > 0n ? m.seqno - 1n : 0n,
+      (m.seqno + 1n) & MAX_SEQNO,
+      MAX_SEQNO,
+      rng.big(0n, MAX_SEQNO),
+    ]);
+    const maxSigned = [...c.signed, ...c.selfSigned].reduce((x, a) => maxOf(x, a.payload.total), 0n);
+    const kind = rng.weighted({ below: 1, equal: 1, plusOne: 2, held: 1, aboveSigned: 2, aboveBalance: 1 });
+    const total =
+      kind === 'below'
+        ? m.charged > 0n
+          ? rng.big(0n, m.charged - 1n)
+          : 0n
+        : kind === 'equal'
+          ? m.charged
+          : kind === 'plusOne'
+            ? m.charged + 1n
+            : kind === 'held'
+              ? (c.signed.at(-1)?.payload.total ?? 0n)
+              : kind === 'aboveSigned'
+                ? maxOf(maxSigned, m.charged) + rng.big(1n, toNano('0.5'))
+                : m.charged + m.balance + rng.big(1n, toNano('1'));
+    const auth = signClientAuth(
+      { globalId: GLOBAL_ID.mainnet, contract: c.contract.address, seqno, total },
+      c.keys.privateKey,
+    );
+    c.selfSigned.push(auth);
+    count(
+      `rogue charge (${kind}${seqno === MAX_SEQNO ? ', seqno 2^64-1' : seqno === 0n ? ', seqno 0' : ''})`,
+    );
+    const held = c.signed.at(-1);
+    return submitCharges(c, held && rng.chance(0.2) ? [auth, held] : [auth], c.owner);
+  };
+
+  /** A rogue asks to close (best with unredeemed authorisations at the proxy), closes, or — closed — sees
+   * the late proxy come back to redeem (refused: the contract is closed). */
+  const rogueClose = async (step: number): Promise<Outcome> => {
+    const c = rng.pick(rogues);
+    if (c.model.state === OPEN) {
+      // the late proxy's rogue asks only while the proxy holds something unredeemed (then races it)
+      const unredeemed = (c.signed.at(-1)?.payload.total ?? 0n) > c.model.charged;
+      if (step < STEPS / 3 || (!unredeemed && (c.rogue!.late || rng.chance(0.7)))) return 'skipped';
+      return requestClose(c);
+    }
+    if (c.model.state === CLOSING) return close(c);
+    const newest = c.signed.at(-1);
+    if (!newest) return 'skipped';
+    count(`rogue ${c.index}: the proxy redeems after the close`);
+    return submitCharges(c, [newest]);
+  };
+
+  /** How much a payout the proxy key signs for itself asks for. */
+  const greed = (): bigint => {
+    const available = modelAvailable(pm, now());
+    const mode = rng.weighted({ pool: 2, everything: 2, tooMuch: 1, some: 3 });
+    const x =
+      mode === 'pool'
+        ? pm.pool
+        : mode === 'everything'
+          ? available
+          : mode === 'tooMuch'
+            ? available + rng.big(1n, toNano('1'))
+            : rng.big(1n, maxOf(pm.pool / 2n, 1n));
+    return maxOf(x, 1n);
+  };
+  const anySeqno = (current: bigint) =>
+    rng.pick([0n, current, (current + 1n) & MAX_SEQNO, MAX_SEQNO, rng.big(0n, MAX_SEQNO)]);
+
+  /** The proxy key pays the sybil worker (whose owner the proxy owner controls) as if it had worked. */
+  const sybilPayout = async (): Promise<Outcome> => {
+    const payload: WorkerPayout = {
+      globalId: GLOBAL_ID.mainnet,
+      contract: sybil.contract.address,
+      seqno: anySeqno(sybil.model.seqno),
+      workerTotal: sybil.model.paidWorker + greed(),
+      proxyTotal: sybil.model.paidProxy + (rng.chance(0.3) ? rng.big(0n, toNano('0.1')) : 0n),
+    };
+    sybil.signedMax = maxOf(sybil.signedMax, payload.workerTotal);
+    return submitPayoutsTo(sybil, [signWorkerPayout(payload, proxyKeys.privateKey)], sybilOwner, 'sybil');
+  };
+
+  /** The proxy key signs, on an honest worker's contract, a proxy total far above what it earned there. */
+  const divertCommission = async (): Promise<Outcome> => {
+    const deployed = workers.filter(isDeployed);
+    if (deployed.length === 0) return 'skipped';
+    const w = rng.pick(deployed);
+    const payload: WorkerPayout = {
+      globalId: GLOBAL_ID.mainnet,
+      contract: w.contract.address,
+      seqno: anySeqno(w.model.seqno),
+      workerTotal: rng.pick([0n, w.model.paidWorker]), // nothing more for the worker
+      proxyTotal: w.model.paidProxy + greed(),
+    };
+    const outcome = await submitPayoutsTo(
+      w,
+      [signWorkerPayout(payload, proxyKeys.privateKey)],
+      proxyNode,
+      'diversion',
+    );
+    w.diverted = maxOf(w.diverted, w.model.paidProxy); // what of it was paid (a refusal rolls back)
+    return outcome;
+  };
+
+  /** The proxy owner tries to close without asking first (or to ask a closed contract). */
+  const proxyEarlyClose = async (): Promise<Outcome> => {
+    const expected = modelProxyClose({ ...pm }, now());
+    assert.ok(isRefused(expected), 'the walk never asks to close the proxy');
+    const r = track(await proxy.sendClose(proxyOwner.getSender(), GAS));
+    assertOutcome(r, proxy.address, Op.proxyClose, [expected.refused]);
+    count(`proxy close refused ${expected.refused}`);
+    return 'refused';
+  };
+
+  /** Every account's balance, by raw address. */
+  const balances = async () => {
+    const out = new Map<string, bigint>();
+    for (const a of accounts) out.set(a.toRawString(), await balanceOf(blockchain, a));
+    return out;
+  };
+  const contractAddrs = new Set(accounts.map((a) => a.toRawString()).filter((a) => !wallets.has(a)));
+
+  /**
+   * After a stranger's message: nobody but the stranger (and the fees) saw a nanoton of it. Wallets are
+   * unchanged; a contract may only have had its storage reserve restored (checkModel: it holds exactly its
+   * tracked funds plus the reserve, or less after a bounce); the stranger lost exactly the fees, the forward
+   * fees in flight and those reserve top-ups — plus `given`, which it gave on purpose.
+   */
+  const assertNobodyElseGained = async (
+    before: Map<string, bigint>,
+    fees0: bigint,
+    fwd0: bigint,
+    spent: bigint,
+    gift: { to: Address; amount: bigint } | null,
+    label: string,
+  ) => {
+    const after = await balances();
+    let restored = 0n;
+    for (const [a, b] of before) {
+      if (a === stranger.address.toRawString()) continue;
+      const given = gift && a === gift.to.toRawString() ? gift.amount : 0n;
+      const delta = after.get(a)! - b - given;
+      if (contractAddrs.has(a)) {
+        assert.ok(delta <= STORAGE_RESERVE, `${label}: ${a} gained ${delta}`);
+        restored += delta;
+      } else assert.equal(delta, 0n, `${label}: wallet ${a} changed by ${delta}`);
+    }
+    const lost =
+      before.get(stranger.address.toRawString())! + spent - after.get(stranger.address.toRawString())!;
+    assert.equal(
+      lost,
+      fees - fees0 + (fwdInFlight - fwd0) + restored + (gift?.amount ?? 0n),
+      `${label}: the stranger's loss`,
+    );
+    return { lost, restored };
+  };
+
+  /** A stranger's message: junk, an op only someone else may send, or a forged signed message. */
+  const strangerMessage = async (): Promise<Outcome> => {
+    const bounce = rng.chance(0.5);
+    let value = rng.big(toNano('0.06'), toNano('2'));
+    const target = rng.weighted({ root: 1, proxy: 3, client: 3, worker: 2 });
+    const workerTargets: PayoutTarget[] = [
+      ...workers.filter(isDeployed),
+      ...(sybil.model.deployed ? [sybil] : []),
+    ];
+    const junk = rng.chance(0.4);
+    const junkBody = (): [string, Cell] =>
+      rng.pick<[string, Cell]>([
+        ['a plain transfer', beginCell().endCell()],
+        [
+          'a text comment',
+          beginCell()
+            .storeUint(0, 32)
+            .storeStringTail(rng.pick(['thanks!', 'refund me', '']))
+            .endCell(),
+        ],
+        [
+          'an unknown op',
+          beginCell()
+            .storeUint(
+              rng.pick([0x12345678, Op.excesses, Op.returned, Op.clientRefund, Op.workerPaid, Op.proxyPaid]),
+              32,
+            )
+            .storeUint(rng.big(0n, MAX_SEQNO), 64)
+            .endCell(),
+        ],
+        ['a body too short for an op', beginCell().storeUint(rng.int(0, 0xffff), 16).endCell()],
+      ]);
+    let to: Address;
+    let what: string;
+    let body: Cell;
+    /** The refusal expected, or 'gift': a charge_proceeds that carries its amount (the pool takes it). */
+    let code: number | 'gift';
+    let gift = 0n;
+    if (target === 'root') {
+      to = root.address;
+      [what, body] = junk
+        ? junkBody()
+        : ['set_params', beginCell().storeUint(Op.rootSetParams, 32).storeUint(0, 64).endCell()];
+      code = ExitCode.notAllowed; // the root checks the sender first
+    } else if (target === 'proxy' || (target === 'worker' && workerTargets.length === 0)) {
+      to = proxy.address;
+      if (junk) [what, body] = junkBody();
+      const op = rng.weighted({ owners: 2, payoutRequest: 2, shortProceeds: 2, addStake: 1, gift: 2 });
+      code = ExitCode.unknownOp;
+      if (junk) {
+        // (what, body) set above
+      } else if (op === 'owners') {
+        [what, body] = rng.pick<[string, Cell]>([
+          ['withdraw_commission', withdrawCommissionBody()],
+          ['request_close', proxyRequestCloseBody()],
+          ['close', proxyCloseBody()],
+          ['raise_close_delay', raiseCloseDelayBody(pm.closeDelay + 1)],
+        ]);
+        code = ExitCode.notAllowed;
+      } else if (op === 'payoutRequest') {
+        const owner = rng.pick([...workerOwners, sybilOwner, stranger]).address;
+        what = 'worker_payout_request';
+        body = workerPayoutRequestBody(
+          owner,
+          rng.big(1n, toNano('1')),
+          rng.big(0n, toNano('1')),
+          stranger.address,
+        );
+        code = ExitCode.notAllowed;
+      } else if (op === 'shortProceeds') {
+        const amount = rng.big(toNano('0.06'), toNano('2'));
+        value = amount + MIN_PROCEEDS_GAS - rng.big(1n, MIN_PROCEEDS_GAS);
+        what = 'charge_proceeds short of its amount';
+        body = chargeProceedsBody(amount, stranger.address);
+        code = ExitCode.notEnoughValue; // checked before the state
+      } else if (op === 'addStake') {
+        what = 'add_stake short of its amount';
+        body = addStakeBody(value - MIN_FORWARD_VALUE + rng.big(1n, toNano('1')));
+        code = pm.state !== OPEN ? ExitCode.wrongState : ExitCode.notEnoughValue;
+      } else {
+        gift = rng.big(1n, toNano('0.5'));
+        value = gift + MIN_PROCEEDS_GAS + rng.big(0n, toNano('0.05'));
+        what = 'charge_proceeds carrying its amount';
+        body = chargeProceedsBody(gift, stranger.address);
+        code = pm.state === CLOSED ? ExitCode.wrongState : 'gift';
+      }
+    } else if (target === 'client') {
+      const c = rng.pick(clients);
+      to = c.contract.address;
+      const other = rng.pick(clients.filter((x) => x !== c));
+      const op = rng.weighted({ owners: 3, topUp: 1, forged: 4 });
+      const payload: ClientAuth = {
+        globalId: GLOBAL_ID.mainnet,
+        contract: c.contract.address,
+        seqno: anySeqno(c.model.seqno),
+        total: c.model.charged + rng.big(1n, toNano('1')),
+      };
+      code = ExitCode.unknownOp;
+      if (junk) [what, body] = junkBody();
+      else if (op === 'owners') {
+        [what, body] = rng.pick<[string, Cell]>([
+          ['withdraw', clientWithdrawBody(rng.big(0n, toNano('1')))],
+          ['request_close', clientRequestCloseBody()],
+          ['close', clientCloseBody()],
+          ['increase_stake', increaseStakeBody(c.model.stake + 1n)],
+          ['raise_terms', raiseTermsBody(c.model.stake, c.model.closeDelay)],
+        ]);
+        code = ExitCode.notAllowed; // the owner check comes first
+      } else if (op === 'topUp') {
+        what = 'top_up short of its amount';
+        body = topUpBody(value - MIN_FORWARD_VALUE + rng.big(1n, toNano('1')));
+        code = c.model.state !== OPEN ? ExitCode.wrongState : ExitCode.notEnoughValue;
+      } else {
+        const kind = rng.weighted({
+          strangersKey: 1,
+          othersKey: 1,
+          otherContract: 1,
+          otherNetwork: 1,
+          payoutTag: 1,
+        });
+        let auth: Signed<ClientAuth>;
+        if (kind === 'strangersKey' || kind === 'othersKey') {
+          auth = signClientAuth(
+            payload,
+            kind === 'othersKey' ? other.keys.privateKey : strangerKeys.privateKey,
+          );
+          code = ExitCode.badSignature;
+        } else if (kind === 'otherContract') {
+          auth = signClientAuth({ ...payload, contract: other.contract.address }, c.keys.privateKey);
+          code = ExitCode.wrongContract;
+        } else if (kind === 'otherNetwork') {
+          auth = signClientAuth({ ...payload, globalId: GLOBAL_ID.testnet }, c.keys.privateKey);
+          code = ExitCode.wrongTagOrNetwork;
+        } else {
+          // a payout's payload, signed by the client's own key: the tag tells them apart
+          const p = signWorkerPayout(
+            { ...payload, workerTotal: payload.total, proxyTotal: 0n },
+            c.keys.privateKey,
+          );
+          auth = { payload, cell: p.cell, signature: p.signature };
+          code = ExitCode.wrongTagOrNetwork;
+        }
+        what = `charge (${kind})`;
+        body = clientChargeBody(auth);
+        if (c.model.state === CLOSED) code = ExitCode.wrongState; // checked before the signature
+      }
+    } else {
+      const w = rng.pick(workerTargets);
+      to = w.contract.address;
+      const payload: WorkerPayout = {
+        globalId: GLOBAL_ID.mainnet,
+        contract: w.contract.address,
+        seqno: anySeqno(w.model.seqno),
+        workerTotal: w.model.paidWorker + rng.big(1n, toNano('1')),
+        proxyTotal: w.model.paidProxy + rng.big(0n, toNano('1')),
+      };
+      code = ExitCode.unknownOp;
+      if (junk) [what, body] = junkBody();
+      else {
+        const kind = rng.weighted({
+          payoutRefused: 2,
+          wrongKey: 1,
+          otherContract: 1,
+          otherNetwork: 1,
+          authTag: 1,
+          lowValue: 1,
+        });
+        const other = rng.pick(workers.filter((x) => x.contract.address !== w.contract.address));
+        what = kind;
+        if (kind === 'payoutRefused') {
+          what = 'payout_refused';
+          body = beginCell()
+            .storeUint(Op.workerPayoutRefused, 32)
+            .storeUint(0, 64)
+            .storeCoins(w.model.paidWorker)
+            .storeCoins(w.model.paidProxy)
+            .storeAddress(stranger.address)
+            .endCell();
+          code = ExitCode.notAllowed;
+        } else if (kind === 'wrongKey') {
+          body = workerPayoutBody(signWorkerPayout(payload, strangerKeys.privateKey));
+          code = ExitCode.badSignature;
+        } else if (kind === 'otherContract') {
+          body = workerPayoutBody(
+            signWorkerPayout({ ...payload, contract: other.contract.address }, proxyKeys.privateKey),
+          );
+          code = ExitCode.wrongContract;
+        } else if (kind === 'otherNetwork') {
+          body = workerPayoutBody(
+            signWorkerPayout({ ...payload, globalId: GLOBAL_ID.testnet }, proxyKeys.privateKey),
+          );
+          code = ExitCode.wrongTagOrNetwork;
+        } else if (kind === 'authTag') {
+          // an authorisation's payload signed by the proxy key, as a payout
+          const a = signClientAuth({ ...payload, total: payload.workerTotal }, proxyKeys.privateKey);
+          body = workerPayoutBody(a);
+          code = ExitCode.wrongTagOrNetwork;
+        } else {
+          // a genuine-looking payout with too little value to forward: refused before the signature
+          value = rng.big(toNano('0.03'), MIN_FORWARD_VALUE - 1n);
+          body = workerPayoutBody(signWorkerPayout(payload, proxyKeys.privateKey));
+          code = ExitCode.notEnoughValue;
+        }
+      }
+    }
+    if (code === 'gift') {
+      pm.pool += gift;
+      poolDonated += gift;
+      strangerDonated += gift;
+      flows.inflow += gift;
+    }
+    const label = `stranger: ${what!} to ${target}${bounce ? '' : ' (non-bounceable)'}`;
+    const before = await balances();
+    const [fees0, fwd0] = [fees, fwdInFlight];
+    const r = track(await stranger.send({ to, value, bounce, body: body! }));
+    const txs = r.transactions.map(flatten);
+    for (const f of txs) {
+      assert.ok(
+        f.to?.equals(to) || f.to?.equals(stranger.address) || f.to === undefined,
+        `${label}: a transaction at ${f.to}`,
+      );
+    }
+    const at = txs.find((f) => f.to?.equals(to))!;
+    const back = txs.filter((f) => f.to?.equals(stranger.address) && f.from?.equals(to));
+    assert.equal(back.length, 1, `${label}: one message back to the stranger`);
+    if (code === 'gift') {
+      assert.ok(!at.aborted, `${label}: refused with ${at.exitCode}`);
+      assert.equal(back[0]!.op, Op.excesses);
+      count('stranger gives the pool a charge_proceeds');
+    } else if (bounce) {
+      assert.ok(at.aborted, `${label}: accepted`);
+      assert.equal(at.exitCode, code, label);
+      assert.ok(back[0]!.bounced, `${label}: bounced`);
+      count(`stranger refused ${code} (bounced)`);
+    } else {
+      assert.ok(!at.aborted, `${label}: aborted with ${at.exitCode}`);
+      assert.equal(at.outValues.length, 1);
+      const ret = at.raw.outMessages.get(0)!.body.beginParse();
+      assert.equal(ret.loadUint(32), Op.returned, label);
+      const sent = body!.beginParse();
+      const queryId = sent.remainingBits >= 96 ? sent.skip(32).loadUintBig(64) : 0n;
+      assert.equal(ret.loadUintBig(64), queryId, `${label}: the query id returned`);
+      assert.equal(ret.loadInt(32), code, `${label}: the exit code returned`);
+      count(`stranger refused ${code} (returned)`);
+    }
+    const { lost } = await assertNobodyElseGained(
+      before,
+      fees0,
+      fwd0,
+      0n,
+      code === 'gift' ? { to, amount: gift } : null,
+      label,
+    );
+    assert.ok(lost >= gift && lost - gift < toNano('0.05'), `${label}: the stranger lost ${lost}`);
+    assert.ok(back[0]!.value <= value - gift && value - gift - back[0]!.value < toNano('0.05'), label);
+    return code === 'gift' ? 'ok' : 'refused';
+  };
+
+  /** A "bounce" that no message of ours caused (injected from the stranger's address): kept by nobody. */
+  const forgedBounce = async (): Promise<Outcome> => {
+    const targets = [
+      root.address,
+      proxy.address,
+      ...clients.map((c) => c.contract.address),
+      ...workers.filter(isDeployed).map((w) => w.contract.address),
+      ...(sybil.model.deployed ? [sybil.contract.address] : []),
+    ];
+    const to = rng.pick(targets);
+    const value = rng.big(toNano('0.03'), toNano('1'));
+    const original = rng.pick([Op.proxyChargeProceeds, Op.proxyWorkerPayoutRequest, Op.clientRefund, 0]);
+    const body = rng.chance(0.5)
+      ? beginCell().storeUint(0xffffffff, 32).storeUint(original, 32).storeUint(0, 64).endCell()
+      : beginCell().storeUint(0xfffffffe, 32).storeUint(rng.big(0n, MAX_SEQNO), 64).endCell();
+    const before = await balances();
+    const [fees0, fwd0] = [fees, fwdInFlight];
+    injected += value;
+    const r = track(
+      await blockchain.sendMessage({
+        info: {
+          type: 'internal',
+          ihrDisabled: true,
+          bounce: false,
+          bounced: true,
+          src: stranger.address,
+          dest: to,
+          value: { coins: value },
+          ihrFee: 0n,
+          forwardFee: 0n,
+          createdLt: 0n,
+          createdAt: now(),
+        },
+        body,
+      }),
+    );
+    const at = r.transactions.map(flatten).find((f) => f.to?.equals(to))!;
+    assert.ok(!at.aborted, `forged bounce to ${to}: exit ${at.exitCode}`);
+    assert.deepEqual(
+      at.outValues.map((o) => [o.to.toString(), o.op]),
+      [[stranger.address.toString(), Op.excesses]],
+      'the value goes back to where it came from',
+    );
+    await assertNobodyElseGained(before, fees0, fwd0, value, null, `forged bounce to ${to}`);
+    count('forged bounce returned');
+    return 'refused';
   };
 
   // --- set-up -------------------------------------------------------------------------------------------
@@ -931,11 +1723,14 @@ it('randomized operations keep every contract on the model and conserve value to
     assert.equal(await raiseTerms(c, params.minClientStake, params.clientCloseDelay, true), 'ok');
   }
   let last = await checkModel('set-up');
+  strangerStart = await balanceOf(blockchain, stranger.address);
+  await checkBounds('set-up');
 
   // --- random steps -------------------------------------------------------------------------------------
   let closingStarted = false;
   for (let step = 0; step < STEPS; step++) {
     blockchain.now = now() + rng.int(0, 120);
+    snapshot();
     const kind = rng.weighted({
       request: 30,
       charge: 16,
@@ -953,6 +1748,15 @@ it('randomized operations keep every contract on the model and conserve value to
       strangerAtProxy: 1,
       requestClose: 1,
       close: 1,
+      // dishonest actors
+      selfCharge: 6,
+      rogueClose: 4,
+      sybilPayout: 2,
+      divertCommission: 3,
+      proxyEarlyClose: 1,
+      stranger: 8,
+      forgedBounce: 3,
+      timeJump: 2,
     });
     let outcome: Outcome;
     switch (kind) {
@@ -1004,7 +1808,7 @@ it('randomized operations keep every contract on the model and conserve value to
       }
       case 'requestClose': {
         // at most one client closes during the run, and not before a third of it
-        const open = clients.filter((c) => c.model.state === OPEN);
+        const open = clients.filter((c) => c.model.state === OPEN && !c.rogue);
         if (closingStarted || step < STEPS / 3 || open.length === 0) outcome = 'skipped';
         else {
           closingStarted = true;
@@ -1015,30 +1819,90 @@ it('randomized operations keep every contract on the model and conserve value to
       case 'close':
         outcome = await close(rng.pick(clients));
         break;
+      case 'selfCharge':
+        outcome = await selfCharge();
+        break;
+      case 'rogueClose':
+        outcome = await rogueClose(step);
+        break;
+      case 'sybilPayout':
+        outcome = await sybilPayout();
+        break;
+      case 'divertCommission':
+        outcome = await divertCommission();
+        break;
+      case 'proxyEarlyClose':
+        outcome = await proxyEarlyClose();
+        break;
+      case 'stranger':
+        outcome = await strangerMessage();
+        break;
+      case 'forgedBounce':
+        outcome = await forgedBounce();
+        break;
+      case 'timeJump':
+        // commission matures (D to 2D), held payouts age past D, clients' unlocks pass
+        blockchain.now = now() + rng.int(Math.floor(pm.closeDelay / 4), 2 * pm.closeDelay);
+        count('time jump');
+        outcome = 'skipped';
+        break;
     }
     const v = await checkModel(`step ${step} (${kind})`);
     if (outcome === 'refused' || outcome === 'skipped') {
       assert.deepEqual(plain(v), plain(last), `step ${step} (${kind}): a refused message changed a getter`);
     }
     last = v;
+    await checkBounds(`step ${step} (${kind})`);
+  }
+
+  // --- the rogues finish: with unredeemed authorisations at the proxy, each asks to close and closes ------
+  for (const c of rogues) {
+    if (c.model.state === OPEN) {
+      // so the proxy holds something unredeemed: a deposit (its own charges may have drained it), requests
+      const deposit = params.minClientStake + toNano('1');
+      assert.equal(await sendTopUp(c, deposit, deposit + GAS, c.owner), 'ok');
+      for (let k = 0; k < 20 && (c.signed.at(-1)?.payload.total ?? 0n) <= c.model.charged; k++) {
+        await request(STEPS + k, c);
+      }
+      assert.ok(
+        (c.signed.at(-1)?.payload.total ?? 0n) > c.model.charged,
+        `rogue ${c.index} was never served`,
+      );
+      await checkModel(`rogue ${c.index} served once more`);
+      assert.equal(await requestClose(c), 'ok');
+    }
+    if (c.model.state === CLOSING) {
+      if (now() < c.model.unlockAt) {
+        assert.equal(await close(c), 'refused');
+        blockchain.now = c.model.unlockAt;
+      }
+      assert.equal(await close(c), 'ok');
+    }
+    // the late proxy comes back: too late, the contract is closed
+    const newest = c.signed.at(-1);
+    if (newest) assert.equal(await submitCharges(c, [newest]), 'refused');
+    await checkModel(`rogue ${c.index} closed`);
+    await checkBounds(`rogue ${c.index} closed`);
   }
 
   // --- settle everything --------------------------------------------------------------------------------
   for (const c of clients) {
     const newest = c.signed.at(-1);
-    if (c.model.state !== CLOSED && newest && newest.payload.seqno > c.model.seqno) {
+    if (c.model.state !== CLOSED && newest && newest.payload.total > c.model.charged) {
       await submitCharges(c, [newest]);
     }
   }
   for (const w of workers) {
+    const owed = (x: bigint) => (x > 0n ? x : 0n);
     for (
       let round = 0;
-      w.model.paidWorker + w.model.paidProxy < w.account.accruedWorker + w.account.accruedProxy;
+      w.model.paidWorker < w.account.accruedWorker || w.model.paidProxy < w.account.accruedProxy;
       round++
     ) {
       assert.ok(round < 3, `worker ${w.index} could not be paid in full`);
-      const due = w.account.accruedWorker - w.model.paidWorker + w.account.accruedProxy - w.model.paidProxy;
-      const available = pm.pool + pm.maturingNew + pm.maturingOld + pm.stake; // matured commission aside
+      const due =
+        owed(w.account.accruedWorker - w.model.paidWorker) + owed(w.account.accruedProxy - w.model.paidProxy);
+      const available = modelAvailable(pm, now()); // matured commission aside
       if (due > available) {
         // first try it short, to see the refusal, then top up the stake so the proxy covers its loss
         if (round > 0) {
@@ -1054,9 +1918,11 @@ it('randomized operations keep every contract on the model and conserve value to
   if (fullyMaturedAt(pm) > now()) blockchain.now = fullyMaturedAt(pm);
   await withdrawCommission();
   await checkModel('settled');
+  await checkBounds('settled');
 
   // One client closes in full: too early first, then after the delay; then nothing can be charged.
-  const closer = clients.find((c) => c.model.state === OPEN && c.index !== RECKLESS) ?? clients[0]!;
+  const closer =
+    clients.find((c) => c.model.state === OPEN && c.index !== RECKLESS && !c.rogue) ?? clients[0]!;
   if (closer.model.state === OPEN) assert.equal(await requestClose(closer), 'ok');
   if (closer.model.state === CLOSING) {
     if (now() < closer.model.unlockAt) {
@@ -1075,42 +1941,7 @@ it('randomized operations keep every contract on the model and conserve value to
   closer.signed.pop();
 
   // --- final properties ---------------------------------------------------------------------------------
-  const sum = (xs: bigint[]) => xs.reduce((a, b) => a + b, 0n);
 
-  /** (1) and (5): conservation of the tracked value and of TON, from the chain as it is now. */
-  const assertConserved = async (label: string) => {
-    const p = await proxy.getProxyData();
-    const clientData = await Promise.all(clients.map((c) => c.contract.getClientData()));
-    // (1) Every nanoton deposited (and staked) is in a client contract, back with its owner, with a worker
-    // owner, with the proxy owner (commission, close payout), or in the proxy contract — to the nanoton.
-    const deposits = sum(clients.map((c) => c.toppedUp));
-    const held = sum(clientData.map((d) => d.balance));
-    const refunds = sum(clients.map((c) => c.refunded));
-    const workerPaid = sum(workers.map((w) => w.received));
-    assert.equal(
-      deposits + stakeAdded,
-      held + refunds + workerPaid + proxyOwnerReceived + p.commission + maturingOf(p) + p.pool + p.stake,
-      `${label}: tracked value is not conserved`,
-    );
-    // … split at the client contracts' edge: what they no longer hold was refunded or charged, and what
-    // was charged (with the stake) is with the workers, the proxy owner, or still in the proxy contract.
-    const charged = sum(clientData.map((d) => d.charged));
-    assert.equal(deposits, held + refunds + charged, label);
-    assert.equal(
-      charged + stakeAdded,
-      workerPaid + proxyOwnerReceived + p.commission + maturingOf(p) + p.pool + p.stake,
-      label,
-    );
-
-    // (5) TON itself: every nanoton the accounts started with is in one of them or went to fees. A
-    // transaction's total_fees holds only the part of a forward fee the sender's shard keeps (first_frac);
-    // the rest travels in the message's fwd_fee field and goes to the validators when the message is
-    // imported, in no transaction's total_fees. So the exact statement adds those in-flight parts; nothing
-    // else is approximate (every transaction of the run is on one of these accounts: `track` checks it).
-    assert.equal((await tonTotal()) + fees + fwdInFlight, initialTon, `${label}: TON is not conserved`);
-    assert.ok(fwdInFlight > 0n);
-    return { deposits, charged, workerPaid };
-  };
   const totals = await assertConserved('settled');
   const p = await proxy.getProxyData();
   const clientData = await Promise.all(clients.map((c) => c.contract.getClientData()));
@@ -1120,6 +1951,19 @@ it('randomized operations keep every contract on the model and conserve value to
   // out), never more than the client signed; a client the proxy served within its credit is charged in full.
   for (const [i, c] of clients.entries()) {
     const d = clientData[i]!;
+    if (c.rogue) {
+      // A rogue: closed, refunded its deposits less what was charged (checked in assertConserved), charged
+      // at least all the proxy held except what it escaped (a late proxy only), at most what it signed.
+      const held = c.signed.at(-1)?.payload.total ?? 0n;
+      const selfMax = c.selfSigned.reduce((m, a) => maxOf(m, a.payload.total), 0n);
+      assert.equal(d.state, CLOSED);
+      assert.ok(c.escaped !== null);
+      assert.equal(maxOf(held - d.charged, 0n), c.escaped, `rogue ${i}: escaped`);
+      assert.ok(d.charged <= maxOf(held, selfMax));
+      if (!c.rogue.late)
+        assert.ok(d.charged >= held, `rogue ${i}: an authorisation it signed went unredeemed`);
+      continue;
+    }
     const signedTotal = c.signed.at(-1)?.payload.total ?? 0n;
     const accepted = d.seqno === 0n ? 0n : c.signed[Number(d.seqno) - 1]!.payload.total;
     assert.equal(d.charged, c.model.charged);
@@ -1140,17 +1984,18 @@ it('randomized operations keep every contract on the model and conserve value to
     assert.equal(w.received, d.paidWorker);
     assert.equal(w.received, newest?.workerTotal ?? 0n);
     assert.equal(w.received, w.account.accruedWorker);
-    assert.equal(d.paidProxy, w.account.accruedProxy);
+    // … and its contract paid the proxy part it accrued, or the higher one the proxy key signed itself
+    assert.equal(d.paidProxy, maxOf(w.account.accruedProxy, w.diverted));
   }
+  const sybilData = sybil.model.deployed ? await sybil.contract.getWorkerData() : null;
+  assert.equal(sybil.received, sybilData?.paidWorker ?? 0n);
+  const paidProxy = sum(workerData.map((d) => d.paidProxy)) + (sybilData?.paidProxy ?? 0n);
 
   // (4) The commission is exactly the proxy parts paid out through the worker contracts (all withdrawn),
   // less what of it, still maturing, paid workers when the pool ran short.
-  assert.equal(
-    p.commission + maturingOf(p) + proxyOwnerReceived + commissionSpent,
-    sum(workerData.map((d) => d.paidProxy)),
-  );
-  assert.equal(proxyOwnerReceived + commissionSpent, sum(workers.map((w) => w.account.accruedProxy)));
+  assert.equal(p.commission + maturingOf(p) + proxyOwnerReceived + commissionSpent, paidProxy);
   assert.equal(p.commission + maturingOf(p), 0n);
+  assert.equal(proxyOwnerReceived, proxyCommissionReceived); // no close yet
 
   // Every contract again holds its tracked funds plus the storage reserve, exactly if its last message
   // went through. (A refused message still pays the storage fee due since the contract's previous
@@ -1164,11 +2009,17 @@ it('randomized operations keep every contract on the model and conserve value to
 
   // --- epilogue: the proxy contract closes; what is sent to it afterwards comes back -------------------
   const proxyClose = async () => {
+    const matured = { ...pm };
+    modelMature(matured, now());
     const expected = modelProxyClose(pm, now());
     const r = track(await proxy.sendClose(proxyOwner.getSender(), GAS));
     assertOutcome(r, proxy.address, Op.proxyClose, [isRefused(expected) ? expected.refused : null]);
     if (isRefused(expected)) return expected.refused;
     assert.equal(receivedBy(r, proxyOwner.address, Op.proxyPaid), expected.paid);
+    assert.equal(expected.paid, matured.stake + matured.pool + matured.commission);
+    proxyCommissionReceived += matured.commission;
+    flows.closePaid += matured.stake + matured.pool;
+    await checkBounds('proxy closed');
     return null;
   };
   assert.equal(modelProxyRequestClose(pm, now()), null);
@@ -1180,7 +2031,11 @@ it('randomized operations keep every contract on the model and conserve value to
   assert.deepEqual(plain(await checkModel('proxy close, too early')), plain(last));
   // Workers are still paid while closing; the commission this credits is still maturing at the close.
   const lateWorker = workers[workers.length - 1]!;
-  lateWorker.account.accrue(toNano('0.01'), toNano('0.002'));
+  // (a proxy part above what the proxy key already signed there itself, so it is credited)
+  lateWorker.account.accrue(
+    toNano('0.01'),
+    maxOf(lateWorker.diverted - lateWorker.account.accruedProxy, 0n) + toNano('0.002'),
+  );
   assert.equal(await submitPayouts(lateWorker, [signPayout(lateWorker)]), 'ok');
   let paidWhileClosing = toNano('0.01');
   assert.ok(maturingOf(pm) > 0n);
@@ -1288,6 +2143,19 @@ it('randomized operations keep every contract on the model and conserve value to
     'close',
   ]) {
     assert.ok((stats[k] ?? 0) > 0, `the run never did "${k}"`);
+  }
+  // … and the dishonest actors did too (by prefix: which variants run depends on the seed)
+  for (const prefix of [
+    'rogue charge',
+    'stranger refused',
+    'forged bounce',
+    'rogue 4 closed',
+    'rogue 5 closed',
+  ]) {
+    assert.ok(
+      Object.keys(stats).some((k) => k.startsWith(prefix)),
+      `the run never did "${prefix}…"`,
+    );
   }
   t.diagnostic(
     Object.entries(stats)
