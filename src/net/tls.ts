@@ -1,11 +1,11 @@
 import { constants } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import * as tls from 'node:tls';
 import { verifyPeerCertificate } from '../attest/certificate.ts';
 import { AttestationError } from '../attest/errors.ts';
 import type { AttestationVerifier, PeerIdentity, TrustTier } from '../attest/types.ts';
 import { TRUST_TIER_RANK } from '../attest/types.ts';
-import { CocoonError, toWireError } from '../errors.ts';
+import { CocoonError, ProtocolError, toWireError } from '../errors.ts';
 import { encodeFrame, FrameType } from '../protocol/frames.ts';
 import type { NodeRole } from '../protocol/version.ts';
 import { Session, type SessionOptions } from './session.ts';
@@ -72,6 +72,28 @@ export interface PeerListenerOptions {
   session: Omit<SessionOptions, 'side'>;
   onSession: (session: Session, peer: PeerIdentity) => void;
   onRefused?: (err: CocoonError, remote: string) => void;
+  /**
+   * From TCP accept to a ready session (TLS handshake, certificate checks, HELLO); a connection that
+   * takes longer is dropped with `handshake_timeout`. Default 10 s.
+   */
+  handshakeTimeoutMs?: number;
+  /** Connections from one address still in their handshake; more are dropped at once (`too_many_handshakes`). Default 32. */
+  maxPendingPerAddress?: number;
+  /** Connections in their handshake over all addresses; more are dropped at once (`too_many_handshakes`). Default 1024. */
+  maxPendingHandshakes?: number;
+}
+
+/** One accepted connection until its session is ready (or it is gone). */
+interface PendingConnection {
+  /** A refusal was already reported for it (one report per connection). */
+  reported: boolean;
+  session: Session | null;
+  done: () => void;
+}
+
+/** The TCP socket under a server-side TLS socket (Node keeps it as `_parent`). */
+function rawSocketOf(socket: tls.TLSSocket): Socket | undefined {
+  return (socket as unknown as { _parent?: Socket })._parent;
 }
 
 export interface PeerListener {
@@ -86,29 +108,103 @@ export interface PeerListener {
 export async function listenForPeers(opts: PeerListenerOptions): Promise<PeerListener> {
   const server = tls.createServer({
     ...baseTlsOptions(opts.credentials),
+    handshakeTimeout: opts.handshakeTimeoutMs ?? 10_000,
     requestCert: true,
     // No session tickets: a resumed TLS 1.3 session would skip the client certificate we must verify.
     secureOptions: constants.SSL_OP_NO_TICKET,
   });
   const sockets = new Set<tls.TLSSocket>();
+  const handshakeMs = opts.handshakeTimeoutMs ?? 10_000;
+  const maxPerAddress = opts.maxPendingPerAddress ?? 32;
+  const maxPending = opts.maxPendingHandshakes ?? 1024;
+  // Connections not yet a ready session, by TCP socket, and how many per remote address: a peer cannot
+  // hold handshakes open (slowloris) for longer than `handshakeMs`, nor more than `maxPerAddress` at once.
+  const pending = new WeakMap<Socket, PendingConnection>();
+  const pendingByAddress = new Map<string, number>();
+  let pendingCount = 0;
+  const refuse = (conn: PendingConnection | undefined, e: CocoonError, remote: string) => {
+    if (conn?.reported) return;
+    if (conn) conn.reported = true;
+    opts.onRefused?.(e, remote);
+  };
+  const rawSockets = new Set<Socket>();
+  server.on('connection', (raw: Socket) => {
+    rawSockets.add(raw);
+    raw.once('close', () => rawSockets.delete(raw));
+    const address = raw.remoteAddress ?? 'unknown';
+    const remote = `${address}:${raw.remotePort}`;
+    const fromAddress = pendingByAddress.get(address) ?? 0;
+    if (fromAddress >= maxPerAddress || pendingCount >= maxPending) {
+      const conn: PendingConnection = { reported: false, session: null, done: () => {} };
+      pending.set(raw, conn);
+      refuse(
+        conn,
+        new ProtocolError(
+          fromAddress >= maxPerAddress
+            ? `over ${maxPerAddress} handshakes at once from ${address}`
+            : `over ${maxPending} handshakes at once`,
+          'too_many_handshakes',
+        ),
+        remote,
+      );
+      raw.destroy();
+      return;
+    }
+    pendingByAddress.set(address, fromAddress + 1);
+    pendingCount++;
+    let finished = false;
+    const conn: PendingConnection = {
+      reported: false,
+      session: null,
+      done: () => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(timer);
+        pendingCount--;
+        const n = (pendingByAddress.get(address) ?? 1) - 1;
+        if (n > 0) pendingByAddress.set(address, n);
+        else pendingByAddress.delete(address);
+      },
+    };
+    const timer = setTimeout(() => {
+      const e = new ProtocolError(`handshake not done within ${handshakeMs} ms`, 'handshake_timeout');
+      // Once the session runs, its own refusal path reports (ready rejects with this error).
+      if (conn.session) conn.session.fail(e);
+      else {
+        refuse(conn, e, remote);
+        raw.destroy();
+      }
+      conn.done();
+    }, handshakeMs);
+    timer.unref();
+    pending.set(raw, conn);
+    raw.once('close', conn.done);
+  });
   server.on('secureConnection', (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
     const remote = `${socket.remoteAddress}:${socket.remotePort}`;
+    const raw = rawSocketOf(socket);
+    const conn = raw ? pending.get(raw) : undefined;
     verifyPeer(socket, opts.trust).then(
       (peer) => {
         if (socket.destroyed) return;
         const session = new Session(socket, { ...opts.session, side: 'acceptor' });
+        if (conn) conn.session = session;
         closeWhenCertificateExpires(session, peer);
         session.ready.then(
-          () => opts.onSession(session, peer),
-          (err) => opts.onRefused?.(err, remote),
+          () => {
+            conn?.done();
+            opts.onSession(session, peer);
+          },
+          (err) => refuse(conn, err, remote),
         );
       },
       (err) => {
         const e = err instanceof CocoonError ? err : new AttestationError('verify_failed', String(err));
-        opts.onRefused?.(e, remote);
+        refuse(conn, e, remote);
+        if (socket.destroyed) return;
         // Tell the peer why before hanging up, so its operator sees the reason.
         socket.end(encodeFrame(FrameType.GoAway, 0, JSON.stringify(toWireError(e))));
         setTimeout(() => socket.destroy(), 1000).unref();
@@ -116,9 +212,17 @@ export async function listenForPeers(opts: PeerListenerOptions): Promise<PeerLis
     );
   });
   server.on('tlsClientError', (err, socket) => {
+    const raw = rawSocketOf(socket);
     // A peer that hung up mid-handshake has no address any more.
     const remote = socket.remoteAddress ? `${socket.remoteAddress}:${socket.remotePort}` : 'gone';
-    opts.onRefused?.(new AttestationError('tls_error', err.message), remote);
+    const timedOut = (err as NodeJS.ErrnoException).code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+    refuse(
+      raw ? pending.get(raw) : undefined,
+      timedOut
+        ? new ProtocolError(err.message, 'handshake_timeout')
+        : new AttestationError('tls_error', err.message),
+      remote,
+    );
   });
   await new Promise<void>((res, rej) => {
     server.once('error', rej);
@@ -135,6 +239,7 @@ export async function listenForPeers(opts: PeerListenerOptions): Promise<PeerLis
       new Promise<void>((res) => {
         server.close(() => res());
         for (const s of sockets) s.destroy();
+        for (const s of rawSockets) s.destroy(); // those still in their handshake
       }),
   };
 }

@@ -54,16 +54,41 @@ export function encodeFrame(type: FrameType, streamId: number, payload?: Buffer 
 
 const EMPTY = Buffer.alloc(0);
 
-/** Incremental decoder: feed socket chunks, get whole frames. Refuses oversized and unknown frames. */
+/** PING and PONG carry exactly this many opaque bytes. */
+export const PING_PAYLOAD_BYTES = 8;
+
+/**
+ * Incremental decoder: feed socket chunks, get whole frames. Refuses oversized and unknown frames as soon
+ * as their 9-byte header is in, before buffering their body. A frame arriving in many chunks is kept as a
+ * list of chunks and joined once, when it is complete (joining on every chunk would cost quadratic time).
+ */
 export class FrameDecoder {
-  private pending: Buffer = EMPTY;
+  private parts: Buffer[] = [];
+  private pendingBytes = 0;
+  /** Bytes the pending frame needs before it is worth parsing again (its whole length once known). */
+  private needBytes = 0;
 
   constructor(private readonly maxFrameBytes: number) {}
 
+  /** Bytes received and held for a frame not yet complete. */
+  get bufferedBytes(): number {
+    return this.pendingBytes;
+  }
+
   push(chunk: Buffer): Frame[] {
-    let buf = this.pending.length === 0 ? chunk : Buffer.concat([this.pending, chunk]);
+    let buf: Buffer;
+    if (this.pendingBytes === 0) buf = chunk;
+    else {
+      this.parts.push(chunk);
+      this.pendingBytes += chunk.length;
+      if (this.pendingBytes < this.needBytes) return [];
+      buf = Buffer.concat(this.parts, this.pendingBytes);
+      this.parts = [];
+      this.pendingBytes = 0;
+    }
     const frames: Frame[] = [];
     let off = 0;
+    let need = 0;
     while (buf.length - off >= 4) {
       const len = buf.readUInt32BE(off);
       if (len < 5) throw new ProtocolError(`frame length ${len} is below the 5-byte minimum`, 'bad_frame');
@@ -73,10 +98,17 @@ export class FrameDecoder {
           'frame_too_large',
         );
       }
-      if (buf.length - off < 4 + len) break;
+      if (buf.length - off < 5) {
+        need = 5;
+        break;
+      }
       const type = buf.readUInt8(off + 4);
       if (type < 1 || type > MAX_KNOWN_TYPE)
         throw new ProtocolError(`unknown frame type ${type}`, 'bad_frame');
+      if (buf.length - off < 4 + len) {
+        need = 4 + len;
+        break;
+      }
       frames.push({
         type,
         streamId: buf.readUInt32BE(off + 5),
@@ -84,9 +116,13 @@ export class FrameDecoder {
       });
       off += 4 + len;
     }
-    buf = off === buf.length ? EMPTY : buf.subarray(off);
-    // Copy a small leftover so we do not pin a large socket buffer in memory.
-    this.pending = buf.length > 0 && buf.length < 4096 ? Buffer.from(buf) : buf;
+    if (off < buf.length) {
+      const rest = buf.subarray(off);
+      // Copy a small leftover so we do not pin a large socket buffer in memory.
+      this.parts.push(rest.length < 4096 ? Buffer.from(rest) : rest);
+      this.pendingBytes = rest.length;
+      this.needBytes = need;
+    }
     return frames;
   }
 }

@@ -47,4 +47,29 @@ describe('frame codec', () => {
       (e: CocoonError) => e.code === 'bad_frame',
     );
   });
+
+  test('a large frame arriving in many small chunks is joined once (linear time), and held until whole', () => {
+    const body = Buffer.alloc(8 * 1024 * 1024 - 16, 3);
+    const wire = encodeFrame(FrameType.Data, 1, body);
+    const d = new FrameDecoder(8 * 1024 * 1024);
+    const t0 = performance.now();
+    let out: ReturnType<FrameDecoder['push']> = [];
+    for (let off = 0; off < wire.length; off += 1024) {
+      out = d.push(wire.subarray(off, off + 1024));
+      if (off + 1024 < wire.length) assert.equal(out.length, 0);
+    }
+    assert.equal(out.length, 1);
+    assert.equal(out[0]!.payload.length, body.length);
+    assert.equal(d.bufferedBytes, 0);
+    // Joining on every chunk would copy ~32 GB here.
+    assert.ok(performance.now() - t0 < 2000, `took ${performance.now() - t0} ms`);
+  });
+
+  test('an unknown frame type is refused as soon as its header is in, before its body', () => {
+    const header = Buffer.from([0, 0, 1, 0, 99]);
+    assert.throws(
+      () => new FrameDecoder(1 << 20).push(header),
+      (e: CocoonError) => e.code === 'bad_frame',
+    );
+  });
 });
