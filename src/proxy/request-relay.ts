@@ -225,21 +225,25 @@ export class RequestRelay {
       served = true;
       worker = relay.worker!;
       const usage = this.billable(worker, trailer.usage, request, clientStream, relay);
-      // A whole reply goes to the caller before its bill, as a stream's parts do: the client signs for
-      // what it has seen, and only the cost is added at the end.
-      if (desk && account && trailer.tail !== undefined && !request.stream) {
-        const p = clientStream.write(trailer.tail);
-        if (p) await p;
-      }
-      const tailPart =
-        trailer.tail !== undefined && !(desk && account && !request.stream) ? { tail: trailer.tail } : {};
+      const { tail } = trailer;
       let cost: RequestCost | null = null;
       if (desk && account) {
+        // A whole reply goes to the caller before its bill, as a stream's parts do: the client signs for
+        // what it has seen, and only the cost is added at the end.
+        const tailFirst = tail !== undefined && !request.stream;
+        if (tailFirst) {
+          const p = clientStream.write(tail);
+          if (p) await p;
+        }
         // The reply is released only once the client's signature for it is in the ledger.
         cost = await desk.bill(account, requestId, usage, relay.coefficient!, reservation, worker.account!);
-        clientStream.end({ usage, cost: wireCost(cost), ...tailPart });
+        clientStream.end({
+          usage,
+          cost: wireCost(cost),
+          ...(tail !== undefined && !tailFirst ? { tail } : {}),
+        });
       } else {
-        clientStream.end({ usage, ...tailPart });
+        clientStream.end({ usage, ...(tail !== undefined ? { tail } : {}) });
       }
       return { worker, usage, cost, error: undefined, outcome: 'ok' };
     } catch (err) {
