@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import type { CocoonError } from '../../src/errors.ts';
+import type { Stream } from '../../src/net/stream.ts';
 import { encodeFrame, FrameType } from '../../src/protocol/frames.ts';
 import {
   answerWithoutReading,
@@ -128,6 +129,37 @@ describe('session limits (each enforced on a real TLS session)', () => {
     await until(() => p.resets().length === 1, 'refusal');
     assert.deepEqual(p.resets(), [{ id: 3, code: 'session_buffer_full' }]);
     assert.ok(s.peakBufferedBytes <= 64 * KiB);
+  });
+
+  test('queued parts are copied out of their socket chunk only when they are a sliver of it', async () => {
+    const held: Stream[] = [];
+    const srv = await server({ onStream: (st) => void held.push(st) }); // read later
+    const p = await rogue(srv.port);
+    const s = await srv.session(0);
+    p.send(FrameType.Open, 1, call);
+    p.send(FrameType.Open, 3, call);
+    await until(() => held.length === 2, 'two streams');
+    // One TLS record each (< 16 KiB): a 2 KiB part beside 13 KiB of padding, then 7 parts of 2 KiB.
+    p.socket.write(
+      Buffer.concat([
+        encodeFrame(FrameType.Data, 1, Buffer.alloc(2 * KiB, 1)),
+        encodeFrame(FrameType.Control, 0, JSON.stringify({ type: 'pad', pad: 'x'.repeat(13 * KiB) })),
+      ]),
+    );
+    await until(() => s.bufferedBytes > 2 * KiB, 'sparse part queued');
+    p.socket.write(
+      Buffer.concat(
+        Array.from({ length: 7 }, () => encodeFrame(FrameType.Data, 3, Buffer.alloc(2 * KiB, 2))),
+      ),
+    );
+    await until(() => s.bufferedBytes > 16 * KiB, 'dense parts queued');
+    const sparse = (await held[0]!.next()).value as Buffer;
+    const dense = (await held[1]!.next()).value as Buffer;
+    assert.ok(sparse.buffer.byteLength <= 8 * KiB, `sparse part holds ${sparse.buffer.byteLength} bytes`);
+    assert.ok(
+      dense.buffer.byteLength >= 14 * KiB,
+      `dense part shares its chunk (${dense.buffer.byteLength})`,
+    );
   });
 
   const oversized: [string, (p: RawPeer) => void][] = [
