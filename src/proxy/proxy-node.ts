@@ -17,6 +17,7 @@ import { listenForPeers, type PeerListener } from '../net/tls.ts';
 import { requestCounters } from '../ops/counters.ts';
 import { listenStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
+import { LogThrottle } from '../ops/log-throttle.ts';
 import { NodeMetrics, tonGauge } from '../ops/metrics.ts';
 import { RecentRequests } from '../ops/recent-requests.ts';
 import { waitUntil } from '../ops/wait.ts';
@@ -36,6 +37,9 @@ export type { FinishedRequest } from './request-relay.ts';
 
 import { type FinishedRequest, RequestRelay, type SessionCalls } from './request-relay.ts';
 import { checkAnnouncedModels, WorkerRegistry } from './worker-registry.ts';
+
+/** Control messages a client may send while the proxy is still reading its account from the chain. */
+const MAX_CONTROL_BEFORE_ACCOUNT = 64;
 
 export interface ProxyOptions {
   name: string;
@@ -205,10 +209,12 @@ export class ProxyNode {
     const issue = async () =>
       (await makeCredentials(key, 'proxy', this.opts.trust.provider, undefined, validity)).credentials;
     const credentials = await issue();
+    const throttle = new LogThrottle();
     const onRefused = (err: CocoonError, remote: string) => {
       const code = err.code ?? 'refused';
       this.refusals[code] = (this.refusals[code] ?? 0) + 1;
-      this.log.warn({ remote, code, reason: err.message }, 'peer refused');
+      const { log, suppressed } = throttle.admit(code);
+      if (log) this.log.warn({ remote, code, reason: err.message, suppressed }, 'peer refused');
     };
     this.workerListener = await listenForPeers({
       host: this.opts.host,
@@ -360,7 +366,18 @@ export class ProxyNode {
     });
     // In arrival order (callbacks on one promise run in order, and each checks its authorisation before
     // its first await), while ledger commits of consecutive messages overlap.
+    // Messages wait for the account's chain read; a client may not pile them up meanwhile.
+    let known = false;
+    let waiting = 0;
+    account.then(
+      () => (known = true),
+      () => {},
+    );
     session.on('control', (payload) => {
+      if (!known && ++waiting > MAX_CONTROL_BEFORE_ACCOUNT) {
+        session.fail(new ProtocolError('too many messages before the account is known', 'too_many_pending'));
+        return;
+      }
       account
         .then((a) => {
           const msg = parseMessage(controlSchema, payload, 'control');
