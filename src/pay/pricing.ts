@@ -66,7 +66,7 @@ function costOf(promptTokens: bigint, completionTokens: bigint, prices: PriceLis
 }
 
 /** Chat templates add a few tokens per message that the body's bytes do not show. */
-const TEMPLATE_SLACK_TOKENS = 64;
+export const TEMPLATE_SLACK_TOKENS = 64;
 
 /**
  * The most a request can cost before it runs: every prompt byte a token (a BPE token covers at least one

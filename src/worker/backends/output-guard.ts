@@ -1,5 +1,5 @@
 import type { InferenceRequest } from '../../protocol/inference.ts';
-import { SILENT_TOKENS_PER_CHOICE } from './request-bounds.ts';
+import { choiceOutputBytes, SILENT_TOKENS_PER_CHOICE } from '../../protocol/observed-output.ts';
 
 /**
  * The worker's check of its engine's output against the call's bounds. The engine was told the bounds
@@ -16,35 +16,11 @@ import { SILENT_TOKENS_PER_CHOICE } from './request-bounds.ts';
 
 type Json = Record<string, unknown>;
 
-const TEXT_FIELDS = ['content', 'reasoning_content', 'reasoning', 'refusal'] as const;
-
 /** Output-less parts a choice may send besides one per token: its role chunk, its finish chunk, a few more. */
 const FRAMING_PARTS_PER_CHOICE = SILENT_TOKENS_PER_CHOICE + 2;
 
 /** Parts with no choice at all (neither output nor usage) a stream may send. */
 const MAX_STRAY_PARTS = 16;
-
-/** UTF-8 bytes of generated output in one choice (a stream delta, a message or a completion choice). */
-export function choiceOutputBytes(c: unknown): number {
-  if (!c || typeof c !== 'object') return 0;
-  const choice = c as Json;
-  let bytes = typeof choice.text === 'string' ? Buffer.byteLength(choice.text) : 0;
-  const m = (choice.delta ?? choice.message) as Json | undefined;
-  if (!m || typeof m !== 'object') return bytes;
-  for (const f of TEXT_FIELDS) {
-    const v = m[f];
-    if (typeof v === 'string') bytes += Buffer.byteLength(v);
-  }
-  const calls = m.tool_calls;
-  if (Array.isArray(calls)) {
-    for (const call of calls) {
-      const fn = (call as { function?: { name?: unknown; arguments?: unknown } } | null)?.function;
-      if (typeof fn?.name === 'string') bytes += Buffer.byteLength(fn.name);
-      if (typeof fn?.arguments === 'string') bytes += Buffer.byteLength(fn.arguments);
-    }
-  }
-  return bytes;
-}
 
 /**
  * Follows one stream, chunk by chunk. Each choice may carry at most `maxTokens` output parts, and only

@@ -1,4 +1,5 @@
 import { BadRequestError } from '../../errors.ts';
+import { TEMPLATE_SLACK_TOKENS } from '../../pay/pricing.ts';
 import {
   type InferenceRequest,
   MAX_CHOICES,
@@ -6,6 +7,7 @@ import {
   promptCount,
   type TokenUsage,
 } from '../../protocol/inference.ts';
+import { SILENT_TOKENS_PER_CHOICE } from '../../protocol/observed-output.ts';
 
 /**
  * A request's bounds have one source of truth: its normalized fields (`maxTokens`, `n`, `stream`), which the
@@ -13,17 +15,11 @@ import {
  * caller may write anything there; nothing in this file trusts it over the call.
  */
 
-/**
- * Chat templates add a few tokens per message that the body's bytes do not show: the same slack the proxy
- * allows (`TEMPLATE_SLACK_TOKENS` in src/pay/pricing.ts; test/worker/request-bounds.test.ts checks they agree).
- */
-export const PROMPT_SLACK_TOKENS = 64;
+/** Chat templates' tokens the body's bytes do not show: the very slack the proxy and the client allow. */
+export const PROMPT_SLACK_TOKENS = TEMPLATE_SLACK_TOKENS;
 
-/**
- * Tokens per choice that print nothing (end of sequence, reasoning and tool-call delimiters): the same
- * allowance the proxy and the client give when they bound a bill by the output they saw.
- */
-export const SILENT_TOKENS_PER_CHOICE = 8;
+/** Tokens per choice that print nothing: the allowance the proxy and the client give a bill. */
+export { SILENT_TOKENS_PER_CHOICE };
 
 /**
  * Body fields that would make an engine generate more, or more choices, than the call's bounds: they are
