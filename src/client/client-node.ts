@@ -462,8 +462,10 @@ export class ClientNode {
         stream = s;
         bound.callBytes = s.headerBytes;
         // Everything received is counted as it arrives: a bill is checked against it.
-        const observed = bound.observed as OutputObserver;
-        s.onData = request.stream ? (p) => void observed.observePart(p) : (p) => observed.collect(p);
+        if (conn.payments) {
+          const observed = bound.observed as OutputObserver;
+          s.onData = request.stream ? (p) => void observed.observePart(p) : (p) => observed.collect(p);
+        }
         s.end(); // the call is all in OPEN; no request body follows
         const head: Opened['head'] = request.stream ? { first: await s.next() } : { body: await s.readAll() };
         if (request.stream) this.metrics.firstToken((performance.now() - started) / 1000);

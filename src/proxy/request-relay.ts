@@ -65,6 +65,8 @@ interface Relay {
   committed: boolean;
   /** What reached the caller: bills are bounded by it, as the client bounds what it signs. */
   output: OutputObserver;
+  /** Payments are on for this request: every part is counted (otherwise only until the first output). */
+  metered: boolean;
   /** The caller asked to stop (`request.cancel`): end with what was delivered, billed. */
   cancelled: boolean;
   /** When the proxy received the request (performance.now()). */
@@ -155,6 +157,7 @@ export class RequestRelay {
       workerStream: null,
       committed: false,
       output: new OutputObserver(),
+      metered: desk !== null && account !== null,
       cancelled: false,
       started,
     };
@@ -295,7 +298,9 @@ export class RequestRelay {
     const usage = boundUsage(reported, {
       callBytes: clientStream.headerBytes,
       maxCompletionTokens: maxCompletionTokens(request),
-      observedCompletionTokens: relay.output.completionTokens(request.n),
+      observedCompletionTokens: relay.metered
+        ? relay.output.completionTokens(request.n)
+        : Number.POSITIVE_INFINITY,
     });
     if (
       usage.completionTokens !== reported.completionTokens ||
@@ -450,7 +455,7 @@ export class RequestRelay {
       }
     };
     for await (const part of ws) {
-      const carries = relay.output.observePart(part);
+      const carries = relay.committed && !relay.metered ? true : relay.output.observePart(part);
       if (!relay.committed) {
         if (held.length < MAX_HELD_PARTS && !carries) {
           held.push(part);
@@ -477,7 +482,7 @@ export class RequestRelay {
     ) {
       throw this.misbehaved(worker, 'worker ended a reply without a body', 'empty_reply');
     }
-    if (parsed.data.tail !== undefined) {
+    if (relay.metered && parsed.data.tail !== undefined) {
       if (forwarded.stream) relay.output.observePart(parsed.data.tail);
       else relay.output.observeResponse(parsed.data.tail);
     }
