@@ -314,3 +314,36 @@ describe('ClientAccount.applyAuth', () => {
     assert.equal(a.available(), 1000n);
   });
 });
+
+describe('ClientAccount terms and floors', () => {
+  test('a stake or close delay below the terms gives no credit: 402 stake_too_low, naming what is short', () => {
+    const a = account(chain(10n * TON, TON, { closeDelay: 3600 }));
+    a.terms = { minStake: 2n * TON, minCloseDelay: 600 };
+    assert.equal(a.available(), 0n);
+    assert.throws(
+      () => a.reserve(1n),
+      (e: CocoonError) =>
+        e.code === 'stake_too_low' && /stake 1\.000000000 TON is below the required 2\.000000000 TON/.test(e.message),
+    );
+    a.terms = { minStake: TON, minCloseDelay: 7200 };
+    assert.throws(
+      () => a.reserve(1n),
+      (e: CocoonError) => /close delay 3600 s is below the required 7200 s/.test(e.message),
+    );
+    a.terms = { minStake: TON, minCloseDelay: 3600 };
+    a.reserve(1n);
+    assert.equal(a.reserved, 1n);
+  });
+
+  test('the next total adds to what the contract paid when that is above what the ledger holds', () => {
+    const a = account(chain(10n * TON, TON, { charged: 5000n }), stored(3n, 2000n));
+    assert.equal(a.base, 5000n);
+    a.addBill('r1', 100n);
+    assert.throws(
+      () => a.checkAuth({ requestIds: ['r1'], seqno: 4n, total: 2100n, signature: sign(4n, 2100n) }),
+      refusedWith(402, 'wrong_total'),
+    );
+    const ok = a.checkAuth({ requestIds: ['r1'], seqno: 4n, total: 5100n, signature: sign(4n, 5100n) });
+    assert.equal(ok.total, 5100n);
+  });
+});
