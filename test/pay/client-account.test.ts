@@ -323,7 +323,8 @@ describe('ClientAccount terms and floors', () => {
     assert.throws(
       () => a.reserve(1n),
       (e: CocoonError) =>
-        e.code === 'stake_too_low' && /stake 1\.000000000 TON is below the required 2\.000000000 TON/.test(e.message),
+        e.code === 'stake_too_low' &&
+        /stake 1\.000000000 TON is below the required 2\.000000000 TON/.test(e.message),
     );
     a.terms = { minStake: TON, minCloseDelay: 7200 };
     assert.throws(
