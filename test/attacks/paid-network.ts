@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { Address } from '@ton/core';
 import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
 import { type LocalNetwork, startLocalNetwork } from '../../src/local/local-network.ts';
@@ -45,4 +46,21 @@ export function workerAccrued(net: LocalNetwork): { worker: bigint; proxy: bigin
 export async function clientContractState(net: LocalNetwork, contract: Address | string) {
   const a = typeof contract === 'string' ? Address.parse(contract) : contract;
   return net.ton!.chain.open(ClientContract.fromAddress(a)).getClientData();
+}
+
+/**
+ * A paid network for one `describe`: started before its tests, stopped after them. Its fields are set
+ * once the suite runs.
+ */
+export function paidSuite(tokenDelayMs = 2, chainClock?: () => number): { net: LocalNetwork; dir: string } {
+  const env = {} as { net: LocalNetwork; dir: string };
+  let stop = async () => {};
+  before(async () => {
+    const started = await paidNetwork(tokenDelayMs, chainClock);
+    env.net = started.net;
+    env.dir = started.dir;
+    stop = started.stop;
+  });
+  after(() => stop());
+  return env;
 }

@@ -1,12 +1,11 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Address } from '@ton/core';
 import { generateNodeKey } from '../../src/attest/identity.ts';
 import { makeCredentials, trustSetup } from '../../src/attest/trust-setup.ts';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { dialPeer } from '../../src/net/tls.ts';
 import type { Ledger } from '../../src/pay/ledger.ts';
-import { paidNetwork } from './paid-network.ts';
+import { paidSuite } from './paid-network.ts';
 import { call, until } from './rogue-client.ts';
 
 const dev = trustSetup('dev');
@@ -17,15 +16,10 @@ const dev = trustSetup('dev');
  * account is written once it has signed something, and forgotten when an unsigned one disconnects.
  */
 describe('attack: open accounts for free, one per Hello', () => {
-  let net: LocalNetwork;
-  let stop: () => Promise<void>;
-  before(async () => {
-    ({ net, stop } = await paidNetwork());
-  });
-  after(() => stop());
+  const env = paidSuite();
 
   test('60 strangers without a deposit leave no ledger record and no account behind', async () => {
-    const desk = net.proxy.billing!.desk;
+    const desk = env.net.proxy.billing!.desk;
     const ledger = (desk as unknown as { opts: { ledger: Ledger } }).opts.ledger;
     const records = () => [...ledger.entries('client/')].length;
     const recordsBefore = records();
@@ -35,7 +29,7 @@ describe('attack: open accounts for free, one per Hello', () => {
       const wallet = new Address(0, Buffer.alloc(32, i + 1)).toString();
       const { session } = await dialPeer({
         host: '127.0.0.1',
-        port: net.proxy.clientPort,
+        port: env.net.proxy.clientPort,
         credentials,
         trust: { verifiers: dev.verifiers, roles: ['proxy'], minTier: 'dev' },
         session: { hello: { role: 'client', name: `stranger-${i}`, info: { wallet } } },
@@ -52,7 +46,7 @@ describe('attack: open accounts for free, one per Hello', () => {
       }
       session.close();
     }
-    await until(() => net.proxy.clientSessions().length === 1, 'strangers gone');
+    await until(() => env.net.proxy.clientSessions().length === 1, 'strangers gone');
     assert.equal(records(), recordsBefore, 'no ledger record');
     await until(() => desk.stats().clients === accountsBefore, 'no account kept in memory');
   });

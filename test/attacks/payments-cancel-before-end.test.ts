@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { CancelledError } from '../../src/errors.ts';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { partCarriesOutput } from '../../src/protocol/observed-output.ts';
-import { paidNetwork, workerAccrued } from './paid-network.ts';
+import { paidSuite, workerAccrued } from './paid-network.ts';
 import { call, RogueClient, until } from './rogue-client.ts';
 
 /**
@@ -13,19 +12,13 @@ import { call, RogueClient, until } from './rogue-client.ts';
  * three unsigned bills refused; the worker is paid for what it delivered either way.
  */
 describe('attack: cancel a stream just before its end to get the tokens for free', () => {
-  let net: LocalNetwork;
-  let stop: () => Promise<void>;
-  let dir: string;
-  before(async () => {
-    ({ net, stop, dir } = await paidNetwork(3));
-  });
-  after(() => stop());
+  const env = paidSuite(3);
 
   test('a RESET after tokens arrived is billed for them; unsigned, the client is struck, then refused', async () => {
-    const rogue = await RogueClient.join(net, join(dir, 'rogue-reset'));
-    const desk = net.proxy.billing!.desk;
+    const rogue = await RogueClient.join(env.net, join(env.dir, 'rogue-reset'));
+    const desk = env.net.proxy.billing!.desk;
     for (let i = 0; i < 3; i++) {
-      const accruedBefore = workerAccrued(net);
+      const accruedBefore = workerAccrued(env.net);
       const { stream, requestId } = rogue.open(call({ maxTokens: 60 }));
       let received = 0;
       for await (const part of stream) {
@@ -38,7 +31,10 @@ describe('attack: cancel a stream just before its end to get the tokens for free
       assert.ok(bill.usage.completionTokens <= 60);
       assert.ok(BigInt(bill.cost.total) > 0n);
       rogue.session.sendControl({ type: 'pay.reject', requestId, reason: 'I cancelled' });
-      await until(() => workerAccrued(net).worker > accruedBefore.worker, 'the worker is paid all the same');
+      await until(
+        () => workerAccrued(env.net).worker > accruedBefore.worker,
+        'the worker is paid all the same',
+      );
     }
     assert.equal(desk.stats().refusals.unpaid_bill, 3);
     // The fourth request is refused before any worker runs.
@@ -50,7 +46,7 @@ describe('attack: cancel a stream just before its end to get the tokens for free
   });
 
   test('request.cancel: the stream ends with what was delivered, and that is exactly what is billed', async () => {
-    const rogue = await RogueClient.join(net, join(dir, 'rogue-cancel'));
+    const rogue = await RogueClient.join(env.net, join(env.dir, 'rogue-cancel'));
     const { stream, requestId } = rogue.open(call({ maxTokens: 200 }));
     let received = 0;
     // It pays as soon as the bill comes (before END, as every bill does) and reads on to the end.
@@ -69,13 +65,13 @@ describe('attack: cancel a stream just before its end to get the tokens for free
   });
 
   test('the honest client daemon: a caller that hangs up mid-stream pays for what it received', async () => {
-    const payer = net.client.payments!.payer;
-    const desk = net.proxy.billing!.desk;
+    const payer = env.net.client.payments!.payer;
+    const desk = env.net.proxy.billing!.desk;
     const signedBefore = payer.authorisedTotal;
     const unpaidBefore = desk.totals.unpaid;
-    const accruedBefore = workerAccrued(net);
+    const accruedBefore = workerAccrued(env.net);
     const abort = new AbortController();
-    const res = await fetch(`${net.client.baseUrl}/chat/completions`, {
+    const res = await fetch(`${env.net.client.baseUrl}/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({
@@ -98,10 +94,10 @@ describe('attack: cancel a stream just before its end to get the tokens for free
     }
     abort.abort();
     await until(() => payer.authorisedTotal > signedBefore, 'the client signed for the delivered tokens');
-    await until(() => net.proxy.counters.inFlight === 0, 'the request is over at the proxy');
+    await until(() => env.net.proxy.counters.inFlight === 0, 'the request is over at the proxy');
     assert.equal(desk.totals.unpaid, unpaidBefore, 'nothing left unpaid');
     const paid = payer.authorisedTotal - signedBefore;
-    const accrued = workerAccrued(net);
+    const accrued = workerAccrued(env.net);
     assert.equal(
       accrued.worker + accrued.proxy - accruedBefore.worker - accruedBefore.proxy,
       paid,

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { toNano } from '@ton/core';
 import { clientRequestCloseBody } from '../../src/chain/contracts/client-contract.ts';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { Harness } from '../e2e/harness.ts';
-import { clientContractState, paidNetwork } from './paid-network.ts';
+import { clientContractState, paidSuite } from './paid-network.ts';
 import { call, RogueClient, until } from './rogue-client.ts';
 
 /**
@@ -15,16 +14,10 @@ import { call, RogueClient, until } from './rogue-client.ts';
  * redeems at once, and it refuses to run with a close delay that does not leave it the time.
  */
 describe('attack: ask to close, keep being served, leave before the proxy redeems', () => {
-  let net: LocalNetwork;
-  let stop: () => Promise<void>;
-  let dir: string;
-  before(async () => {
-    ({ net, stop, dir } = await paidNetwork(1));
-  });
-  after(() => stop());
+  const env = paidSuite(1);
 
   test('everything signed before and after request_close is redeemed; a closing contract is not served', async () => {
-    const rogue = await RogueClient.join(net, join(dir, 'leaver'));
+    const rogue = await RogueClient.join(env.net, join(env.dir, 'leaver'));
     const serve = async (id: string) => {
       const { stream } = rogue.open(call({ stream: false, maxTokens: 8 }), id);
       const paid = rogue.waitForBill(id).then(() => rogue.sign([id]));
@@ -34,20 +27,20 @@ describe('attack: ask to close, keep being served, leave before the proxy redeem
     };
     assert.equal((await serve('before-close')).error, null);
     await rogue.wallet.send([{ to: rogue.contract, value: toNano('0.1'), body: clientRequestCloseBody() }]);
-    assert.equal((await clientContractState(net, rogue.contract)).state, 1, 'closing on-chain');
+    assert.equal((await clientContractState(env.net, rogue.contract)).state, 1, 'closing on-chain');
     // Served once more on the proxy's view from before the close (at most one refresh old), then gone.
     await serve('on-stale-view');
     rogue.close();
-    const desk = net.proxy.billing!.desk;
+    const desk = env.net.proxy.billing!.desk;
     const signed = desk.accountOf(rogue.contract)!.authorised;
     assert.ok(signed > 0n);
     await until(
-      async () => (await clientContractState(net, rogue.contract)).charged === signed,
+      async () => (await clientContractState(env.net, rogue.contract)).charged === signed,
       'redeemed',
       15_000,
     );
     // Back again: nothing more is served against a closing contract.
-    const again = await RogueClient.connect(net, join(dir, 'leaver'), rogue.contract);
+    const again = await RogueClient.connect(env.net, join(env.dir, 'leaver'), rogue.contract);
     const { stream } = again.open(call());
     const r = await again.read(stream);
     assert.equal((r.error as { code?: string }).code, 'contract_closing');
@@ -56,14 +49,14 @@ describe('attack: ask to close, keep being served, leave before the proxy redeem
 
   test('a proxy whose settlement is too slow for the root’s close delay refuses to start', async () => {
     const h = new Harness();
-    const proxyDir = join(dir, 'slow-proxy');
-    await net.ton!.fundNode(proxyDir, toNano('30'));
+    const proxyDir = join(env.dir, 'slow-proxy');
+    await env.net.ton!.fundNode(proxyDir, toNano('30'));
     try {
       await assert.rejects(
         h.proxy({
           dataDir: proxyDir,
-          chainEndpoint: net.ton!.endpoint,
-          root: net.ton!.root.toString(),
+          chainEndpoint: env.net.ton!.endpoint,
+          root: env.net.ton!.root.toString(),
           settleIntervalSeconds: 7 * 86_400,
         }),
         /client close delay \(86400 s\) is too short/,

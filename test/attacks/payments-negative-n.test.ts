@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
+import { describe, test } from 'node:test';
 import { MAX_CHOICES } from '../../src/protocol/inference.ts';
-import { paidNetwork } from './paid-network.ts';
+import { paidSuite } from './paid-network.ts';
 import { call, RogueClient } from './rogue-client.ts';
 
 /**
@@ -12,18 +11,12 @@ import { call, RogueClient } from './rogue-client.ts';
  * `n` is never read by the proxy, and the worker sends its engine the call's.
  */
 describe('attack: a negative n to turn the reservation into credit', () => {
-  let net: LocalNetwork;
-  let stop: () => Promise<void>;
-  let dir: string;
-  before(async () => {
-    ({ net, stop, dir } = await paidNetwork(3));
-  });
-  after(() => stop());
+  const env = paidSuite(3);
 
   for (const n of [-5, 0, MAX_CHOICES + 1, 1.5]) {
     test(`a call with n = ${n} is refused before anything is reserved`, async () => {
-      const rogue = await RogueClient.join(net, join(dir, `rogue-${n}`));
-      const account = net.proxy.billing!.desk.accountOf(rogue.contract)!;
+      const rogue = await RogueClient.join(env.net, join(env.dir, `rogue-${n}`));
+      const account = env.net.proxy.billing!.desk.accountOf(rogue.contract)!;
       const before = account.available();
       const { stream } = rogue.open(call({ n }));
       const r = await rogue.read(stream);
@@ -36,8 +29,8 @@ describe('attack: a negative n to turn the reservation into credit', () => {
   }
 
   test('a body with n = -5 in a call with n = 1: one choice, reserved and billed for one', async () => {
-    const rogue = await RogueClient.join(net, join(dir, 'rogue-body'));
-    const account = net.proxy.billing!.desk.accountOf(rogue.contract)!;
+    const rogue = await RogueClient.join(env.net, join(env.dir, 'rogue-body'));
+    const account = env.net.proxy.billing!.desk.accountOf(rogue.contract)!;
     const before = account.available();
     const request = call({ stream: false, maxTokens: 6 });
     request.body = { ...request.body, n: -5, max_tokens: 6 };

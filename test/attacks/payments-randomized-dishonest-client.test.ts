@@ -1,10 +1,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { toNano } from '@ton/core';
 import { clientChargeBody } from '../../src/chain/contracts/client-contract.ts';
 import { CancelledError } from '../../src/errors.ts';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
 import type { ClientAccount } from '../../src/pay/client-account.ts';
 import { clientAuthCell } from '../../src/pay/signed-messages.ts';
 import {
@@ -13,7 +12,7 @@ import {
   SILENT_TOKENS_PER_CHOICE,
 } from '../../src/protocol/observed-output.ts';
 import { MAX_SEQNO, maxOf, Rng } from '../contracts/property-model.ts';
-import { clientContractState, paidNetwork, workerAccrued } from './paid-network.ts';
+import { clientContractState, paidSuite, workerAccrued } from './paid-network.ts';
 import { call, RogueClient, until } from './rogue-client.ts';
 
 /**
@@ -34,24 +33,18 @@ const STEPS = Number(process.env.COCOON_ATTACK_STEPS ?? 48);
 const MAX_UNPAID_BILLS = 3;
 
 describe('attack: a randomized dishonest client against the real daemons', () => {
-  let net: LocalNetwork;
-  let stop: () => Promise<void>;
-  let dir: string;
-  before(async () => {
-    ({ net, stop, dir } = await paidNetwork(1));
-  });
-  after(() => stop());
+  const env = paidSuite(1);
 
   test('whatever it does, it pays for what reached it, gets nothing more, and is refused after 3 unpaid bills', async (t) => {
     t.diagnostic(`seed ${SEED}, ${STEPS} steps; replay with COCOON_ATTACK_SEED=${SEED}`);
     const rng = new Rng(SEED);
-    const rogue = await RogueClient.join(net, join(dir, 'rogue'));
-    const desk = net.proxy.billing!.desk;
+    const rogue = await RogueClient.join(env.net, join(env.dir, 'rogue'));
+    const desk = env.net.proxy.billing!.desk;
     const account = (): ClientAccount => desk.accountOf(rogue.contract)!;
     // The proxy re-reads contracts every 5 s; after a charge of our own it must see it before we sign on
     // (the next total is `max(authorised, charged)` plus the bills, as the proxy counts it).
     const proxyRefresh = (desk as unknown as { refresh(a: ClientAccount): Promise<void> }).refresh.bind(desk);
-    const accrued0 = workerAccrued(net);
+    const accrued0 = workerAccrued(env.net);
     const stats: Record<string, number> = {};
     const count = (k: string) => {
       stats[k] = (stats[k] ?? 0) + 1;
@@ -240,7 +233,7 @@ describe('attack: a randomized dishonest client against the real daemons', () =>
 
     /** A charge of its own: any seqno, any total (within its balance, so it keeps being served). */
     const selfCharge = async () => {
-      const before = await clientContractState(net, rogue.contract);
+      const before = await clientContractState(env.net, rogue.contract);
       const a = account();
       const kind = rng.weighted({ below: 1, equal: 1, plusOne: 2, held: 2, above: 2 });
       const total =
@@ -262,7 +255,12 @@ describe('attack: a randomized dishonest client against the real daemons', () =>
         rng.big(0n, MAX_SEQNO),
         (before.seqno + 1n) & MAX_SEQNO,
       ]);
-      const payload = { globalId: await net.ton!.chain.globalId(), contract: rogue.contract, seqno, total };
+      const payload = {
+        globalId: await env.net.ton!.chain.globalId(),
+        contract: rogue.contract,
+        seqno,
+        total,
+      };
       await rogue.wallet.send([
         {
           to: rogue.contract,
@@ -270,7 +268,7 @@ describe('attack: a randomized dishonest client against the real daemons', () =>
           body: clientChargeBody({ cell: clientAuthCell(payload), signature: rogue.signed(seqno, total) }),
         },
       ]);
-      const now = await clientContractState(net, rogue.contract);
+      const now = await clientContractState(env.net, rogue.contract);
       // ordered by totals alone: it takes iff above what was charged, whatever the seqno
       assert.equal(now.charged, maxOf(before.charged, total), `self-charge (${kind}) took the wrong amount`);
       if (total > before.charged) selfHigh = maxOf(selfHigh, total);
@@ -282,9 +280,9 @@ describe('attack: a randomized dishonest client against the real daemons', () =>
     /** A forced settlement: afterwards the contract has charged what the proxy holds signed, or more only
      * by what the client paid itself. */
     const settle = async () => {
-      const before = await clientContractState(net, rogue.contract);
+      const before = await clientContractState(env.net, rogue.contract);
       await desk.settleDue(true);
-      const d = await clientContractState(net, rogue.contract);
+      const d = await clientContractState(env.net, rogue.contract);
       const authorised = account().authorised;
       assert.equal(d.charged, maxOf(authorised, before.charged), 'charged = what the proxy holds signed');
       assert.ok(d.charged - authorised <= maxOf(selfHigh - authorised, 0n), 'charged only what was signed');
@@ -295,13 +293,13 @@ describe('attack: a randomized dishonest client against the real daemons', () =>
 
     /** Nothing in flight, nothing reserved, and the worker accrued exactly what was billed. */
     const checkQuiet = async (label: string) => {
-      await until(() => net.proxy.counters.inFlight === (unsigned ? 1 : 0), `${label}: in flight`);
+      await until(() => env.net.proxy.counters.inFlight === (unsigned ? 1 : 0), `${label}: in flight`);
       const a = account();
       assert.equal(a.inFlight.size, unsigned ? 1 : 0, `${label}: in flight at the account`);
       if (unsigned) return; // its reservation and accrual wait for the bill timeout
       assert.equal(a.reserved, 0n, `${label}: a reservation leaked`);
       await until(() => {
-        const w = workerAccrued(net);
+        const w = workerAccrued(env.net);
         return w.worker + w.proxy - accrued0.worker - accrued0.proxy === billed;
       }, `${label}: the worker accrued ${billed} (every bill, paid or not)`);
     };

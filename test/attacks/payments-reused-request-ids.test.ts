@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
-import { paidNetwork, workerAccrued } from './paid-network.ts';
+import { describe, test } from 'node:test';
+import { paidSuite, workerAccrued } from './paid-network.ts';
 import { call, RogueClient, until } from './rogue-client.ts';
 
 /**
@@ -11,18 +10,12 @@ import { call, RogueClient, until } from './rogue-client.ts';
  * before any worker runs; the first is billed and paid as usual; nothing leaks.
  */
 describe('attack: reuse a request id to have one bill overwrite another', () => {
-  let net: LocalNetwork;
-  let stop: () => Promise<void>;
-  let dir: string;
-  before(async () => {
-    ({ net, stop, dir } = await paidNetwork(3));
-  });
-  after(() => stop());
+  const env = paidSuite(3);
 
   test('a second call with an id in flight is refused with duplicate_request_id; the first is billed', async () => {
-    const rogue = await RogueClient.join(net, join(dir, 'rogue'));
-    const desk = net.proxy.billing!.desk;
-    const accruedBefore = workerAccrued(net);
+    const rogue = await RogueClient.join(env.net, join(env.dir, 'rogue'));
+    const desk = env.net.proxy.billing!.desk;
+    const accruedBefore = workerAccrued(env.net);
     const expensive = rogue.open(call({ maxTokens: 80 }), 'same-id');
     const cheap = rogue.open(call({ maxTokens: 1, stream: false }), 'same-id');
     const paying = rogue.waitForBill('same-id', 10_000).then(() => rogue.sign(['same-id']));
@@ -38,11 +31,11 @@ describe('attack: reuse a request id to have one bill overwrite another', () => 
       'one bill, for the first call',
     );
     assert.ok(bill.usage.completionTokens > 1, 'billed for the expensive call');
-    await until(() => net.proxy.counters.inFlight === 0, 'nothing in flight');
+    await until(() => env.net.proxy.counters.inFlight === 0, 'nothing in flight');
     const account = desk.accountOf(rogue.contract)!;
     assert.equal(account.reserved, 0n, 'no reservation leaked');
     assert.equal(account.inFlight.size, 0);
-    const accrued = workerAccrued(net);
+    const accrued = workerAccrued(env.net);
     assert.equal(
       accrued.worker + accrued.proxy - accruedBefore.worker - accruedBefore.proxy,
       BigInt(bill.cost.total),

@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { toNano } from '@ton/core';
 import { clientChargeBody } from '../../src/chain/contracts/client-contract.ts';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { clientAuthCell } from '../../src/pay/signed-messages.ts';
-import { clientContractState, paidNetwork } from './paid-network.ts';
+import { clientContractState, paidSuite } from './paid-network.ts';
 import { call, RogueClient } from './rogue-client.ts';
 
 const MAX_SEQNO = 2n ** 64n - 1n;
@@ -17,17 +16,11 @@ const MAX_SEQNO = 2n ** 64n - 1n;
  * proxy early; everything signed is still redeemed, and no gas is spent on a charge that cannot take.
  */
 describe('attack: bump the on-chain seqno with a self-submitted charge', () => {
-  let net: LocalNetwork;
-  let stop: () => Promise<void>;
-  let dir: string;
-  before(async () => {
-    ({ net, stop, dir } = await paidNetwork(1));
-  });
-  after(() => stop());
+  const env = paidSuite(1);
 
   test('the proxy still redeems everything the client signed, before and after the bump', async () => {
-    const rogue = await RogueClient.join(net, join(dir, 'bumper'));
-    const desk = net.proxy.billing!.desk;
+    const rogue = await RogueClient.join(env.net, join(env.dir, 'bumper'));
+    const desk = env.net.proxy.billing!.desk;
     const serve = async (id: string) => {
       const { stream } = rogue.open(call({ stream: false, maxTokens: 6 }), id);
       const paid = rogue.waitForBill(id).then(() => rogue.sign([id]));
@@ -36,9 +29,9 @@ describe('attack: bump the on-chain seqno with a self-submitted charge', () => {
     };
     await serve('a');
     await serve('b');
-    const chargedBefore = (await clientContractState(net, rogue.contract)).charged;
+    const chargedBefore = (await clientContractState(env.net, rogue.contract)).charged;
     const bump = {
-      globalId: await net.ton!.chain.globalId(),
+      globalId: await env.net.ton!.chain.globalId(),
       contract: rogue.contract,
       seqno: MAX_SEQNO,
       total: chargedBefore + 1n,
@@ -53,12 +46,12 @@ describe('attack: bump the on-chain seqno with a self-submitted charge', () => {
         }),
       },
     ]);
-    const bumped = await clientContractState(net, rogue.contract);
+    const bumped = await clientContractState(env.net, rogue.contract);
     assert.equal(bumped.charged, chargedBefore + 1n, 'the self-charge took its 1 nanoton');
     await serve('c'); // served on, signed with an ordinary seqno
     const signed = desk.accountOf(rogue.contract)!.authorised;
     await desk.settleDue(true);
-    assert.equal((await clientContractState(net, rogue.contract)).charged, signed, 'all of it redeemed');
+    assert.equal((await clientContractState(env.net, rogue.contract)).charged, signed, 'all of it redeemed');
 
     // Now the client pays everything it signed itself: the proxy spends no gas on a charge that cannot take.
     const settlements = desk.totals.settlements;
@@ -77,7 +70,7 @@ describe('attack: bump the on-chain seqno with a self-submitted charge', () => {
     assert.equal(await desk.settleDue(true), 0, 'nothing sent');
     assert.equal(desk.totals.settlements, settlements);
     assert.equal(desk.totals.chargesFailed, 0);
-    assert.equal((await clientContractState(net, rogue.contract)).charged, all);
+    assert.equal((await clientContractState(env.net, rogue.contract)).charged, all);
     rogue.close();
   });
 });

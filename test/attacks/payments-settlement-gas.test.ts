@@ -9,7 +9,7 @@ import { MAX_MESSAGES_PER_TRANSFER, type WalletSender } from '../../src/chain/wa
 import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { LOCAL_PARAMS } from '../../src/local/local-ton.ts';
 import { clientAuthCell } from '../../src/pay/signed-messages.ts';
-import { clientContractState, paidNetwork } from './paid-network.ts';
+import { clientContractState, paidNetwork, paidSuite } from './paid-network.ts';
 import { call, proxyContractOf, RogueClient, walletOf } from './rogue-client.ts';
 
 /**
@@ -18,16 +18,10 @@ import { call, proxyContractOf, RogueClient, walletOf } from './rogue-client.ts'
  * so past 255 due accounts nobody was settled again.
  */
 describe('attack: make the proxy burn gas on settlement, or stop it settling anyone', () => {
-  let net: LocalNetwork;
-  let stop: () => Promise<void>;
-  let dir: string;
-  before(async () => {
-    ({ net, stop, dir } = await paidNetwork(1));
-  });
-  after(() => stop());
+  const env = paidSuite(1);
 
   test('more due accounts than one transfer can carry are settled in several transfers', async () => {
-    const chain = (net.proxy.billing!.desk as unknown as { opts: { chain: TonPayments } }).opts.chain;
+    const chain = (env.net.proxy.billing!.desk as unknown as { opts: { chain: TonPayments } }).opts.chain;
     const wallet = (chain as unknown as { sender: WalletSender }).sender;
     const before = await wallet.seqno();
     const items = Array.from({ length: MAX_MESSAGES_PER_TRANSFER + 45 }, (_, i) => ({
@@ -39,8 +33,8 @@ describe('attack: make the proxy burn gas on settlement, or stop it settling any
   });
 
   test('a contract that has paid everything signed costs no gas: nothing is sent for it', async () => {
-    const rogue = await RogueClient.join(net, join(dir, 'payer'), toNano('3'));
-    const desk = net.proxy.billing!.desk;
+    const rogue = await RogueClient.join(env.net, join(env.dir, 'payer'), toNano('3'));
+    const desk = env.net.proxy.billing!.desk;
     const chain = (desk as unknown as { opts: { chain: TonPayments } }).opts.chain;
     const wallet = (chain as unknown as { sender: WalletSender }).sender;
     // It is billed and signs, then pays what it signed itself, before the proxy settles.
@@ -50,7 +44,7 @@ describe('attack: make the proxy burn gas on settlement, or stop it settling any
     await paid;
     const total = desk.accountOf(rogue.contract)!.authorised;
     const payload = {
-      globalId: await net.ton!.chain.globalId(),
+      globalId: await env.net.ton!.chain.globalId(),
       contract: rogue.contract,
       seqno: 99n,
       total,

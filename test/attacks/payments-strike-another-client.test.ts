@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
-import { paidNetwork } from './paid-network.ts';
+import { describe, test } from 'node:test';
+import { paidSuite } from './paid-network.ts';
 import { call, RogueClient, until } from './rogue-client.ts';
 
 /**
@@ -11,18 +10,12 @@ import { call, RogueClient, until } from './rogue-client.ts';
  * applies to the sender's own bills.
  */
 describe('attack: reject another client’s bill to fail its request and strike it', () => {
-  let net: LocalNetwork;
-  let stop: () => Promise<void>;
-  let dir: string;
-  before(async () => {
-    ({ net, stop, dir } = await paidNetwork(3));
-  });
-  after(() => stop());
+  const env = paidSuite(3);
 
   test('pay.reject naming another client’s request id changes nothing for that client', async () => {
-    const victim = await RogueClient.join(net, join(dir, 'victim'));
-    const attacker = await RogueClient.join(net, join(dir, 'attacker'));
-    const desk = net.proxy.billing!.desk;
+    const victim = await RogueClient.join(env.net, join(env.dir, 'victim'));
+    const attacker = await RogueClient.join(env.net, join(env.dir, 'attacker'));
+    const desk = env.net.proxy.billing!.desk;
     for (let i = 0; i < 4; i++) {
       const id = `victim-${i}`;
       const { stream } = victim.open(call({ maxTokens: 20 }), id);
@@ -44,7 +37,7 @@ describe('attack: reject another client’s bill to fail its request and strike 
     const r = await victim.read(stream);
     await pay;
     assert.equal(r.error, null);
-    await until(() => net.proxy.counters.inFlight === 0, 'nothing in flight');
+    await until(() => env.net.proxy.counters.inFlight === 0, 'nothing in flight');
     victim.close();
     attacker.close();
   });
