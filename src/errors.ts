@@ -53,6 +53,19 @@ export class AuthenticationError extends CocoonError {
   }
 }
 
+/** The caller may not make this request from where it is (a foreign Host or Origin). */
+export class ForbiddenError extends CocoonError {
+  constructor(message: string, code: string) {
+    super(403, 'invalid_request_error', code, message);
+  }
+}
+
+export class UnsupportedMediaTypeError extends CocoonError {
+  constructor(message: string) {
+    super(415, 'invalid_request_error', 'unsupported_media_type', message);
+  }
+}
+
 export class ModelNotFoundError extends CocoonError {
   constructor(model: string) {
     super(

@@ -12,41 +12,33 @@ import {
 import {
   AuthenticationError,
   asCocoonError,
-  BadRequestError,
   CancelledError,
   type CocoonError,
-  GatewayTimeoutError,
   MethodNotAllowedError,
-  ModelNotFoundError,
-  RateLimitError,
   RouteNotFoundError,
   ServiceUnavailableError,
-  toOpenAIError,
 } from '../errors.ts';
 import type { Session } from '../net/session.ts';
-import type { Stream } from '../net/stream.ts';
+import { ApiKeys } from '../ops/api-keys.ts';
 import { requestCounters } from '../ops/counters.ts';
-import { listenHttp, readBody, sendError, sendJson, serveStats } from '../ops/http.ts';
+import { DEFAULT_HTTP_LIMITS, type HttpLimits, listenHttp, sendError, serveStats } from '../ops/http.ts';
+import { type CorsHeaders, HttpGuard } from '../ops/http-guard.ts';
+import { readJsonBody } from '../ops/json-body.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
 import { NodeMetrics, type Outcome, serveMetrics, tonGauge } from '../ops/metrics.ts';
 import { RecentRequests } from '../ops/recent-requests.ts';
+import { RequestTally } from '../ops/request-tally.ts';
+import { pathOf, type Route, RouteTable } from '../ops/route-table.ts';
 import { waitUntil } from '../ops/wait.ts';
-import type { RequestBound } from '../pay/payer.ts';
-import { addCostToUsage } from '../pay/usage-cost.ts';
-import { type InferenceKind, type InferenceRequest, maxCompletionTokens } from '../protocol/inference.ts';
-import {
-  type InferenceTrailer,
-  inferenceTrailerSchema,
-  type ModelList,
-  modelListSchema,
-  parseMessage,
-  type Serving,
-} from '../protocol/messages.ts';
-import { OutputObserver } from '../protocol/observed-output.ts';
+import type { InferenceKind, InferenceRequest } from '../protocol/inference.ts';
+import type { InferenceTrailer, Serving } from '../protocol/messages.ts';
+import { Admission } from './admission.ts';
 import type { ClientPayments } from './client-payments.ts';
+import { MODEL_PREFIX, modelIdOf, networkModels, sendModels } from './models-route.ts';
 import { parseInferenceRequest, type RequestDefaults } from './openai-request.ts';
+import { type FailoverOptions, type Opened, openThroughProxies } from './proxy-failover.ts';
 import { type ProxyAddress, type ProxyConnection, ProxyPool } from './proxy-pool.ts';
-import { addServing, servingHeaders } from './serving.ts';
+import { relayJson, relaySse } from './reply-relay.ts';
 
 export interface ClientOptions {
   name: string;
@@ -66,17 +58,18 @@ export interface ClientOptions {
   maxBodyBytes: number;
   /** Most OpenAI requests served at once; more get 429. */
   maxConcurrentRequests: number;
-  /** If non-empty, callers must send one of these as `Authorization: Bearer …`. */
+  /** If non-empty, callers must send one of these as `Authorization: Bearer …`, on every route. */
   apiKeys?: string[];
+  /** Host names the API answers to besides IP literals and localhost (see HttpGuard). */
+  allowedHosts?: string[];
+  /** Web origins whose pages may call the API (CORS); every other origin is refused. */
+  allowedOrigins?: string[];
+  /** Header, request and idle timeouts and the connection bound of the API server. */
+  httpLimits?: HttpLimits;
   logger?: Logger;
   /** Paying proxies on TON (a client contract per proxy); without it only free proxies serve us. */
   payments?: { newPayments: () => ClientPayments; close: () => Promise<void> };
 }
-
-const ENDPOINTS: Record<string, InferenceKind> = {
-  '/v1/chat/completions': 'chat',
-  '/v1/completions': 'completion',
-};
 
 /**
  * The client daemon: serves the OpenAI API on localhost and sends each request through its session with
@@ -90,7 +83,11 @@ export class ClientNode {
   private readonly startedAt = Date.now();
   readonly counters = { ...requestCounters(), failovers: 0 };
   private stopRotation: () => void = () => {};
-  private draining = false;
+  private readonly admission: Admission;
+  private readonly tally: RequestTally;
+  private readonly guard: HttpGuard;
+  private readonly keys: ApiKeys;
+  private readonly table: RouteTable;
   /** Who serves each request in flight, as the proxy said before its first part. */
   private readonly serving = new Map<string, Serving | null>();
 
@@ -100,6 +97,15 @@ export class ClientNode {
   constructor(private readonly opts: ClientOptions) {
     this.log = opts.logger ?? silentLogger;
     this.metrics = new NodeMetrics('client', opts.name);
+    this.admission = new Admission(opts.maxConcurrentRequests, this.counters);
+    this.tally = new RequestTally(this.counters, this.metrics, this.log, this.recent);
+    this.keys = new ApiKeys(opts.apiKeys ?? []);
+    this.table = this.routes();
+    this.guard = new HttpGuard({
+      listenHost: opts.httpHost,
+      allowedHosts: opts.allowedHosts ?? [],
+      allowedOrigins: opts.allowedOrigins ?? [],
+    });
     const m = this.metrics;
     const proxies = () => this.pool?.all() ?? [];
     m.gauge('cocoon_requests_in_flight', 'Requests being served now.', () => this.counters.inFlight);
@@ -217,6 +223,7 @@ export class ClientNode {
       this.opts.httpHost,
       this.opts.httpPort,
       (req, res) => void this.onHttp(req, res),
+      this.opts.httpLimits ?? DEFAULT_HTTP_LIMITS,
     );
     return this;
   }
@@ -228,118 +235,97 @@ export class ClientNode {
     }
   }
 
+  private routes(): RouteTable {
+    const infer = (kind: InferenceKind): Route => ({
+      methods: ['POST'],
+      handle: (req, res, { cors }) => this.completion(kind, req, res, cors),
+    });
+    const models: Route = {
+      methods: ['GET'],
+      handle: async (_req, res, { path, cors }) => {
+        const id = path === '/v1/models' ? null : modelIdOf(path);
+        sendModels(res, await networkModels(this.proxies), id, cors);
+      },
+    };
+    const title = `Cocoon client ${this.opts.name}`;
+    const stats: Route = {
+      methods: ['GET'],
+      page: true,
+      handle: (req, res) => void serveStats(req, res, title, () => this.stats()),
+    };
+    return new RouteTable()
+      .add('/v1/chat/completions', infer('chat'))
+      .add('/v1/completions', infer('completion'))
+      .add('/v1/models', models)
+      .addPrefix(MODEL_PREFIX, models)
+      .add('/metrics', {
+        methods: ['GET'],
+        page: true,
+        handle: (req, res) => void serveMetrics(req, res, this.metrics),
+      })
+      .add('/stats', stats)
+      .add('/jsonstats', stats)
+      .add('/dashboard', stats);
+  }
+
+  /**
+   * Every request passes the same gate, in this order: who addressed it (Host, Origin), a CORS preflight,
+   * the route and method, the API key. A refusal is counted and answered in OpenAI's error shape.
+   */
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const path = (req.url ?? '/').split('?')[0]!;
+    let cors: CorsHeaders = {};
+    let route: Route | undefined;
     try {
-      if (serveMetrics(req, res, this.metrics)) return;
-      if (serveStats(req, res, `Cocoon client ${this.opts.name}`, () => this.stats())) return;
-      this.authorize(req);
-      const kind = ENDPOINTS[path];
-      if (kind) {
-        if (req.method !== 'POST') throw new MethodNotAllowedError(req.method ?? '?', path);
-        await this.completion(kind, req, res);
-        return;
-      }
-      if (path === '/v1/models' || path.startsWith('/v1/models/')) {
-        if (req.method !== 'GET') throw new MethodNotAllowedError(req.method ?? '?', path);
-        await this.models(path, res);
-        return;
-      }
-      throw new RouteNotFoundError(req.method ?? '?', path);
+      cors = this.guard.check(req);
+      const path = pathOf(req);
+      route = this.table.find(path);
+      if (this.guard.preflight(req, res, cors, (route?.methods ?? ['GET', 'POST']).join(', '))) return;
+      if (!route) throw new RouteNotFoundError(req.method ?? '?', path);
+      if (!route.methods.includes(req.method ?? '')) throw new MethodNotAllowedError(req.method ?? '?', path);
+      this.authorize(req, route.page === true);
+      await route.handle(req, res, { path, cors });
     } catch (err) {
-      sendError(res, err);
-    }
-  }
-
-  private authorize(req: IncomingMessage): void {
-    const keys = this.opts.apiKeys;
-    if (!keys || keys.length === 0) return;
-    const auth = req.headers.authorization ?? '';
-    const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-    if (!keys.includes(token)) throw new AuthenticationError();
-  }
-
-  /** The network's models: what every connected proxy serves, merged. */
-  private async modelList(): Promise<ModelList> {
-    const sessions = this.proxies.flatMap((c) => (c.session && !c.draining ? [c.session] : []));
-    if (sessions.length === 0) {
-      throw new ServiceUnavailableError(
-        'Not connected to any proxy; retry shortly.',
-        'no_proxy',
-      ).retryAfterSeconds(1);
-    }
-    const lists = await Promise.allSettled(
-      sessions.map(async (session) => {
-        const stream = session.openStream({ method: 'models' });
-        stream.end();
-        return parseMessage(modelListSchema, await stream.readAll(), 'model list');
-      }),
-    );
-    const byId = new Map<string, ModelList['models'][number]>();
-    let answered = 0;
-    for (const l of lists) {
-      if (l.status !== 'fulfilled') continue;
-      answered++;
-      for (const m of l.value.models) {
-        const known = byId.get(m.id);
-        if (known) known.workers.push(...m.workers);
-        else byId.set(m.id, { id: m.id, workers: [...m.workers] });
+      const e = asCocoonError(err);
+      this.tally.refused(e);
+      const headers: Record<string, string> = { ...cors };
+      if (e instanceof AuthenticationError) {
+        headers['www-authenticate'] = route?.page
+          ? 'Basic realm="Cocoon", charset="UTF-8"'
+          : 'Bearer realm="Cocoon"';
       }
+      sendError(res, e, headers);
     }
-    if (answered === 0) throw (lists[0] as PromiseRejectedResult).reason;
-    return { models: [...byId.values()].sort((a, b) => (a.id < b.id ? -1 : 1)) };
   }
 
-  private async models(path: string, res: ServerResponse): Promise<void> {
-    const list = await this.modelList();
-    const data = list.models.map((m) => ({
-      id: m.id,
-      object: 'model',
-      created: 0,
-      owned_by: 'cocoon',
-      // The trust tiers the workers serving it prove (what `min_trust_tier` can ask for).
-      trust_tiers: [...new Set(m.workers.map((w) => w.tier ?? 'dev'))],
-      workers: m.workers,
-    }));
-    if (path === '/v1/models') {
-      sendJson(res, 200, { object: 'list', data });
-      return;
-    }
-    const id = decodeURIComponent(path.slice('/v1/models/'.length));
-    const model = data.find((m) => m.id === id);
-    if (!model) throw new ModelNotFoundError(id);
-    sendJson(res, 200, model);
+  private authorize(req: IncomingMessage, page: boolean): void {
+    if (!this.keys.enabled) return;
+    const key = ApiKeys.presented(req, page);
+    if (key === null || !this.keys.accepts(key)) throw new AuthenticationError();
   }
 
-  private async completion(kind: InferenceKind, req: IncomingMessage, res: ServerResponse): Promise<void> {
-    if (this.draining) {
-      this.counters.rejected++;
-      throw new ServiceUnavailableError('This client is shutting down.', 'client_draining').retryAfterSeconds(
-        1,
-      );
-    }
-    if (this.counters.inFlight >= this.opts.maxConcurrentRequests) {
-      this.counters.rejected++;
-      throw new RateLimitError(
-        'Too many concurrent requests to this client; retry shortly.',
-        'too_many_requests',
-      );
-    }
-    const body = await readBody(req, this.opts.maxBodyBytes);
-    let raw: unknown;
+  /**
+   * One OpenAI request: a slot from its headers on (a slow body holds one too), the body checked and
+   * parsed, then served. Refusals up to here are the gate's; from `serve` on the request is tallied.
+   */
+  private async completion(
+    kind: InferenceKind,
+    req: IncomingMessage,
+    res: ServerResponse,
+    cors: CorsHeaders,
+  ): Promise<void> {
+    this.admission.enter();
     try {
-      raw = JSON.parse(body.toString('utf8'));
-    } catch {
-      throw new BadRequestError(
-        'We could not parse the JSON body of your request. The body must be valid JSON.',
-        null,
-        'invalid_json',
-      );
+      const body = await readJsonBody(req, this.opts.maxBodyBytes);
+      await this.serve(parseInferenceRequest(kind, body, this.opts.defaults), res, cors);
+    } finally {
+      this.admission.leave();
     }
-    const request = parseInferenceRequest(kind, raw, this.opts.defaults);
+  }
+
+  /** Sends a request through a proxy and relays its reply; answers failures itself and tallies the end. */
+  private async serve(request: InferenceRequest, res: ServerResponse, cors: CorsHeaders): Promise<void> {
     const requestId = randomUUID();
     this.counters.total++;
-    this.counters.inFlight++;
     this.serving.set(requestId, null);
     const started = performance.now();
     let opened: Opened | null = null;
@@ -347,35 +333,21 @@ export class ClientNode {
     let trailer: InferenceTrailer | null = null;
     let error: CocoonError | undefined;
     try {
-      opened = await this.open(request, requestId, res, started);
+      opened = await openThroughProxies(this.failover(), request, requestId, res, started);
       if (res.destroyed) throw new CancelledError(); // the caller left; what it got is paid for
+      const ctx = { requestId, serving: this.serving.get(requestId), headers: cors };
       const relayed = request.stream
-        ? await this.relaySse(opened, res, requestId)
-        : this.relayJson(opened, res, requestId);
+        ? await relaySse(opened, res, ctx, this.log)
+        : relayJson(opened, res, ctx);
       trailer = relayed.trailer;
       if (res.destroyed && !res.writableFinished) throw new CancelledError();
-      if (relayed.error) {
-        error = relayed.error; // the stream broke after its first part: the caller got an error event
-        this.counters.failed++;
-      } else {
-        outcome = 'ok';
-        this.counters.succeeded++;
-        if (trailer) {
-          this.counters.promptTokens += trailer.usage.promptTokens;
-          this.counters.completionTokens += trailer.usage.completionTokens;
-        }
-      }
+      error = relayed.error ?? undefined; // a stream broken after its first part: the caller got an error event
+      if (!error) outcome = 'ok';
     } catch (err) {
       error = asCocoonError(err);
-      if (err instanceof CancelledError || (res.destroyed && !res.writableFinished)) {
-        outcome = 'cancelled';
-        this.counters.cancelled++;
-        return;
-      }
-      this.counters.failed++;
-      throw err;
+      if (err instanceof CancelledError || (res.destroyed && !res.writableFinished)) outcome = 'cancelled';
+      else sendError(res, error, cors);
     } finally {
-      this.counters.inFlight--;
       if (opened) {
         opened.conn.inFlight--;
         opened.conn.payments?.forget(requestId);
@@ -383,201 +355,28 @@ export class ClientNode {
       }
       const serving = this.serving.get(requestId);
       this.serving.delete(requestId);
-      const seconds = (performance.now() - started) / 1000;
-      const usage = trailer?.usage;
-      this.metrics.finished(
-        outcome,
-        error?.code ?? null,
-        seconds,
-        usage?.promptTokens,
-        usage?.completionTokens,
-      );
-      this.log.debug(
-        { requestId, proxy: opened?.conn.address, outcome, code: error?.code, seconds },
-        'request finished',
-      );
-      this.recent.record({
+      this.tally.finish({
         requestId,
         model: request.model,
         worker: serving?.worker ?? null,
         outcome,
         error,
-        seconds,
-        usage,
+        seconds: (performance.now() - started) / 1000,
+        usage: trailer?.usage,
         costNanoton: trailer?.cost ? trailer.cost.total.toString() : null,
         attempts: opened?.attempts ?? 0,
       });
     }
   }
 
-  /**
-   * Sends a request through the best proxy and waits for its first part (a stream) or its whole reply
-   * (JSON): until then nothing has reached the caller, so a proxy that fails, goes away or cannot serve it
-   * is replaced by another (bounded attempts, within the request's time budget).
-   */
-  private async open(
-    request: InferenceRequest,
-    requestId: string,
-    res: ServerResponse,
-    started: number,
-  ): Promise<Opened> {
-    const tried = new Set<ProxyConnection>();
-    const maxAttempts = this.opts.maxAttempts ?? 3;
-    let lastError: CocoonError | null = null;
-    for (let attempt = 1; ; attempt++) {
-      let conn: ProxyConnection;
-      try {
-        conn = this.pool!.choose(tried);
-      } catch (err) {
-        throw lastError ?? err;
-      }
-      tried.add(conn);
-      if (attempt > 1) {
-        this.counters.failovers++;
-        this.log.warn(
-          { requestId, proxy: conn.address, code: lastError?.code, reason: lastError?.message },
-          'proxy failed before the first part; failing over',
-        );
-      }
-      const attemptStarted = performance.now();
-      const timeoutMs = Math.floor(request.timeoutMs - (attemptStarted - started));
-      conn.inFlight++;
-      conn.total++;
-      let stream: Stream | null = null;
-      // The caller hanging up cancels the request all the way to the engine.
-      const onClose = () => {
-        if (!res.writableFinished && stream) this.cancel(conn, stream, requestId);
-      };
-      res.once('close', onClose);
-      try {
-        if (timeoutMs <= 0) throw new GatewayTimeoutError(`Request timed out after ${request.timeoutMs} ms.`);
-        const bound = requestBound(request);
-        if (conn.payments) {
-          await conn.payments.ready();
-          conn.payments.expect(requestId, bound);
-        }
-        const session = conn.session;
-        if (!session) throw new ServiceUnavailableError('The proxy went away.', 'peer_lost');
-        const s = session.openStream({ method: 'inference', requestId, request: { ...request, timeoutMs } });
-        stream = s;
-        bound.callBytes = s.headerBytes;
-        // Everything received is counted as it arrives: a bill is checked against it.
-        if (conn.payments) {
-          const observed = bound.observed as OutputObserver;
-          s.onData = request.stream ? (p) => void observed.observePart(p) : (p) => observed.collect(p);
-        }
-        s.end(); // the call is all in OPEN; no request body follows
-        const head: Opened['head'] = request.stream ? { first: await s.next() } : { body: await s.readAll() };
-        if (request.stream) this.metrics.firstToken((performance.now() - started) / 1000);
-        conn.recordSuccess(performance.now() - attemptStarted);
-        return { conn, stream: s, head, onClose, attempts: attempt };
-      } catch (err) {
-        const e = asCocoonError(err);
-        res.off('close', onClose);
-        conn.inFlight--;
-        conn.payments?.forget(requestId);
-        if (res.destroyed || e instanceof CancelledError || e.status === 504) throw e;
-        if (e.status === 500 || e.status === 502) conn.recordFailure();
-        if (!isRetryable(e) || attempt >= maxAttempts) throw e;
-        lastError = e;
-      }
-    }
-  }
-
-  /**
-   * The caller went away: ask the proxy to stop the request and keep reading what is already on its way,
-   * so the bill for what was delivered is checked against all of it and paid. A proxy that does not end
-   * the stream in time gets a RESET.
-   */
-  private cancel(conn: ProxyConnection, stream: Stream, requestId: string): void {
-    const session = conn.session;
-    if (!session || session.closed) {
-      stream.reset(new CancelledError());
-      return;
-    }
-    session.sendControl({ type: 'request.cancel', requestId });
-    setTimeout(() => stream.reset(new CancelledError()), CANCEL_GRACE_MS).unref();
-  }
-
-  /** Relays a whole JSON reply (already read); returns the stream's trailer (null if malformed). */
-  private relayJson({ stream, head, conn }: Opened, res: ServerResponse, requestId: string): Relayed {
-    const parts = head.body ?? Buffer.alloc(0);
-    const serving = this.serving.get(requestId);
-    const trailer = parseTrailer(stream.trailer);
-    const tail = finalPart(trailer);
-    let body: Buffer;
-    if (tail !== null) body = Buffer.concat([parts, Buffer.from(addServing(tail, serving))]);
-    else if (trailer?.cost) {
-      // A paid reply came whole before its bill; the cost just signed for goes into its usage.
-      body = Buffer.from(addServing(addCostToUsage(parts.toString('utf8'), trailer.cost), serving));
-    } else body = parts;
-    res.writeHead(200, {
-      'content-type': 'application/json',
-      'content-length': body.length,
-      'x-request-id': requestId,
-      'x-cocoon-proxy': conn.address,
-      ...servingHeaders(serving),
-    });
-    res.end(body);
-    return { trailer, error: null };
-  }
-
-  /** Server-sent events exactly as OpenAI sends them: `data: <chunk>\n\n` …, then `data: [DONE]\n\n`. */
-  private async relaySse(
-    { stream, head, conn }: Opened,
-    res: ServerResponse,
-    requestId: string,
-  ): Promise<Relayed> {
-    // The first part arrived before we commit to 200 (see open), so a refusal still gets its status.
-    const first = head.first!;
-    const serving = this.serving.get(requestId);
-    res.writeHead(200, {
-      'content-type': 'text/event-stream; charset=utf-8',
-      'cache-control': 'no-cache',
-      connection: 'keep-alive',
-      'x-request-id': requestId,
-      'x-cocoon-proxy': conn.address,
-      ...servingHeaders(serving),
-    });
-    try {
-      if (!first.done) {
-        await this.writeEvent(res, first.value);
-        for await (const part of stream) await this.writeEvent(res, part);
-      }
-      const trailer = parseTrailer(stream.trailer);
-      const tail = finalPart(trailer);
-      // Without a usage chunk (not asked for), the headers alone say who served: OpenAI streams end with
-      // content chunks, and an extra chunk without choices would surprise clients.
-      if (tail !== null) await this.writeEvent(res, Buffer.from(addServing(tail, serving)));
-      res.end('data: [DONE]\n\n');
-      return { trailer, error: null };
-    } catch (err) {
-      if (err instanceof CancelledError || res.destroyed) throw err;
-      // Headers are gone; the error travels as an SSE event the OpenAI SDKs raise as an APIError.
-      const { body } = toOpenAIError(err);
-      res.end(`data: ${JSON.stringify(body)}\n\ndata: [DONE]\n\n`);
-      this.log.warn({ requestId, err: (err as CocoonError).message }, 'stream failed after first token');
-      return { trailer: null, error: asCocoonError(err) };
-    }
-  }
-
-  private writeEvent(res: ServerResponse, part: Buffer): Promise<void> | undefined {
-    // Events that arrive in one tick leave in one write (one syscall), not one each.
-    if (res.writableCorked === 0) {
-      res.cork();
-      process.nextTick(() => res.uncork());
-    }
-    const ok = res.write(Buffer.concat([DATA_PREFIX, part, EVENT_END]));
-    if (ok || res.destroyed) return undefined;
-    return new Promise((resolve) => {
-      const done = () => {
-        res.off('drain', done);
-        res.off('close', done);
-        resolve();
-      };
-      res.on('drain', done);
-      res.on('close', done);
-    });
+  private failover(): FailoverOptions {
+    return {
+      pool: this.pool!,
+      maxAttempts: this.opts.maxAttempts ?? 3,
+      log: this.log,
+      onFailover: () => this.counters.failovers++,
+      onFirstPart: (seconds) => this.metrics.firstToken(seconds),
+    };
   }
 
   stats() {
@@ -607,7 +406,7 @@ export class ClientNode {
    * paid for), for at most `timeoutMs`. True if all finished.
    */
   async drain(timeoutMs: number): Promise<boolean> {
-    this.draining = true;
+    this.admission.drain();
     this.http?.server.close(); // stop listening; open keep-alive connections still get their answers
     return waitUntil(() => this.counters.inFlight === 0, timeoutMs);
   }
@@ -620,61 +419,3 @@ export class ClientNode {
     await this.opts.payments?.close();
   }
 }
-
-/** The usage-bearing last part from the trailer, with the request's cost added to its `usage`. */
-function finalPart(t: InferenceTrailer | null): string | null {
-  if (!t || t.tail === undefined) return null;
-  return t.cost ? addCostToUsage(t.tail, t.cost) : t.tail;
-}
-
-/** A request under way on one proxy: its first part (a stream) or its whole body (JSON) is in. */
-interface Opened {
-  conn: ProxyConnection;
-  stream: Stream;
-  head: { first?: IteratorResult<Buffer>; body?: Buffer };
-  onClose: () => void;
-  /** Proxies tried. */
-  attempts: number;
-}
-
-/**
- * Worth another proxy: it failed or went away, was busy or draining, has no worker for the model, or
- * our account there cannot cover the request (another proxy bills another account).
- */
-function isRetryable(e: CocoonError): boolean {
-  return (
-    (e.status >= 500 && e.status !== 504) ||
-    e.status === 429 ||
-    e.status === 402 ||
-    e.code === 'model_not_found'
-  );
-}
-
-/** What a relay ended with: the trailer, or the error that cut a stream after its first part. */
-interface Relayed {
-  trailer: InferenceTrailer | null;
-  error: CocoonError | null;
-}
-
-function parseTrailer(trailer: unknown): InferenceTrailer | null {
-  const t = inferenceTrailerSchema.safeParse(trailer);
-  return t.success ? t.data : null;
-}
-
-/** How long a cancelled request may take to end before we reset it. */
-const CANCEL_GRACE_MS = 10_000;
-
-/** What we will pay one attempt of a request for at most: filled in as it is sent and received. */
-function requestBound(request: InferenceRequest): RequestBound {
-  return {
-    maxCoefficient: request.maxCoefficient,
-    maxCompletionTokens: maxCompletionTokens(request),
-    choices: request.n,
-    callBytes: 0,
-    coefficient: null,
-    observed: new OutputObserver(),
-  };
-}
-
-const DATA_PREFIX = Buffer.from('data: ');
-const EVENT_END = Buffer.from('\n\n');

@@ -184,6 +184,11 @@ function proxiesFromRoot(c: ClientConfig, log: Logger): () => Promise<ProxyAddre
 }
 
 export async function buildClient(c: ClientConfig): Promise<ClientNode> {
+  if (!isLoopbackHost(c.httpHost) && c.apiKeys.length === 0) {
+    throw new ConfigError(
+      `httpHost ${c.httpHost} is reachable from other machines: set apiKeys, or listen on 127.0.0.1.`,
+    );
+  }
   const logger = createLogger(`client:${c.name}`, c.logLevel);
   const paid = c.root ? await buildClientPayments(c, await loadOrCreateNodeKey(c.dataDir), logger) : null;
   const client = new ClientNode({
@@ -204,9 +209,22 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
     maxBodyBytes: c.maxBodyBytes,
     maxConcurrentRequests: c.maxConcurrentRequests,
     apiKeys: c.apiKeys,
+    allowedHosts: c.allowedHosts,
+    allowedOrigins: c.allowedOrigins,
+    httpLimits: {
+      headersTimeoutMs: Math.round(c.headersTimeoutSeconds * 1000),
+      requestTimeoutMs: Math.round(c.requestTimeoutSeconds * 1000),
+      keepAliveTimeoutMs: Math.round(c.idleTimeoutSeconds * 1000),
+      maxConnections: c.maxConnections,
+    },
     logger,
     ...(paid ? { payments: { newPayments: paid.newPayments, close: paid.close } } : {}),
   });
   if (paid) walletGauge(client.metrics, paid.nodeChain);
   return client;
+}
+
+/** Whether an API listening here is reachable only from this machine. */
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '::1' || host.startsWith('127.');
 }

@@ -140,7 +140,18 @@ export const clientConfigSchema = z.object({
     .min(1024)
     .default(4 * 1024 * 1024),
   maxConcurrentRequests: z.coerce.number().int().min(1).default(512),
+  /** With keys set, every route of the API (stats and metrics included) needs one. */
   apiKeys: z.array(z.string().min(1)).default([]),
+  /** Host names the API answers to besides IP literals and localhost (a DNS-rebinding defence). */
+  allowedHosts: z.array(z.string().min(1)).default([]),
+  /** Web origins (`http://localhost:3000`) whose pages may call the API; all others are refused. */
+  allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/]+$/, 'an origin is scheme://host[:port]')).default([]),
+  /** Seconds a caller may take to send its headers, and its whole request; idle keep-alive seconds. */
+  headersTimeoutSeconds: z.coerce.number().positive().default(10),
+  requestTimeoutSeconds: z.coerce.number().positive().default(30),
+  idleTimeoutSeconds: z.coerce.number().positive().default(5),
+  /** Open connections to the API at most. */
+  maxConnections: z.coerce.number().int().min(1).default(1024),
   ...chainFields,
   // The proxy's ledger is the authoritative record (fsync'd); the client's guards its seqnos and is
   // reconciled with the proxy's on every connect, so surviving kill -9 is enough for it.

@@ -101,12 +101,46 @@ export function serveStats(
   return false;
 }
 
+/**
+ * How long a connection may take over each part of a request, and how many may be open. Node's defaults
+ * (60 s for headers, 300 s for a request, checked every 30 s) let a caller that sends one byte a second
+ * hold a connection for minutes.
+ */
+export interface HttpLimits {
+  /** From connect (or the end of the previous request) to the last header byte. */
+  headersTimeoutMs: number;
+  /** From connect to the last body byte: a body trickled in slowly is cut off with a 408. */
+  requestTimeoutMs: number;
+  /** An idle keep-alive connection is closed after this. */
+  keepAliveTimeoutMs: number;
+  /** Open connections at most; more are closed as they arrive. */
+  maxConnections: number;
+}
+
+export const DEFAULT_HTTP_LIMITS: HttpLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  maxConnections: 1024,
+};
+
 export async function listenHttp(
   host: string,
   port: number,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
+  limits: HttpLimits = DEFAULT_HTTP_LIMITS,
 ): Promise<{ server: Server; port: number; url: string; close: () => Promise<void> }> {
-  const server = createServer({ keepAliveTimeout: 65_000 }, handler);
+  const server = createServer(
+    {
+      headersTimeout: limits.headersTimeoutMs,
+      requestTimeout: Math.max(limits.requestTimeoutMs, limits.headersTimeoutMs),
+      keepAliveTimeout: limits.keepAliveTimeoutMs,
+      // Timeouts are enforced when connections are checked: often enough that they hold to about 1/4.
+      connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+    },
+    handler,
+  );
+  server.maxConnections = limits.maxConnections;
   await new Promise<void>((res, rej) => {
     server.once('error', rej);
     server.listen(port, host, () => {
