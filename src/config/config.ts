@@ -145,7 +145,9 @@ export const clientConfigSchema = z.object({
   /** Host names the API answers to besides IP literals and localhost (a DNS-rebinding defence). */
   allowedHosts: z.array(z.string().min(1)).default([]),
   /** Web origins (`http://localhost:3000`) whose pages may call the API; all others are refused. */
-  allowedOrigins: z.array(z.string().regex(/^https?:\/\/[^/]+$/, 'an origin is scheme://host[:port]')).default([]),
+  allowedOrigins: z
+    .array(z.string().regex(/^https?:\/\/[^/]+$/, 'an origin is scheme://host[:port]'))
+    .default([]),
   /** Seconds a caller may take to send its headers, and its whole request; idle keep-alive seconds. */
   headersTimeoutSeconds: z.coerce.number().positive().default(10),
   requestTimeoutSeconds: z.coerce.number().positive().default(30),
