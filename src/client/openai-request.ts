@@ -4,19 +4,27 @@ import { BadRequestError } from '../errors.ts';
 import { type InferenceKind, type InferenceRequest, promptCount } from '../protocol/inference.ts';
 import {
   type BaseBody,
+  type ChatBody,
   COCOON_EXTRAS,
+  type CompletionBody,
   chatSchema,
   completionSchema,
   EXPECTED_INTEGER,
   MAX_CHOICES,
+  TOOL_CHOICE_MODES,
 } from './openai-schemas.ts';
 
 export { MAX_CHOICES, MAX_STOP_SEQUENCES, MAX_TOKENS_CAP } from './openai-schemas.ts';
 
 /**
- * Validation of OpenAI request bodies, once, at the edge. Fields we interpret are checked strictly; fields
- * we do not (tools, response_format, logprobs, user, metadata, …) pass through to the engine unchanged,
- * so any OpenAI client works. Cocoon's own extras are read and removed here.
+ * Validation of OpenAI request bodies, once, at the edge. Every mistake by the caller is a 400 in OpenAI's
+ * error shape naming the field (`param`). Fields we interpret are checked strictly; fields OpenAI defines
+ * but we do not interpret (tools, tool_choice, response_format, logprobs, logit_bias, user, content parts,
+ * tool calls, …) are shape-checked as OpenAI checks them, relations between them included (tool_choice only
+ * with tools, top_logprobs only with logprobs, best_of ≥ n, …), and forwarded as the caller wrote them.
+ * Fields OpenAI does not define (metadata, engine-specific extras, …) pass through unchanged, so any OpenAI
+ * client works. A worker whose model cannot honour a valid field (tools on a model without tool calling)
+ * answers 400 itself. Cocoon's own extras are read and removed here.
  */
 
 export interface RequestDefaults {
@@ -46,9 +54,16 @@ export function parseInferenceRequest(
     );
   }
   const input = raw as Record<string, unknown>;
-  const r = (kind === 'chat' ? chatSchema : completionSchema).safeParse(input);
-  if (!r.success) throw issueToError(r.error.issues[0]!, input);
-  const data = r.data as BaseBody;
+  let data: BaseBody;
+  if (kind === 'chat') {
+    const chat = parseWith(chatSchema, input);
+    checkChatRelations(chat);
+    data = chat;
+  } else {
+    const completion = parseWith(completionSchema, input);
+    checkCompletionRelations(completion);
+    data = completion;
+  }
 
   const stream = data.stream === true;
   if (data.stream_options != null && !stream) {
@@ -96,12 +111,86 @@ export function parseInferenceRequest(
   };
 }
 
+function parseWith<S extends z.ZodType>(schema: S, input: Record<string, unknown>): z.output<S> {
+  const r = schema.safeParse(input);
+  if (!r.success) throw issueToError(r.error.issues[0]!, input);
+  return r.data;
+}
+
+/** OpenAI's "'x' is only allowed when …" refusal. */
+function onlyWhen(field: string, condition: string): BadRequestError {
+  return new BadRequestError(
+    `Invalid value for '${field}': '${field}' is only allowed when ${condition}.`,
+    field,
+    'invalid_value',
+  );
+}
+
+type ToolRef =
+  | { type: 'function'; function: { name: string } }
+  | { type: 'custom'; custom: { name: string } };
+
+/** Rules between chat fields, as OpenAI has them, once each field has its shape. */
+function checkChatRelations(data: ChatBody): void {
+  const tools = data.tools ?? [];
+  const choice = data.tool_choice;
+  if (tools.length === 0) {
+    if (choice != null && choice !== 'none') throw onlyWhen('tool_choice', "'tools' are specified");
+    if (data.parallel_tool_calls != null) throw onlyWhen('parallel_tool_calls', "'tools' are specified");
+  }
+  if (choice != null && typeof choice === 'object') {
+    const named: [ToolRef, string][] =
+      choice.type === 'allowed_tools'
+        ? choice.allowed_tools.tools.map((t, i) => [t, `tool_choice.allowed_tools.tools[${i}]`])
+        : [[choice, 'tool_choice']];
+    for (const [ref, at] of named) {
+      const wanted = toolName(ref);
+      if (!tools.some((t) => t.type === ref.type && toolName(t) === wanted)) {
+        const param = `${at}.${ref.type}.name`;
+        const what = ref.type === 'function' ? 'function' : 'custom tool';
+        throw new BadRequestError(
+          `Invalid value for '${param}': no ${what} named ${short(wanted)} is among 'tools'.`,
+          param,
+          'invalid_value',
+        );
+      }
+    }
+  }
+  if (data.top_logprobs != null && data.logprobs !== true) {
+    throw onlyWhen('top_logprobs', "'logprobs' is true");
+  }
+}
+
+function toolName(t: ToolRef): string {
+  return t.type === 'function' ? t.function.name : t.custom.name;
+}
+
+/** Rules between completion fields, as OpenAI has them. */
+function checkCompletionRelations(data: CompletionBody): void {
+  const bestOf = data.best_of;
+  if (bestOf == null) return;
+  if (data.n != null && bestOf < data.n) {
+    throw new BadRequestError(
+      `Invalid value for 'best_of': best_of must be greater than or equal to n, but got best_of=${bestOf} and n=${data.n}.`,
+      'best_of',
+      'invalid_value',
+    );
+  }
+  if (bestOf > 1 && data.stream === true) {
+    throw new BadRequestError(
+      `Invalid value for 'best_of': results cannot be streamed when best_of is greater than 1, but got best_of=${bestOf} with 'stream' enabled.`,
+      'best_of',
+      'invalid_value',
+    );
+  }
+}
+
 type Issue = z.core.$ZodIssue;
 type Path = readonly PropertyKey[];
 
 /** One zod issue → one OpenAI-style 400 naming the field and what was expected (first issue wins). */
 export function issueToError(first: Issue, raw: Record<string, unknown>): BadRequestError {
-  const { issue, path } = resolveUnion(first);
+  const { issue, path } = resolveUnion(first, raw);
   const param = formatPath(path);
   const value = valueAt(raw, path);
   // Optional fields accept undefined, so any issue on an absent value means a required one is missing.
@@ -139,7 +228,25 @@ export function issueToError(first: Issue, raw: Record<string, unknown>): BadReq
         param,
         'invalid_value',
       );
+    case 'invalid_format':
+      if (issue.format === 'regex' && issue.pattern !== undefined) {
+        const pattern = issue.pattern.replace(/^\/(.*)\/[a-z]*$/, '$1');
+        return new BadRequestError(
+          `Invalid '${param}': string does not match pattern. Expected a string that matches the pattern '${pattern}', but got ${short(value)}.`,
+          param,
+          'invalid_value',
+        );
+      }
+      return new BadRequestError(`Invalid '${param}': ${issue.message}.`, param, 'invalid_value');
     case 'invalid_union': {
+      // A discriminated union whose discriminator (`type`) names no option.
+      if (issue.discriminator !== undefined && 'options' in issue && issue.options) {
+        return new BadRequestError(
+          `Invalid value for '${param}': ${short(value)}. Supported values are: ${issue.options.map((v) => `'${String(v)}'`).join(', ')}.`,
+          param,
+          'invalid_value',
+        );
+      }
       const expected = UNION_EXPECTATIONS[generic];
       return new BadRequestError(
         `Invalid type for '${param}': expected ${expected ?? 'another type'}, but got ${describeValue(value)} instead.`,
@@ -158,20 +265,23 @@ const UNION_EXPECTATIONS: Record<string, string> = {
   stop: `a string or an array of at most 4 non-empty strings`,
   prompt: 'a string, an array of strings, an array of token ids or an array of token-id arrays',
   'messages[].content': 'a string, an array of content parts, or null',
+  tool_choice: `one of ${TOOL_CHOICE_MODES.map((m) => `'${m}'`).join(', ')} or an object naming a tool`,
 };
 
 /**
  * When every union option rejects the value's type at the top, zod reports `invalid_union`. When exactly one
  * kind of failure got further (the value had the right type but a bad element), report that one instead:
- * "'messages[0].content[1].text' is missing" beats "content has the wrong type".
+ * "'messages[0].content[1].text' is missing" beats "content has the wrong type". An enum's refusal of a
+ * value of another type (an object given where 'auto' | { type, … } is expected) is a type mismatch too.
  */
-function resolveUnion(issue: Issue): { issue: Issue; path: Path } {
+function resolveUnion(issue: Issue, raw: Record<string, unknown>): { issue: Issue; path: Path } {
   let path: Path = issue.path;
   while (issue.code === 'invalid_union') {
+    const value = valueAt(raw, path);
     const deeper: Issue[] = [];
     for (const errs of issue.errors) {
       const e = errs[0];
-      if (e && !(e.code === 'invalid_type' && e.path.length === 0)) deeper.push(e);
+      if (e && !(e.path.length === 0 && wrongKind(e, value))) deeper.push(e);
     }
     const next = deeper[0];
     if (!next || deeper.some((e) => e.code !== next.code || formatPath(e.path) !== formatPath(next.path)))
@@ -180,6 +290,12 @@ function resolveUnion(issue: Issue): { issue: Issue; path: Path } {
     issue = next;
   }
   return { issue, path };
+}
+
+/** Whether an issue at a union option's top says only that the value is of a kind the option never takes. */
+function wrongKind(e: Issue, value: unknown): boolean {
+  if (e.code === 'invalid_type') return true;
+  return e.code === 'invalid_value' && !e.values.some((v) => typeof v === typeof value && v !== null);
 }
 
 function rangeMessage(

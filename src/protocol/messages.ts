@@ -2,6 +2,7 @@ import { Address } from '@ton/core';
 import { z } from 'zod';
 import { ProtocolError, type WireError } from '../errors.ts';
 import { MAX_CHOICES, MAX_TOKENS_LIMIT } from './inference.ts';
+import { MAX_MODEL_NAME_CHARS } from './limits.ts';
 
 /**
  * The JSON messages of the node-to-node protocol. Every message from a peer is parsed here, once, and is
@@ -19,7 +20,7 @@ export const servingSchema = z.object({
   /** SHA-256 over the worker's measured image (hex). */
   image: z.string().max(64),
   /** The model identity the worker serves (`name@revision:hash`, or the bare name). */
-  model: z.string().max(300),
+  model: z.string().max(MAX_MODEL_NAME_CHARS),
   /** The worker's price coefficient for this model (1000 = 1×): the only one a bill may name. */
   coefficient: z.number().int().min(0).max(1_000_000_000),
 });
@@ -46,7 +47,7 @@ export type Hello = z.infer<typeof helloSchema>;
 
 /** What a worker serves, sent in its Hello and again whenever it changes (Control `worker.status`). */
 export const workerModelSchema = z.object({
-  name: z.string().min(1).max(300),
+  name: z.string().min(1).max(MAX_MODEL_NAME_CHARS),
   maxConcurrent: z.number().int().min(1).max(100_000),
   /** Price coefficient, 1000 = 1×. */
   coefficient: z.number().int().min(0).max(1_000_000_000),
@@ -151,7 +152,7 @@ export type ControlMessage = z.infer<typeof controlSchema>;
 
 export const inferenceRequestSchema = z.object({
   kind: z.enum(['chat', 'completion']),
-  model: z.string().min(1).max(300),
+  model: z.string().min(1).max(MAX_MODEL_NAME_CHARS),
   body: z.record(z.string(), z.unknown()),
   stream: z.boolean(),
   includeUsage: z.boolean(),
