@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import {
   BadGatewayError,
+  BadRequestError,
   CocoonError,
   fromWireError,
   PayloadTooLargeError,
@@ -11,6 +12,7 @@ import {
   type WireError,
 } from '../errors.ts';
 import { encodeFrame, type Frame, FrameDecoder, FrameType, PING_PAYLOAD_BYTES } from '../protocol/frames.ts';
+import { CALL_HEADER_NESTING, jsonNestsDeeperThan, MAX_JSON_DEPTH } from '../protocol/limits.ts';
 import { type Hello, helloSchema, parseMessage, parseWireError } from '../protocol/messages.ts';
 import {
   PROTOCOL_MAX_VERSION,
@@ -512,6 +514,18 @@ export class Session extends EventEmitter<SessionEvents> {
           'too_many_streams',
         ),
       );
+      return;
+    }
+    if (jsonNestsDeeperThan(f.payload, MAX_JSON_DEPTH + CALL_HEADER_NESTING)) {
+      // Every hop re-serializes the call, and JSON.stringify recurses: refused as the client's edge does.
+      this.send(
+        FrameType.Reset,
+        id,
+        this.errorPayload(
+          new BadRequestError(`the call nests deeper than ${MAX_JSON_DEPTH} levels`, null, 'json_too_deep'),
+        ),
+      );
+      this.noteRefusedStream();
       return;
     }
     if (!this.reserve(f.payload.length)) {

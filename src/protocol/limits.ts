@@ -14,6 +14,9 @@ export const MAX_MODEL_NAME_CHARS = 300;
  */
 export const MAX_JSON_DEPTH = 64;
 
+/** Levels a call header wraps a request body in (`{request: {body: …}}`). */
+export const CALL_HEADER_NESTING = 2;
+
 const QUOTE = 0x22;
 const BACKSLASH = 0x5c;
 const OPEN_BRACE = 0x7b;
@@ -28,25 +31,25 @@ const CLOSE_BRACKET = 0x5d;
  */
 export function jsonNestsDeeperThan(text: Buffer, limit: number = MAX_JSON_DEPTH): boolean {
   let depth = 0;
-  let i = 0;
   const n = text.length;
-  while (i < n) {
+  for (let i = 0; i < n; i++) {
     const b = text[i]!;
-    if (b === QUOTE) {
-      // Skip the string: to the next quote not escaped by a backslash.
-      i++;
-      while (i < n) {
-        const c = text[i]!;
-        if (c === BACKSLASH) i += 2;
-        else if (c === QUOTE) break;
-        else i++;
-      }
-    } else if (b === OPEN_BRACE || b === OPEN_BRACKET) {
+    if (b === QUOTE) i = stringEnd(text, i + 1);
+    else if (b === OPEN_BRACE || b === OPEN_BRACKET) {
       if (++depth > limit) return true;
-    } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) {
-      depth--;
-    }
-    i++;
+    } else if (b === CLOSE_BRACE || b === CLOSE_BRACKET) depth--;
   }
   return false;
+}
+
+/** Where the string whose text starts at `from` ends: its closing quote (memchr-fast over long text). */
+function stringEnd(text: Buffer, from: number): number {
+  for (;;) {
+    const q = text.indexOf(QUOTE, from);
+    if (q < 0) return text.length;
+    let backslashes = 0;
+    while (text[q - 1 - backslashes] === BACKSLASH) backslashes++;
+    if (backslashes % 2 === 0) return q;
+    from = q + 1;
+  }
 }
