@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { PayloadTooLargeError, toOpenAIError } from '../errors.ts';
 import { renderDashboardPage } from './dashboard/dashboard-page.ts';
+import { HttpGuard } from './http-guard.ts';
 import { type NodeMetrics, serveMetrics } from './metrics.ts';
 import { renderStatsPage } from './stats-page.ts';
 
@@ -173,7 +174,15 @@ export interface StatsServerOptions {
 
 /** A small HTTP server beside a proxy or worker: stats pages, Prometheus metrics, extra routes. */
 export function listenStats(o: StatsServerOptions) {
+  // Web pages get nothing here either: not by rebinding a name to us, not from another origin.
+  const guard = new HttpGuard({ listenHost: o.host });
   return listenHttp(o.host, o.port, (req, res) => {
+    try {
+      guard.check(req);
+    } catch (err) {
+      sendError(res, err);
+      return;
+    }
     if (serveMetrics(req, res, o.metrics ?? null)) return;
     if (o.routes?.(req, res)) return;
     if (!serveStats(req, res, o.title, o.stats)) {
