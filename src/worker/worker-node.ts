@@ -8,23 +8,24 @@ import {
   trustLabel,
 } from '../attest/trust-setup.ts';
 import {
+  asCocoonError,
   BadRequestError,
-  CocoonError,
+  type CocoonError,
   GatewayTimeoutError,
   ModelNotFoundError,
   ProtocolError,
   RateLimitError,
   ServiceUnavailableError,
-  toWireError,
 } from '../errors.ts';
 import { PeerLink } from '../net/peer-link.ts';
 import type { Session } from '../net/session.ts';
 import type { Stream } from '../net/stream.ts';
 import { listenStats } from '../ops/http.ts';
 import { type Logger, silentLogger } from '../ops/log.ts';
-import { NodeMetrics, tonGauge } from '../ops/metrics.ts';
+import { NodeMetrics, type Outcome, tonGauge } from '../ops/metrics.ts';
+import { RequestTally } from '../ops/request-tally.ts';
 import { waitUntil } from '../ops/wait.ts';
-import { type InferenceRequest, ZERO_USAGE } from '../protocol/inference.ts';
+import { type InferenceRequest, type TokenUsage, ZERO_USAGE } from '../protocol/inference.ts';
 import { type Call, callSchema, type InferenceTrailer, type WorkerInfo } from '../protocol/messages.ts';
 import type { InferenceBackend } from './backend.ts';
 import { adminRoutes, loadOrCreateAdminToken } from './worker-admin.ts';
@@ -68,18 +69,22 @@ export class WorkerNode {
   readonly counters = {
     running: 0,
     total: 0,
+    succeeded: 0,
     failed: 0,
     cancelled: 0,
-    refusedBusy: 0,
+    /** Refused at capacity, while disabled or draining. */
+    rejected: 0,
     promptTokens: 0,
     completionTokens: 0,
   };
+  private readonly tally: RequestTally;
 
   readonly metrics: NodeMetrics;
 
   constructor(private readonly opts: WorkerOptions) {
     this.log = opts.logger ?? silentLogger;
     this.metrics = new NodeMetrics('worker', opts.name);
+    this.tally = new RequestTally(this.counters, this.metrics, this.log);
     const m = this.metrics;
     m.gauge('cocoon_requests_in_flight', 'Requests running on the engine now.', () => this.counters.running);
     m.gauge('cocoon_worker_enabled', '1 while this worker takes requests.', () => (this.enabled ? 1 : 0));
@@ -88,7 +93,7 @@ export class WorkerNode {
     m.counterFrom(
       'cocoon_busy_refusals_total',
       'Requests refused at capacity or while disabled.',
-      () => this.counters.refusedBusy,
+      () => this.counters.rejected,
     );
     const backend = opts.backend;
     backend.setLogger?.(this.log);
@@ -229,13 +234,12 @@ export class WorkerNode {
       return;
     }
     if (this.counters.running >= this.opts.maxConcurrent || !this.enabled || this.draining) {
-      this.counters.refusedBusy++;
       const e = this.draining
         ? new ServiceUnavailableError('worker is shutting down', 'worker_draining').retryAfterSeconds(1)
         : this.enabled
           ? new RateLimitError('worker is at capacity', 'worker_busy')
           : new RateLimitError('worker is disabled by its operator', 'worker_disabled', 5);
-      this.metrics.finished('rejected', e.code, 0);
+      this.tally.refused(e);
       stream.reset(e);
       return;
     }
@@ -250,6 +254,17 @@ export class WorkerNode {
       req.timeoutMs,
     );
     const gen = this.opts.backend.infer(req, abort.signal);
+    const finish = (outcome: Outcome, error?: CocoonError, usage?: TokenUsage) =>
+      this.tally.finish({
+        requestId: call.requestId,
+        model: req.model,
+        worker: this.opts.name,
+        outcome,
+        error,
+        seconds: (performance.now() - started) / 1000,
+        usage,
+        attempts: 1,
+      });
     try {
       // The part carrying usage travels in the trailer (see `tail`); if another part follows it after all,
       // it was not the last and goes out in order.
@@ -270,8 +285,6 @@ export class WorkerNode {
         r = await gen.next();
       }
       const usage = r.value ?? ZERO_USAGE;
-      this.counters.promptTokens += usage.promptTokens;
-      this.counters.completionTokens += usage.completionTokens;
       const trailer: InferenceTrailer = {
         usage,
         worker: this.opts.name,
@@ -279,23 +292,15 @@ export class WorkerNode {
         ...(held !== undefined ? { tail: held } : {}),
       };
       stream.end(trailer);
-      const seconds = (performance.now() - started) / 1000;
-      this.metrics.finished('ok', null, seconds, usage.promptTokens, usage.completionTokens);
-      this.log.debug(
-        { requestId: call.requestId, seconds, tokens: usage.completionTokens },
-        'request served',
-      );
+      finish('ok', undefined, usage);
     } catch (err) {
-      const seconds = (performance.now() - started) / 1000;
       if (stream.resetError) {
-        this.counters.cancelled++;
-        this.metrics.finished('cancelled', stream.resetError.code, seconds);
+        finish('cancelled', stream.resetError);
         await gen.return(ZERO_USAGE).catch(() => {});
       } else {
-        this.counters.failed++;
-        const e = err instanceof CocoonError ? err : toWireError(err);
-        this.metrics.finished('failed', e.code, seconds);
+        const e = asCocoonError(err);
         this.log.warn({ requestId: call.requestId, err: e.message }, 'inference failed');
+        finish('failed', e);
         stream.reset(err);
       }
     } finally {

@@ -9,8 +9,8 @@ export function isDevTrust(trust) {
 
 /**
  * The request counters of any role in one shape. Clients and proxies report them as they are; a worker
- * calls in-flight `running`, refusals `refusedBusy`, and does not count successes (derived here: it
- * counts a request in `total` when it starts, so succeeded = total − running − failed − cancelled).
+ * calls in-flight `running` (older workers also called refusals `refusedBusy` and counted no successes,
+ * derived here: succeeded = total − running − failed − cancelled).
  */
 export function requestFigures(stats) {
   const r = stats && typeof stats.requests === 'object' && stats.requests ? stats.requests : {};
