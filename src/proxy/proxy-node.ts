@@ -20,6 +20,7 @@ import { type Logger, silentLogger } from '../ops/log.ts';
 import { LogThrottle } from '../ops/log-throttle.ts';
 import { NodeMetrics, tonGauge } from '../ops/metrics.ts';
 import { RecentRequests } from '../ops/recent-requests.ts';
+import { RequestTally } from '../ops/request-tally.ts';
 import { waitUntil } from '../ops/wait.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
 import {
@@ -83,17 +84,19 @@ export class ProxyNode {
   readonly metrics: NodeMetrics;
 
   private readonly relay: RequestRelay;
+  private readonly tally: RequestTally;
 
   constructor(private readonly opts: ProxyOptions) {
     this.log = opts.logger ?? silentLogger;
     this.onRequestFinished = opts.onRequestFinished;
     this.metrics = new NodeMetrics('proxy', opts.name);
     this.describeMetrics();
+    this.tally = new RequestTally(this.counters, this.metrics, this.log, this.recent);
     this.relay = new RequestRelay({
       registry: this.registry,
       counters: this.counters,
+      tally: this.tally,
       metrics: this.metrics,
-      recent: this.recent,
       refusals: this.refusals,
       log: this.log,
       desk: opts.billing?.desk ?? null,
@@ -421,13 +424,9 @@ export class ProxyNode {
     }
     const call: Call = parsed.data;
     if (this.draining && call.method === 'inference') {
-      this.counters.rejected++;
-      stream.reset(
-        new ServiceUnavailableError(
-          'This proxy is shutting down; retry shortly.',
-          'proxy_draining',
-        ).retryAfterSeconds(1),
-      );
+      const e = new ServiceUnavailableError('This proxy is shutting down; retry shortly.', 'proxy_draining');
+      this.tally.refused(e.retryAfterSeconds(1));
+      stream.reset(e);
       return;
     }
     if (call.method === 'models') {

@@ -13,7 +13,7 @@ import type { Stream } from '../net/stream.ts';
 import type { requestCounters } from '../ops/counters.ts';
 import type { Logger } from '../ops/log.ts';
 import type { NodeMetrics } from '../ops/metrics.ts';
-import type { RecentRequests } from '../ops/recent-requests.ts';
+import type { RequestTally } from '../ops/request-tally.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
 import { boundUsage, type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
 import {
@@ -101,8 +101,9 @@ function wireCost(cost: RequestCost) {
 export interface RelayContext {
   registry: WorkerRegistry;
   counters: ReturnType<typeof requestCounters> & { redispatched: number };
+  /** Counters by outcome, metrics, log line and recent requests, for every request that ends. */
+  tally: RequestTally;
   metrics: NodeMetrics;
-  recent: RecentRequests;
   refusals: Record<string, number>;
   log: Logger;
   /** Payments on TON, when this proxy takes them. */
@@ -184,19 +185,14 @@ export class RequestRelay {
     e: CocoonError,
     started: number,
   ): void {
-    this.ctx.counters.rejected++;
     if (e.code === 'duplicate_request_id') this.ctx.refusals[e.code] = (this.ctx.refusals[e.code] ?? 0) + 1;
-    const seconds = (performance.now() - started) / 1000;
-    this.ctx.metrics.finished('rejected', e.code, seconds);
-    this.ctx.recent.record({
+    this.ctx.tally.finish({
       requestId,
       model: request.model,
       worker: null,
       outcome: 'rejected',
       error: e,
-      seconds,
-      usage: null,
-      costNanoton: null,
+      seconds: (performance.now() - started) / 1000,
       attempts: 0,
     });
     clientStream.reset(e);
@@ -269,7 +265,6 @@ export class RequestRelay {
         ));
       }
       if (stopped) {
-        this.ctx.counters.cancelled++;
         // A caller that asked politely learns what it was billed; one that reset has gone already.
         if (clientStream.resetError === null)
           clientStream.end({ usage, ...(cost ? { cost: wireCost(cost) } : {}) });
@@ -325,33 +320,13 @@ export class RequestRelay {
     r: RelayResult,
     started: number,
   ): void {
-    const ok = r.outcome === 'ok';
-    if (ok) {
-      this.ctx.counters.succeeded++;
-      this.ctx.counters.promptTokens += r.usage.promptTokens;
-      this.ctx.counters.completionTokens += r.usage.completionTokens;
-    } else if (r.outcome === 'failed') {
-      this.ctx.counters.failed++;
-    }
-    const seconds = (performance.now() - started) / 1000;
-    this.ctx.metrics.finished(
-      r.outcome,
-      r.error?.code ?? null,
-      seconds,
-      r.usage.promptTokens,
-      r.usage.completionTokens,
-    );
-    this.ctx.log.debug(
-      { requestId, worker: r.worker.name, outcome: r.outcome, code: r.error?.code, seconds },
-      'request finished',
-    );
-    this.ctx.recent.record({
+    this.ctx.tally.finish({
       requestId,
       model: request.model,
       worker: r.worker.name,
       outcome: r.outcome,
       error: r.error,
-      seconds,
+      seconds: (performance.now() - started) / 1000,
       usage: r.usage,
       costNanoton: r.cost ? r.cost.totalCost.toString() : null,
       attempts: tried.size,
@@ -366,7 +341,7 @@ export class RequestRelay {
       },
       request,
       usage: r.usage,
-      ok,
+      ok: r.outcome === 'ok',
       ...(r.error ? { error: r.error } : {}),
       durationMs: performance.now() - started,
     });
