@@ -159,13 +159,19 @@ common(program.command('client').description('run a client: the OpenAI API on lo
   .option('--max-coefficient <n>', 'highest worker price coefficient to accept, 1000 = 1x (default 4000)')
   .option('--max-body-bytes <n>', 'largest request body (default 4 MiB)')
   .option('--max-concurrent-requests <n>', 'requests served at once before 429 (default 512)')
-  .option('--api-key <key>', 'require this bearer token from callers; repeat for several', collect)
+  .option('--api-key <key>', 'require this key from callers on every route; repeat for several', collect)
+  .option('--allowed-origin <origin>', 'web origin whose pages may call the API (CORS); repeat', collect)
+  .option('--allowed-host <name>', 'host name the API answers to besides IPs and localhost; repeat', collect)
   .action(async (o) => {
     const c = loadConfig(clientConfigSchema, o.config, {
       ...o,
       config: undefined,
       apiKey: undefined,
       apiKeys: o.apiKey,
+      allowedOrigin: undefined,
+      allowedOrigins: o.allowedOrigin,
+      allowedHost: undefined,
+      allowedHosts: o.allowedHost,
     });
     await runUntilSignal(
       async () => (await (await nodes()).buildClient(c)).start(),

@@ -270,7 +270,7 @@ export class ClientNode {
 
   /**
    * Every request passes the same gate, in this order: who addressed it (Host, Origin), a CORS preflight,
-   * the route and method, the API key. A refusal is counted and answered in OpenAI's error shape.
+   * the API key, the route and method. A refusal is counted and answered in OpenAI's error shape.
    */
   private async onHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     let cors: CorsHeaders = {};
@@ -280,9 +280,10 @@ export class ClientNode {
       const path = pathOf(req);
       route = this.table.find(path);
       if (this.guard.preflight(req, res, cors, (route?.methods ?? ['GET', 'POST']).join(', '))) return;
+      // Before the route is known to exist: without a key, not even which paths exist is told.
+      this.authorize(req, route?.page === true);
       if (!route) throw new RouteNotFoundError(req.method ?? '?', path);
       if (!route.methods.includes(req.method ?? '')) throw new MethodNotAllowedError(req.method ?? '?', path);
-      this.authorize(req, route.page === true);
       await route.handle(req, res, { path, cors });
     } catch (err) {
       const e = asCocoonError(err);
