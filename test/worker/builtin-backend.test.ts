@@ -130,7 +130,7 @@ describe('BuiltinBackend', () => {
 
   test('chat completion has exactly the OpenAI shape', async () => {
     const r = await complete(chatReq('Tell me about TON.', { max_tokens: 30 }));
-    assert.match(r.id, /^chatcmpl-[0-9a-f]{24}$/);
+    assert.match(r.id, /^chatcmpl-[0-9a-f]{32}$/);
     const text = content(r);
     assert.ok(text.length > 0);
     const u = r.usage;
@@ -162,7 +162,7 @@ describe('BuiltinBackend', () => {
 
   test('completion has exactly the OpenAI shape, and echo prepends the prompt', async () => {
     const r = await complete(completionReq('Once upon a time', { max_tokens: 12 }));
-    assert.match(r.id, /^cmpl-[0-9a-f]{24}$/);
+    assert.match(r.id, /^cmpl-[0-9a-f]{32}$/);
     const text = r.choices[0].text;
     assert.deepEqual(r, {
       id: r.id,
@@ -184,10 +184,11 @@ describe('BuiltinBackend', () => {
     assert.equal(echoed.usage.completion_tokens, 12);
   });
 
-  test('deterministic: same request, same output; prompt and seed change it', async () => {
+  test('deterministic: same request, same output (its own id); prompt and seed change it', async () => {
     const a = await complete(chatReq('determinism', { seed: 7 }));
     const b = await complete(chatReq('determinism', { seed: 7 }));
-    assert.deepEqual(a, b);
+    assert.notEqual(a.id, b.id);
+    assert.deepEqual({ ...a, id: null }, { ...b, id: null });
     const texts = new Set<string>();
     for (const seed of [1, 2, 3, 4]) texts.add(content(await complete(chatReq('determinism', { seed }))));
     assert.equal(texts.size, 4, 'different seeds gave the same text');
@@ -379,7 +380,7 @@ describe('BuiltinBackend', () => {
     const whole = await complete(req);
     const { out, usage } = await run(streaming(req));
     const base = {
-      id: whole.id,
+      id: out[0].id,
       object: 'chat.completion.chunk',
       created: whole.created,
       model: 'cocoon-tiny',
@@ -416,7 +417,7 @@ describe('BuiltinBackend', () => {
     const { out } = await run(streaming(req, true));
     const last = out.at(-1);
     assert.deepEqual(last, {
-      id: whole.id,
+      id: out[0].id,
       object: 'chat.completion.chunk',
       created: whole.created,
       model: 'cocoon-tiny',
@@ -527,5 +528,140 @@ describe('BuiltinBackend', () => {
   test('a time-budget abort is a GatewayTimeoutError', async () => {
     const slow = new BuiltinBackend({ tokenDelayMs: 200 });
     await assert.rejects(run(chatReq('budget'), slow, AbortSignal.timeout(30)), GatewayTimeoutError);
+  });
+  test('every response has an id of its own: prefix per endpoint, one id across a stream', async () => {
+    const ids = new Set<string>();
+    for (let i = 0; i < 3; i++) {
+      const chat = await complete(chatReq('same prompt', { seed: 1, max_tokens: 5 }));
+      assert.match(chat.id, /^chatcmpl-[0-9a-f]{32}$/);
+      const cmpl = await complete(completionReq('same prompt', { max_tokens: 5 }));
+      assert.match(cmpl.id, /^cmpl-[0-9a-f]{32}$/);
+      ids.add(chat.id).add(cmpl.id);
+    }
+    assert.equal(ids.size, 6, 'an id was repeated');
+    for (const req of [
+      streaming(chatReq('same prompt', { n: 2, max_tokens: 6 }), true),
+      streaming(completionReq('same prompt', { max_tokens: 6, echo: true }), true),
+    ]) {
+      const prefix = req.kind === 'chat' ? /^chatcmpl-[0-9a-f]{32}$/ : /^cmpl-[0-9a-f]{32}$/;
+      const a = await run(req);
+      const b = await run(req);
+      assert.ok(a.out.length > 3);
+      assert.match(a.out[0].id, prefix);
+      assert.ok(
+        a.out.every((c) => c.id === a.out[0].id),
+        'one id for every chunk, the usage chunk too',
+      );
+      assert.ok(b.out.every((c) => c.id === b.out[0].id));
+      assert.notEqual(a.out[0].id, b.out[0].id);
+      assert.ok(!ids.has(a.out[0].id) && !ids.has(b.out[0].id));
+      assert.deepEqual(streamedText(a.out), streamedText(b.out), 'the text stays deterministic');
+    }
+  });
+
+  test('what the model cannot do is a 400 naming the field, before anything is yielded', async () => {
+    const tool = { type: 'function', function: { name: 'get_weather', parameters: { type: 'object' } } };
+    const image = { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA' } };
+    const cases: [InferenceRequest, string, string][] = [
+      [chatReq('x', { tools: [tool] }), 'tools', 'unsupported_parameter'],
+      [chatReq('x', { tool_choice: 'auto' }), 'tool_choice', 'unsupported_value'],
+      [chatReq('x', { tool_choice: 'required' }), 'tool_choice', 'unsupported_value'],
+      [
+        chatReq('x', { tool_choice: { type: 'function', function: { name: 'get_weather' } } }),
+        'tool_choice',
+        'unsupported_value',
+      ],
+      [chatReq('x', { parallel_tool_calls: false }), 'parallel_tool_calls', 'unsupported_parameter'],
+      [chatReq('x', { functions: [tool.function] }), 'functions', 'unsupported_parameter'],
+      [chatReq('x', { function_call: 'auto' }), 'function_call', 'unsupported_value'],
+      [chatReq('x', { response_format: { type: 'json_object' } }), 'response_format', 'unsupported_value'],
+      [
+        chatReq('x', { response_format: { type: 'json_schema', json_schema: { name: 's', schema: {} } } }),
+        'response_format',
+        'unsupported_value',
+      ],
+      [
+        completionReq('x', { response_format: { type: 'json_object' } }),
+        'response_format',
+        'unsupported_value',
+      ],
+      [chatReq('x', { guided_json: { type: 'object' } }), 'guided_json', 'unsupported_parameter'],
+      [chatReq('x', { logprobs: true }), 'logprobs', 'unsupported_value'],
+      [chatReq('x', { logprobs: true, top_logprobs: 3 }), 'logprobs', 'unsupported_value'],
+      [chatReq('x', { top_logprobs: 3 }), 'top_logprobs', 'unsupported_parameter'],
+      [chatReq('x', { modalities: ['text', 'audio'] }), 'modalities', 'unsupported_value'],
+      [chatReq('x', { audio: { voice: 'alloy', format: 'wav' } }), 'audio', 'unsupported_parameter'],
+      [completionReq('x', { logprobs: 2 }), 'logprobs', 'unsupported_parameter'],
+      [completionReq('x', { logprobs: 0 }), 'logprobs', 'unsupported_parameter'],
+      [completionReq('x', { suffix: ' the end.' }), 'suffix', 'unsupported_parameter'],
+      [completionReq('x', { best_of: 3 }), 'best_of', 'unsupported_value'],
+      [
+        chatReq('', { messages: [{ role: 'user', content: [{ type: 'text', text: 'see' }, image] }] }),
+        'messages[0].content[1].type',
+        'unsupported_value',
+      ],
+      [
+        chatReq('', {
+          messages: [
+            { role: 'system', content: 'hi' },
+            {
+              role: 'user',
+              content: [{ type: 'input_audio', input_audio: { data: 'AAAA', format: 'wav' } }],
+            },
+          ],
+        }),
+        'messages[1].content[0].type',
+        'unsupported_value',
+      ],
+      [
+        chatReq('', { messages: [{ role: 'user', content: [{ type: 'file', file: { file_id: 'f-1' } }] }] }),
+        'messages[0].content[0].type',
+        'unsupported_value',
+      ],
+    ];
+    for (const [req, param, code] of cases) {
+      for (const r of [req, streaming(req, true)]) {
+        const gen = backend.infer(r, new AbortController().signal);
+        await assert.rejects(gen.next(), (e: unknown) => {
+          assert.ok(e instanceof BadRequestError, String(e));
+          assert.equal(e.status, 400);
+          assert.equal(e.param, param, JSON.stringify(r.body));
+          assert.equal(e.code, code, JSON.stringify(r.body));
+          assert.ok(e.message.includes(`'${param}'`), e.message);
+          return true;
+        });
+      }
+    }
+  });
+
+  test('what it can honour, or what asks for nothing, is served', async () => {
+    const history = [
+      { role: 'user', content: [{ type: 'text', text: 'Weather?' }] },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [{ id: 'call_1', type: 'function', function: { name: 'f', arguments: '{}' } }],
+      },
+      { role: 'tool', tool_call_id: 'call_1', content: 'sunny' },
+      { role: 'assistant', content: [{ type: 'refusal', refusal: 'I cannot.' }] },
+      { role: 'user', content: 'Then tell me about TON.' },
+    ];
+    for (const body of [
+      { tools: [], tool_choice: 'none' },
+      { tools: null, tool_choice: null, parallel_tool_calls: null },
+      { response_format: { type: 'text' } },
+      { logprobs: false, top_logprobs: 0 },
+      { logprobs: null, top_logprobs: null },
+      { modalities: ['text'] },
+      { messages: history },
+      { best_of: 1, user: 'u-1', metadata: { a: 'b' } },
+    ]) {
+      const r = await complete(chatReq('hello', { max_tokens: 4, ...body }));
+      assert.ok(content(r).length > 0, JSON.stringify(body));
+    }
+    for (const body of [{ suffix: '' }, { suffix: null, logprobs: null, best_of: 1 }, { echo: true }]) {
+      const r = await complete(completionReq('Once', { max_tokens: 4, ...body }));
+      assert.ok(r.choices[0].text.length > 0, JSON.stringify(body));
+    }
   });
 });

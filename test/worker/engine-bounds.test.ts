@@ -87,6 +87,8 @@ const dishonest = {
   top_logprobs: 500,
   temperature: 0.3,
   tools: [{ type: 'function', function: { name: 'f' } }],
+  // The fake engine would call the tool otherwise; these tests are about the text.
+  tool_choice: 'none',
 };
 
 describe('the body an engine receives: bounds from the call, never from the body', () => {
@@ -114,6 +116,7 @@ describe('the body an engine receives: bounds from the call, never from the body
     }
     assert.equal(b.temperature, 0.3);
     assert.deepEqual(b.tools, dishonest.tools);
+    assert.equal(b.tool_choice, 'none');
   });
 
   test('stream: usage always asked for; stream_options only that', () => {
@@ -202,6 +205,7 @@ describe('an engine held to the call: stopped, cut at the bound, usage within it
       emptyChunks: 0,
       reportUsage: undefined,
       tokenDelayMs: 0,
+      toolArguments: undefined,
     });
   };
   const run = (r: InferenceRequest) => drain(backend.infer(r, new AbortController().signal));
@@ -337,6 +341,91 @@ describe('an engine held to the call: stopped, cut at the bound, usage within it
     const { out, usage } = await run(call({ maxTokens: 1_000_000 }));
     assert.equal(usage.completionTokens, 1_000_000);
     assert.ok(out[0].choices[0].message.content.length > 3_500_000);
+  });
+
+  const weather = {
+    tools: [
+      {
+        type: 'function',
+        function: {
+          name: 'get_weather',
+          parameters: { type: 'object', properties: { city: { type: 'string' } } },
+        },
+      },
+    ],
+  };
+  /** Tool-call deltas per part: [name or null, arguments piece]. */
+  const toolDeltas = (out: Json[]) =>
+    out
+      .filter((c) => c.choices[0]?.delta?.tool_calls)
+      .map((c) => c.choices[0].delta.tool_calls[0].function)
+      .map((f: Json) => [f.name ?? null, f.arguments]);
+
+  test('tool calls are output: a streamed call is stopped at max_tokens counting its argument pieces', async () => {
+    reset();
+    engine.options.ignoreMaxTokens = true;
+    engine.options.toolArguments = JSON.stringify({
+      text: Array.from({ length: 50_000 }, (_, i) => `w${i}`).join(' '),
+    });
+    const before = { aborted: engine.aborted, overruns: backend.guardStats().engineOverruns };
+    const r = call({ maxTokens: 5, stream: true, includeUsage: true }, weather);
+    const { out, usage } = await run(r);
+    // The name part and 4 argument pieces: 5 output parts, then the worker's own 'length' finish.
+    assert.deepEqual(toolDeltas(out), [
+      ['get_weather', ''],
+      [null, '{"'],
+      [null, 'text'],
+      [null, '":'],
+      [null, '"'],
+    ]);
+    const finishes = out.flatMap((c) => c.choices.map((ch: Json) => ch.finish_reason)).filter(Boolean);
+    assert.deepEqual(finishes, ['length']);
+    assert.deepEqual(usage, { promptTokens: 0, cachedTokens: 0, completionTokens: 5, reasoningTokens: 0 });
+    assert.equal(out.at(-1).usage.completion_tokens, 5);
+    assertWithinBound(usage, r);
+    assert.equal(backend.guardStats().engineOverruns, before.overruns + 1);
+    const deadline = Date.now() + 2000;
+    while (engine.aborted === before.aborted && Date.now() < deadline)
+      await new Promise((t) => setTimeout(t, 5));
+    assert.equal(engine.aborted, before.aborted + 1, 'the engine request was aborted');
+  });
+
+  test('tool calls are output: an honest streamed call is billed for its pieces, nothing clamped', async () => {
+    reset();
+    // 33 argument pieces: far more than a choice's silent allowance, so only counting them pays for them.
+    engine.options.toolArguments = JSON.stringify({
+      text: Array.from({ length: 28 }, (_, i) => `w${i}`).join(' '),
+    });
+    const before = backend.guardStats();
+    const r = call({ maxTokens: 50, n: 2, stream: true, includeUsage: true }, weather);
+    const { out, usage } = await run(r);
+    assert.equal(toolDeltas(out).length, 2 * 34, 'name + 33 argument pieces per choice');
+    assert.equal(usage.completionTokens, 68);
+    assert.equal(out.at(-1).usage.completion_tokens, 68);
+    assert.deepEqual(backend.guardStats(), before);
+  });
+
+  test('tool calls are output: a whole reply overrunning max_tokens loses a call it cannot carry whole', async () => {
+    reset();
+    engine.options.ignoreMaxTokens = true;
+    engine.options.toolArguments = JSON.stringify({ text: 'w '.repeat(100) });
+    const r = call({ maxTokens: 8 }, weather);
+    const { out, usage } = await run(r);
+    const choice = out[0].choices[0];
+    assert.equal(choice.finish_reason, 'length');
+    assert.ok(!('tool_calls' in choice.message), 'a call cut in its arguments is no call');
+    assert.ok(usage.completionTokens <= 8);
+    assertWithinBound(usage, r);
+    // Within the bound, the whole call is kept and billed as the engine reported it.
+    reset();
+    const args = JSON.stringify({ text: Array.from({ length: 28 }, (_, i) => `w${i}`).join(' ') });
+    engine.options.toolArguments = args;
+    const before = backend.guardStats();
+    const fine = await run(call({ maxTokens: 50 }, weather));
+    assert.equal(fine.out[0].choices[0].finish_reason, 'tool_calls');
+    assert.equal(fine.out[0].choices[0].message.tool_calls[0].function.arguments, args);
+    assert.equal(fine.usage.completionTokens, 34);
+    assert.deepEqual(backend.guardStats(), before, 'nothing clamped');
   });
 
   test('an honest engine is untouched: same text, same usage, nothing counted', async () => {

@@ -5,6 +5,9 @@ import type { InferenceRequest, TokenUsage } from '../../src/protocol/inference.
 import { OpenAICompatibleBackend, SseDecoder } from '../../src/worker/backends/openai-compatible/index.ts';
 import { FakeVllmEngine } from '../fakes/fake-vllm.ts';
 
+// biome-ignore lint/suspicious/noExplicitAny: parsed OpenAI JSON, inspected field by field
+type Json = any;
+
 function request(over: Partial<InferenceRequest> = {}): InferenceRequest {
   const stream = over.stream ?? false;
   return {
@@ -120,6 +123,22 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
     engine.options.failWithStatus = undefined;
   });
 
+  test("an engine's 400 keeps its message and names the field when the engine does", async () => {
+    engine.options.failWithStatus = {
+      status: 400,
+      message: 'tool_choice names an unknown tool',
+      param: 'tool_choice',
+    };
+    await assert.rejects(drain(backend.infer(request(), new AbortController().signal)), (e: CocoonError) => {
+      assert.equal(e.status, 400);
+      assert.equal(e.param, 'tool_choice');
+      assert.equal(e.code, 'engine_rejected');
+      assert.match(e.message, /unknown tool/);
+      return true;
+    });
+    engine.options.failWithStatus = undefined;
+  });
+
   test('an engine error mid-stream comes after the chunks already sent', async () => {
     engine.options.failAfterTokens = 2;
     const seen: string[] = [];
@@ -162,6 +181,145 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
       assert.match(e.message, /127\.0\.0\.1:1/);
       return true;
     });
+  });
+
+  const tools = [
+    {
+      type: 'function',
+      function: {
+        name: 'get_weather',
+        description: 'Weather in a city',
+        parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+      },
+    },
+  ];
+
+  test('fields the engine honours are forwarded unchanged: tools, JSON mode, logprobs, parts, tool history', async () => {
+    const messages = [
+      { role: 'system', content: 'Use tools.' },
+      {
+        role: 'user',
+        content: [
+          { type: 'text', text: 'What is on this picture, and the weather there?' },
+          { type: 'image_url', image_url: { url: 'data:image/png;base64,AAAA', detail: 'low' } },
+          { type: 'input_audio', input_audio: { data: 'UklGRg==', format: 'wav' } },
+        ],
+      },
+      {
+        role: 'assistant',
+        content: null,
+        tool_calls: [
+          {
+            id: 'chatcmpl-tool-1',
+            type: 'function',
+            function: { name: 'get_weather', arguments: '{"city": "Paris"}' },
+          },
+        ],
+      },
+      { role: 'tool', tool_call_id: 'chatcmpl-tool-1', content: '{"temp": 21}' },
+    ];
+    const fields = {
+      messages,
+      tools,
+      tool_choice: { type: 'function', function: { name: 'get_weather' } },
+      parallel_tool_calls: false,
+      response_format: {
+        type: 'json_schema',
+        json_schema: {
+          name: 'w',
+          schema: { type: 'object', properties: { temp: { type: 'number' } } },
+          strict: true,
+        },
+      },
+      logprobs: true,
+      top_logprobs: 2,
+      guided_json: { type: 'object' },
+      user: 'u-1',
+    };
+    const body = { model: 'ours', max_tokens: 100, ...fields };
+    for (const stream of [false, true]) {
+      await drain(
+        backend.infer(
+          request({ stream, body: stream ? { ...body, stream: true } : body }),
+          new AbortController().signal,
+        ),
+      );
+      const sent = engine.lastBody!;
+      for (const [k, v] of Object.entries(fields)) assert.deepEqual(sent[k], v, k);
+      assert.equal(sent.model, 'vllm-name');
+    }
+    // Completions: logprobs (an integer), echo, suffix travel too.
+    const cmpl = { model: 'ours', prompt: 'Once', max_tokens: 3, logprobs: 2, echo: true, suffix: ' end.' };
+    await drain(
+      backend.infer(request({ kind: 'completion', body: cmpl, maxTokens: 3 }), new AbortController().signal),
+    );
+    for (const k of ['logprobs', 'echo', 'suffix'] as const)
+      assert.deepEqual(engine.lastBody![k], cmpl[k], k);
+  });
+
+  test("a tool call, whole and streamed, reaches the caller in the engine's shape; usage as reported", async () => {
+    const body = {
+      model: 'ours',
+      messages: [{ role: 'user', content: 'Weather in Paris?' }],
+      max_tokens: 100,
+      tools,
+    };
+    const whole = await drain(backend.infer(request({ body }), new AbortController().signal));
+    const choice = (whole.out[0]!.choices as Json[])[0]!;
+    assert.equal(choice.finish_reason, 'tool_calls');
+    assert.equal(choice.message.content, null);
+    assert.equal(choice.message.tool_calls.length, 1);
+    const call = choice.message.tool_calls[0];
+    assert.match(call.id, /^chatcmpl-tool-[0-9a-f]{32}$/);
+    assert.equal(call.type, 'function');
+    assert.equal(call.function.name, 'get_weather');
+    assert.deepEqual(JSON.parse(call.function.arguments), { city: 'w0' });
+    // '{"city": "w0"}' is 6 pieces, the name one more token.
+    assert.equal(whole.usage.completionTokens, 7);
+    assert.equal((whole.out[0]!.usage as { completion_tokens: number }).completion_tokens, 7);
+
+    const streamed = await drain(
+      backend.infer(
+        request({ stream: true, includeUsage: true, body: { ...body, stream: true } }),
+        new AbortController().signal,
+      ),
+    );
+    const deltas = streamed.out.flatMap((c) => (c.choices as { delta: Json }[]).map((ch) => ch.delta));
+    const calls = deltas.filter((d) => d.tool_calls).map((d) => d.tool_calls[0]);
+    assert.equal(calls.length, 7, 'the name and 6 argument pieces, one part each');
+    assert.match(calls[0].id, /^chatcmpl-tool-[0-9a-f]{32}$/);
+    assert.deepEqual(calls[0].function, { name: 'get_weather', arguments: '' });
+    assert.ok(
+      calls.slice(1).every((c) => c.index === 0 && c.id === undefined && c.function.name === undefined),
+    );
+    assert.equal(calls.map((c) => c.function.arguments).join(''), call.function.arguments);
+    const finish = streamed.out.flatMap((c) =>
+      (c.choices as { finish_reason: string | null }[]).map((ch) => ch.finish_reason),
+    );
+    assert.equal(finish.filter(Boolean).join(), 'tool_calls');
+    assert.equal(streamed.usage.completionTokens, 7);
+    assert.equal((streamed.out.at(-1)!.usage as { completion_tokens: number }).completion_tokens, 7);
+    assert.ok(streamed.out.every((c) => c.model === 'ours'));
+  });
+
+  test("JSON mode: the content is the engine's JSON, whole and streamed", async () => {
+    const body = {
+      model: 'ours',
+      messages: [{ role: 'user', content: 'JSON please' }],
+      max_tokens: 100,
+      response_format: { type: 'json_object' },
+    };
+    const whole = await drain(backend.infer(request({ body }), new AbortController().signal));
+    const text = (whole.out[0]!.choices as { message: { content: string } }[])[0]!.message.content;
+    assert.deepEqual(JSON.parse(text), { answer: 'w0 w1 w2' });
+    const streamed = await drain(
+      backend.infer(request({ stream: true, body: { ...body, stream: true } }), new AbortController().signal),
+    );
+    const joined = streamed.out
+      .map((c) => (c.choices as { delta: { content?: string } }[])[0]!.delta.content ?? '')
+      .join('');
+    assert.equal(joined, text);
+    assert.equal(streamed.usage.completionTokens, whole.usage.completionTokens);
   });
 
   test('probe lists the engine models', async () => {

@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledError, CocoonError, GatewayTimeoutError, ModelNotFoundError } from '../../../errors.ts';
 import type { InferenceRequest, TokenUsage } from '../../../protocol/inference.ts';
 import type { InferenceBackend } from '../../backend.ts';
+import { refuseUnsupported } from './capabilities.ts';
 import { ChoiceRun, type FinishReason } from './choice.ts';
 import { TextGenerator } from './generator.ts';
 import { readSamplingParams } from './params.ts';
@@ -22,7 +23,9 @@ export interface BuiltinBackendOptions {
  * tokenizer, in OpenAI's exact response and chunk shapes. Honours the call's bounds (`maxTokens`, `n`,
  * `stream`, `includeUsage`, whatever the body says) and the body's stop, seed, temperature, top_p and
  * (completions) echo. A batch of prompts is served only when the call's `n` counts all its choices
- * (prompts × n per prompt, as OpenAI numbers them). logprobs are not produced (always null).
+ * (prompts × n per prompt, as OpenAI numbers them). What it cannot do (tools, JSON mode, log-probabilities,
+ * suffix, best_of, images and other non-text parts) is refused with a 400 naming the field
+ * (`capabilities.ts`), never ignored. The text is deterministic; each response's `id` is random.
  */
 export class BuiltinBackend implements InferenceBackend {
   readonly kind = 'builtin';
@@ -44,6 +47,7 @@ export class BuiltinBackend implements InferenceBackend {
     if (!this.names.includes(req.model)) throw new ModelNotFoundError(req.model);
     if (signal.aborted) throw abortError(signal);
     const chat = req.kind === 'chat';
+    refuseUnsupported(req);
     const params = readSamplingParams(req);
     const prompts: Prompt[] = chat ? [chatPrompt(req.body)] : completionPrompts(req.body);
     // prompts × params.n = req.n (readSamplingParams refuses a batch the call does not count).
@@ -64,14 +68,9 @@ export class BuiltinBackend implements InferenceBackend {
     );
     const promptOf = (run: ChoiceRun) => prompts[Math.floor(run.index / params.n)]!.text;
     const promptTokens = prompts.reduce((n, p) => n + p.tokens, 0);
-    const digest = createHash('sha256')
-      .update(`${req.model}\u0000${req.kind}\u0000`)
-      .update(JSON.stringify(req.body));
-    const shapes = new OpenAIShapes(
-      `${chat ? 'chatcmpl' : 'cmpl'}-${digest.digest('hex').slice(0, 24)}`,
-      Math.floor(this.clock() / 1000),
-      req,
-    );
+    // Every response has an id of its own (as OpenAI's and vLLM's do), even when its text is the same.
+    const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(16).toString('hex')}`;
+    const shapes = new OpenAIShapes(id, Math.floor(this.clock() / 1000), req);
 
     if (req.stream) {
       for (const run of runs) {

@@ -7,16 +7,19 @@ export interface Prompt {
   tokens: number;
 }
 
-/** Text of a message's content: a string, or the text parts of a content array (images etc. are ignored). */
+/**
+ * Text of a message's content: a string, or the text (and an assistant's refusal) parts of a content array.
+ * Other parts (images, audio, files) never get here: `refuseUnsupported` answers them with a 400.
+ */
 function contentText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (!Array.isArray(content)) return '';
   let text = '';
   for (const part of content) {
-    if (part && typeof part === 'object' && (part as { type?: unknown }).type === 'text') {
-      const t = (part as { text?: unknown }).text;
-      if (typeof t === 'string') text += t;
-    }
+    if (!part || typeof part !== 'object') continue;
+    const p = part as { type?: unknown; text?: unknown; refusal?: unknown };
+    if (p.type === 'text' && typeof p.text === 'string') text += p.text;
+    else if (p.type === 'refusal' && typeof p.refusal === 'string') text += p.refusal;
   }
   return text;
 }

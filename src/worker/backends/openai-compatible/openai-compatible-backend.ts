@@ -335,20 +335,27 @@ function mapFetchError(err: unknown, signal: AbortSignal | undefined, base: stri
   return new BadGatewayError(`cannot reach engine at ${base}: ${why}`, 'engine_unreachable');
 }
 
-/** The engine's error body (vLLM old: {object:'error',message}, new: {error:{message}}, or text) → CocoonError. */
+/**
+ * The engine's error body (vLLM old: {object:'error',message,param}, new: {error:{message,param}}, or text)
+ * → CocoonError. A 400 keeps the engine's message and, when it names one, the field it refused.
+ */
 async function engineError(res: UpstreamResponse, signal: AbortSignal): Promise<CocoonError> {
   const text = signal.aborted ? '' : await readAll(res.body, 64 * 1024).catch(() => '');
   let message = text.slice(0, 2000) || res.body.statusMessage || `HTTP ${res.status}`;
+  let param: string | null = null;
   try {
-    const j = JSON.parse(text) as { message?: unknown; error?: { message?: unknown } | string };
-    const m = typeof j.error === 'string' ? j.error : (j.error?.message ?? j.message);
+    type Detail = { message?: unknown; param?: unknown };
+    const j = JSON.parse(text) as Detail & { error?: Detail | string };
+    const detail: Detail = typeof j.error === 'object' && j.error !== null ? j.error : j;
+    const m = typeof j.error === 'string' ? j.error : detail.message;
     if (m !== undefined) message = String(m);
+    if (typeof detail.param === 'string' && detail.param.length <= 256) param = detail.param;
   } catch {}
   const s = res.status;
   if (s === 429) return new RateLimitError(`engine is overloaded: ${message}`, 'engine_rate_limited');
   // The caller asked for a model we serve; if the engine does not know it, the worker is misconfigured.
   if (s === 404)
     return new BadGatewayError(`engine does not serve the model: ${message}`, 'engine_model_missing');
-  if (s >= 400 && s < 500) return new BadRequestError(message, null, 'engine_rejected');
+  if (s >= 400 && s < 500) return new BadRequestError(message, param, 'engine_rejected');
   return new BadGatewayError(`engine error ${s}: ${message}`, 'engine_error');
 }
