@@ -16,7 +16,7 @@ import { FakeVllmEngine } from '../fakes/fake-vllm.ts';
 
 /**
  * Attack: a client whose call says one thing (maxTokens 1, n 1: what the proxy reserves and bounds by)
- * and whose body says another (max_tokens 200, n 8, best_of, stream, …). Before the fix the worker
+ * and whose body says another (max_tokens 200, n 8, beam search, stream, …). Before the fix the worker
  * forwarded the body: the client got 200 tokens on a 1-token bill, and the honest worker reported 200, was
  * cut off by the proxy (usage over bound) and every other stream it carried died with it.
  *
@@ -99,7 +99,6 @@ const greedy = {
   max_tokens: 200,
   max_completion_tokens: 200,
   n: 8,
-  best_of: 8,
   use_beam_search: true,
   n_predict: 200,
   stream_options: { include_usage: false },
@@ -230,6 +229,26 @@ describe('attack: the body and the call disagree; the call wins, the honest work
       })(),
       (e: { status: number; message: string }) => e.status === 400 && /batch of 8 prompts/.test(e.message),
     );
+    assert.equal(engine.bodies.length, bodiesBefore, 'the engine never saw it');
+    assert.equal(proxy.registry.size, 2);
+  });
+
+  test('best_of beyond the paid choices is refused by both workers before any engine work', async () => {
+    const bodiesBefore = engine.bodies.length;
+    for (const model of ['m', 'cocoon-tiny']) {
+      const s = rogue.openStream({
+        method: 'inference',
+        requestId: `attack-best-of-${model}`,
+        request: base(model, {}, { best_of: 8 }),
+      });
+      s.end();
+      await assert.rejects(
+        (async () => {
+          for await (const _ of s);
+        })(),
+        (e: { status: number; param: string }) => e.status === 400 && e.param === 'best_of',
+      );
+    }
     assert.equal(engine.bodies.length, bodiesBefore, 'the engine never saw it');
     assert.equal(proxy.registry.size, 2);
   });

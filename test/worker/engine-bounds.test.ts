@@ -73,7 +73,6 @@ const dishonest = {
   max_tokens: 200,
   max_completion_tokens: 300,
   n: 8,
-  best_of: 16,
   use_beam_search: true,
   n_predict: 5000,
   max_new_tokens: 5000,
@@ -92,6 +91,17 @@ const dishonest = {
 };
 
 describe('the body an engine receives: bounds from the call, never from the body', () => {
+  test('best_of beyond the choices returned is refused (unpaid candidates), never dropped silently', () => {
+    assert.throws(
+      () => engineBody(call({ maxTokens: 1, n: 2 }, { best_of: 3 }), 'e'),
+      (e: CocoonError) => e.status === 400 && e.param === 'best_of' && e.code === 'unsupported_value',
+    );
+    // As many candidates as choices is no extra work: served, the field dropped.
+    const b = engineBody(call({ maxTokens: 1, n: 2 }, { best_of: 2 }), 'e');
+    assert.equal(b.n, 2);
+    assert.ok(!('best_of' in b));
+  });
+
   test('chat: max_tokens, n and stream overwritten; work multipliers dropped; other fields kept', () => {
     const b = engineBody(call({ maxTokens: 1, n: 2 }, dishonest), 'engine-name');
     assert.equal(b.model, 'engine-name');

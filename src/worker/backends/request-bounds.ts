@@ -65,6 +65,19 @@ export function choicesPerPrompt(req: InferenceRequest): number {
   return asked;
 }
 
+/**
+ * `best_of` above `n` asks the engine for candidates nobody receives: work no bill covers (a bill is bounded
+ * by what reached the caller). Dropping it would ignore a valid OpenAI field silently, so it is refused.
+ */
+function refuseUnpaidCandidates(bestOf: unknown, n: number): void {
+  if (bestOf === undefined || bestOf === null || (typeof bestOf === 'number' && bestOf <= n)) return;
+  throw new BadRequestError(
+    `Invalid value for 'best_of': Cocoon serves no candidates beyond the ${n} choice(s) returned (best_of ≤ n), but got ${JSON.stringify(bestOf)}. Ask for more choices with 'n' instead.`,
+    'best_of',
+    'unsupported_value',
+  );
+}
+
 function checkChoices(n: number): void {
   if (!Number.isInteger(n) || n < 1 || n > MAX_CHOICES) {
     throw new BadRequestError(`n must be an integer between 1 and ${MAX_CHOICES}.`, 'n', 'invalid_value');
@@ -78,10 +91,12 @@ function checkChoices(n: number): void {
  * kept within OpenAI's limits, `echo` only as a completion's boolean.
  */
 export function engineBody(req: InferenceRequest, model: string): Record<string, unknown> {
+  const n = choicesPerPrompt(req);
+  refuseUnpaidCandidates(req.body.best_of, n);
   const body: Record<string, unknown> = { ...req.body, model };
   for (const k of WORK_MULTIPLIERS) delete body[k];
   body.max_tokens = req.maxTokens;
-  body.n = choicesPerPrompt(req);
+  body.n = n;
   body.stream = req.stream;
   if (req.stream) body.stream_options = { include_usage: true };
   else delete body.stream_options;
