@@ -1,16 +1,16 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { type Browser, chromium, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { ClientNode } from '../../src/client/client-node.ts';
 import { listenHttp, sendJson, serveStats } from '../../src/ops/http.ts';
 import type { ProxyNode } from '../../src/proxy/proxy-node.ts';
 import type { WorkerNode } from '../../src/worker/worker-node.ts';
+import { launchChromium } from './chromium.ts';
 import { Harness, post, until } from './harness.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const ARTIFACTS = fileURLToPath(new URL('../.artifacts/', import.meta.url));
 /** A worker name a hostile peer could pick: it must show up as text and run nothing. */
 const HOSTILE_NAME = '<img src=x onerror="window.pwned=1"><b>bold</b>';
@@ -18,27 +18,8 @@ const HOSTILE_NAME = '<img src=x onerror="window.pwned=1"><b>bold</b>';
 let browser: Browser;
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(
-      `The dashboard test needs Chromium and found none at ${CHROMIUM}: install Debian's chromium ` +
-        `package (apt-get install chromium) or point CHROMIUM_PATH at a Chromium binary.`,
-    );
-  }
   mkdirSync(ARTIFACTS, { recursive: true });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    // The machine has no network: these keep Chromium from trying to reach one.
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
 });
 after(() => browser?.close());
 
