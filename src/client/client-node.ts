@@ -224,6 +224,7 @@ export class ClientNode {
       this.opts.httpPort,
       (req, res) => void this.onHttp(req, res),
       this.opts.httpLimits ?? DEFAULT_HTTP_LIMITS,
+      (e) => this.tally.refused(e),
     );
     return this;
   }
@@ -251,7 +252,7 @@ export class ClientNode {
     const stats: Route = {
       methods: ['GET'],
       page: true,
-      handle: (req, res) => void serveStats(req, res, title, () => this.stats()),
+      handle: (req, res, { cors }) => void serveStats(req, res, title, () => this.stats(), cors),
     };
     return new RouteTable()
       .add('/v1/chat/completions', infer('chat'))
@@ -261,7 +262,7 @@ export class ClientNode {
       .add('/metrics', {
         methods: ['GET'],
         page: true,
-        handle: (req, res) => void serveMetrics(req, res, this.metrics),
+        handle: (req, res, { cors }) => void serveMetrics(req, res, this.metrics, cors),
       })
       .add('/stats', stats)
       .add('/jsonstats', stats)
@@ -289,6 +290,8 @@ export class ClientNode {
       const e = asCocoonError(err);
       this.tally.refused(e);
       const headers: Record<string, string> = { ...cors };
+      // RFC 9110 §15.5.6: a 405 names the methods the route takes.
+      if (e instanceof MethodNotAllowedError && route) headers.allow = route.methods.join(', ');
       if (e instanceof AuthenticationError) {
         headers['www-authenticate'] = route?.page
           ? 'Basic realm="Cocoon", charset="UTF-8"'

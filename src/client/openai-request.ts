@@ -343,6 +343,8 @@ function describeValue(v: unknown): string {
   if (v === null) return 'null';
   if (Array.isArray(v)) return 'an array';
   if (Number.isInteger(v)) return 'an integer';
+  // JSON.parse reads 1e400 as Infinity: a number, but none any field can hold.
+  if (typeof v === 'number' && !Number.isFinite(v)) return 'a number too large to represent';
   const t = typeof v;
   return t === 'object' ? 'an object' : `a ${t}`;
 }

@@ -33,9 +33,13 @@ export class ApiKeys {
   static presented(req: IncomingMessage, basic: boolean): string | null {
     const auth = req.headers.authorization;
     if (!auth) return null;
-    if (auth.startsWith('Bearer ')) return auth.slice(7).trim();
-    if (basic && auth.startsWith('Basic ')) {
-      const decoded = Buffer.from(auth.slice(6).trim(), 'base64').toString('utf8');
+    // RFC 9110 §11.1: the scheme is case-insensitive.
+    const space = auth.indexOf(' ');
+    const scheme = space < 0 ? '' : auth.slice(0, space).toLowerCase();
+    const credentials = auth.slice(space + 1).trim();
+    if (scheme === 'bearer') return credentials;
+    if (basic && scheme === 'basic') {
+      const decoded = Buffer.from(credentials, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
       return colon < 0 ? null : decoded.slice(colon + 1);
     }

@@ -86,7 +86,7 @@ export class HttpGuard {
    */
   preflight(req: IncomingMessage, res: ServerResponse, cors: CorsHeaders, methods: string): boolean {
     if (req.method !== 'OPTIONS') return false;
-    const headers: Record<string, string> = { ...cors, allow: `${methods}, OPTIONS`, 'content-length': '0' };
+    const headers: Record<string, string> = { ...cors, allow: `${methods}, OPTIONS` };
     if (cors['access-control-allow-origin'] && req.headers['access-control-request-method']) {
       headers['access-control-allow-methods'] = methods;
       headers['access-control-allow-headers'] =

@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { PayloadTooLargeError, toOpenAIError } from '../errors.ts';
+import type { AddressInfo, Socket } from 'node:net';
+import { CocoonError, PayloadTooLargeError, toOpenAIError } from '../errors.ts';
 import { renderDashboardPage } from './dashboard/dashboard-page.ts';
 import { HttpGuard } from './http-guard.ts';
 import { type NodeMetrics, serveMetrics } from './metrics.ts';
@@ -68,16 +68,18 @@ export function serveStats(
   res: ServerResponse,
   title: string,
   stats: () => unknown,
+  headers: Record<string, string> = {},
 ): boolean {
   const path = req.url?.split('?')[0];
   if (req.method !== 'GET') return false;
   if (path === '/jsonstats') {
-    sendJson(res, 200, stats());
+    sendJson(res, 200, stats(), headers);
     return true;
   }
   if (path === '/stats') {
     const html = renderStatsPage(title, stats());
     res.writeHead(200, {
+      ...headers,
       'content-type': 'text/html; charset=utf-8',
       'content-length': Buffer.byteLength(html),
     });
@@ -87,6 +89,7 @@ export function serveStats(
   if (path === '/dashboard') {
     const page = renderDashboardPage(title);
     res.writeHead(200, {
+      ...headers,
       'content-type': 'text/html; charset=utf-8',
       'content-length': Buffer.byteLength(page.html),
       // Only the page's own script and style run, and it talks to nobody but this node: names shown on
@@ -130,6 +133,8 @@ export async function listenHttp(
   port: number,
   handler: (req: IncomingMessage, res: ServerResponse) => void,
   limits: HttpLimits = DEFAULT_HTTP_LIMITS,
+  /** Told of each request Node's parser refused (answered in OpenAI's shape before any handler ran). */
+  onRefused?: (e: CocoonError) => void,
 ): Promise<{ server: Server; port: number; url: string; close: () => Promise<void> }> {
   const server = createServer(
     {
@@ -138,10 +143,15 @@ export async function listenHttp(
       keepAliveTimeout: limits.keepAliveTimeoutMs,
       // Timeouts are enforced when connections are checked: often enough that they hold to about 1/4.
       connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(limits.headersTimeoutMs / 4))),
+      // A missing Host is the gate's to refuse, in OpenAI's error shape (HttpGuard), not Node's bare 400.
+      requireHostHeader: false,
     },
     handler,
   );
   server.maxConnections = limits.maxConnections;
+  server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) =>
+    answerClientError(err, socket, onRefused),
+  );
   await new Promise<void>((res, rej) => {
     server.once('error', rej);
     server.listen(port, host, () => {
@@ -160,6 +170,38 @@ export async function listenHttp(
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * What a connection gets when Node's parser refuses its request before any handler runs (malformed
+ * framing, headers too large, a header or request timeout): the status Node would send, in OpenAI's error
+ * shape, then the connection is closed.
+ */
+function answerClientError(
+  err: NodeJS.ErrnoException,
+  socket: Socket,
+  onRefused: ((e: CocoonError) => void) | undefined,
+): void {
+  // As Node's own handler: answer only a connection nothing was written to yet, then close it at once.
+  if (err.code === 'ECONNRESET' || !socket.writable || socket.bytesWritten > 0) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, code] =
+    err.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'headers_too_large']
+      : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'request_timeout']
+        : [400, 'Bad Request', 'malformed_request'];
+  const message =
+    status === 408 ? 'The request was not received in time.' : `The request could not be parsed: ${reason}.`;
+  const error = new CocoonError(status, 'invalid_request_error', code, message);
+  onRefused?.(error);
+  const body = JSON.stringify(toOpenAIError(error).body);
+  socket.write(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+  socket.destroy();
 }
 
 export interface StatsServerOptions {

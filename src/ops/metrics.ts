@@ -143,11 +143,12 @@ export function serveMetrics(
   req: IncomingMessage,
   res: ServerResponse,
   metrics: NodeMetrics | null,
+  headers: Record<string, string> = {},
 ): boolean {
   if (!metrics || req.method !== 'GET' || req.url?.split('?')[0] !== '/metrics') return false;
   metrics.text().then(
     (body) => {
-      res.writeHead(200, { 'content-type': metrics.registry.contentType });
+      res.writeHead(200, { ...headers, 'content-type': metrics.registry.contentType });
       res.end(body);
     },
     (err) => {
