@@ -2,8 +2,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before } from 'node:test';
-import { Address } from '@ton/core';
+import { Address, toNano } from '@ton/core';
 import { ClientContract } from '../../src/chain/contracts/client-contract.ts';
+import type { ClientNode } from '../../src/client/client-node.ts';
+import { buildClient } from '../../src/config/build-nodes.ts';
+import { clientConfigSchema } from '../../src/config/config.ts';
 import { type LocalNetwork, startLocalNetwork } from '../../src/local/local-network.ts';
 import type { WorkerAccount } from '../../src/pay/worker-account.ts';
 
@@ -63,4 +66,32 @@ export function paidSuite(tokenDelayMs = 2, chainClock?: () => number): { net: L
   });
   after(() => stop());
   return env;
+}
+
+/** Another paying client of the network (its own wallet and a deposit with the proxy), with options of its own. */
+export async function paidClient(
+  net: LocalNetwork,
+  dir: string,
+  name: string,
+  extra: Record<string, unknown>,
+): Promise<ClientNode> {
+  const ton = net.ton!;
+  await ton.fundNode(dir, toNano('21'));
+  await ton.ensureDeposit(dir, Address.parse(net.proxy.billing!.proxyContract), toNano('10'));
+  const client = await buildClient(
+    clientConfigSchema.parse({
+      name,
+      dataDir: dir,
+      httpPort: 0,
+      proxy: `127.0.0.1:${net.proxy.clientPort}`,
+      logLevel: 'silent',
+      chainEndpoint: ton.endpoint,
+      root: ton.root.toString(),
+      ...extra,
+    }),
+  );
+  await client.start();
+  await client.waitForProxy();
+  await client.payments!.ready();
+  return client;
 }

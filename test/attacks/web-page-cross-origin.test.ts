@@ -2,16 +2,13 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Address, toNano } from '@ton/core';
 import type { Browser } from 'playwright-core';
 import type { ClientNode } from '../../src/client/client-node.ts';
-import { buildClient } from '../../src/config/build-nodes.ts';
-import { clientConfigSchema } from '../../src/config/config.ts';
 import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { listenHttp } from '../../src/ops/http.ts';
 import { launchChromium } from '../e2e/chromium.ts';
-import { until } from '../e2e/harness.ts';
-import { paidSuite } from './paid-network.ts';
+import { rejectedByCode, until } from '../e2e/harness.ts';
+import { paidClient, paidSuite } from './paid-network.ts';
 
 /**
  * Attack: a web page the user happens to visit (another origin: a server on 127.0.0.1:<otherPort>, or on
@@ -116,47 +113,13 @@ function money(net: LocalNetwork, client: ClientNode = net.client): Money {
 
 /** The client's refusals by error code, from its /metrics. */
 async function refusals(client: ClientNode): Promise<Map<string, number>> {
-  const text = await (await fetch(`${client.url}/metrics`)).text();
-  const out = new Map<string, number>();
-  for (const m of text.matchAll(
-    /^cocoon_requests_total\{outcome="rejected",code="([^"]*)"[^}]*\} (\d+)$/gm,
-  )) {
-    out.set(m[1]!, Number(m[2]));
-  }
-  return out;
+  return rejectedByCode(await (await fetch(`${client.url}/metrics`)).text());
 }
 
 function delta(after: Map<string, number>, before: Map<string, number>): Record<string, number> {
   const d: Record<string, number> = {};
   for (const [code, n] of after) if (n !== (before.get(code) ?? 0)) d[code] = n - (before.get(code) ?? 0);
   return d;
-}
-
-/** Another paying client of the network (its own wallet and deposit), with options of its own. */
-async function paidClient(
-  net: LocalNetwork,
-  dir: string,
-  extra: Record<string, unknown>,
-): Promise<ClientNode> {
-  const ton = net.ton!;
-  await ton.fundNode(dir, toNano('21'));
-  await ton.ensureDeposit(dir, Address.parse(net.proxy.billing!.proxyContract), toNano('10'));
-  const client = await buildClient(
-    clientConfigSchema.parse({
-      name: 'page-client',
-      dataDir: dir,
-      httpPort: 0,
-      proxy: `127.0.0.1:${net.proxy.clientPort}`,
-      logLevel: 'silent',
-      chainEndpoint: ton.endpoint,
-      root: ton.root.toString(),
-      ...extra,
-    }),
-  );
-  await client.start();
-  await client.waitForProxy();
-  await client.payments!.ready();
-  return client;
 }
 
 describe('attack: a web page on another origin calls the local client API', () => {
@@ -244,7 +207,9 @@ describe('attack: a web page on another origin calls the local client API', () =
   test('with the page’s origin in allowedOrigins its JSON fetch works; other origins stay refused', async () => {
     const { net, dir } = env;
     const allowed = `http://127.0.0.1:${pagePort}`;
-    const client = await paidClient(net, join(dir, 'page-client'), { allowedOrigins: [allowed] });
+    const client = await paidClient(net, join(dir, 'page-client'), 'page-client', {
+      allowedOrigins: [allowed],
+    });
     extra.push(client);
     const before = money(net, client);
     const networkClient = money(net);

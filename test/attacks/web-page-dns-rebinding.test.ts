@@ -1,15 +1,12 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { Address, toNano } from '@ton/core';
 import type { Browser } from 'playwright-core';
 import type { ClientNode } from '../../src/client/client-node.ts';
-import { buildClient } from '../../src/config/build-nodes.ts';
-import { clientConfigSchema } from '../../src/config/config.ts';
 import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { launchChromium } from '../e2e/chromium.ts';
-import { until } from '../e2e/harness.ts';
-import { paidSuite } from './paid-network.ts';
+import { rejectedByCode, until } from '../e2e/harness.ts';
+import { paidClient, paidSuite } from './paid-network.ts';
 
 /**
  * Attack: DNS rebinding. The user visits http://rebind.test:<clientPort>/, served by the attacker's
@@ -70,39 +67,7 @@ function money(net: LocalNetwork, client: ClientNode = net.client): Money {
 }
 
 async function refused(client: ClientNode, code: string): Promise<number> {
-  const text = await (await fetch(`${client.url}/metrics`)).text();
-  const m = new RegExp(
-    `^cocoon_requests_total\\{outcome="rejected",code="${code}"[^}]*\\} (\\d+)$`,
-    'm',
-  ).exec(text);
-  return m ? Number(m[1]) : 0;
-}
-
-/** Another paying client of the network (its own wallet and deposit), with options of its own. */
-async function paidClient(
-  net: LocalNetwork,
-  dir: string,
-  extra: Record<string, unknown>,
-): Promise<ClientNode> {
-  const ton = net.ton!;
-  await ton.fundNode(dir, toNano('21'));
-  await ton.ensureDeposit(dir, Address.parse(net.proxy.billing!.proxyContract), toNano('10'));
-  const client = await buildClient(
-    clientConfigSchema.parse({
-      name: 'rebind-client',
-      dataDir: dir,
-      httpPort: 0,
-      proxy: `127.0.0.1:${net.proxy.clientPort}`,
-      logLevel: 'silent',
-      chainEndpoint: ton.endpoint,
-      root: ton.root.toString(),
-      ...extra,
-    }),
-  );
-  await client.start();
-  await client.waitForProxy();
-  await client.payments!.ready();
-  return client;
+  return rejectedByCode(await (await fetch(`${client.url}/metrics`)).text()).get(code) ?? 0;
 }
 
 describe('attack: a page rebinds its DNS name to 127.0.0.1 and calls the client API as its own origin', () => {
@@ -161,7 +126,9 @@ describe('attack: a page rebinds its DNS name to 127.0.0.1 and calls the client 
 
   test('with allowedHosts: [rebind.test] the same page is served and reads everything: the check is what stops it', async () => {
     const { net, dir } = env;
-    const client = await paidClient(net, join(dir, 'rebind-client'), { allowedHosts: ['rebind.test'] });
+    const client = await paidClient(net, join(dir, 'rebind-client'), 'rebind-client', {
+      allowedHosts: ['rebind.test'],
+    });
     extra.push(client);
     const before = money(net, client);
     const results = await rebind(Number(new URL(client.url).port));

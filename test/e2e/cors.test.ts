@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { ClientNode } from '../../src/client/client-node.ts';
-import { Harness } from './harness.ts';
+import { Harness, rejectedByCode } from './harness.ts';
 
 /**
  * CORS and API keys as a browser meets them, sent from Node with the Origin a page would have: preflights,
@@ -351,10 +351,8 @@ describe('CORS and API keys', () => {
 
     test('refused keys are counted in /metrics', async () => {
       const r = await send('/metrics', 'GET', 'Bearer sk-one');
-      const m = /^cocoon_requests_total\{outcome="rejected",code="invalid_api_key"[^}]*\} (\d+)$/m.exec(
-        r.text,
-      );
-      assert.ok(m && Number(m[1]) >= 50, m?.[0] ?? 'no invalid_api_key series');
+      const counted = rejectedByCode(r.text).get('invalid_api_key') ?? 0;
+      assert.ok(counted >= 50, `${counted} invalid_api_key refusals counted`);
     });
   });
 });

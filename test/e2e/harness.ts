@@ -114,3 +114,14 @@ export async function post(url: string, body: unknown, headers: Record<string, s
     headers: res.headers,
   };
 }
+
+/** A daemon's refused requests by error code, read from its `/metrics` text. */
+export function rejectedByCode(metrics: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of metrics.matchAll(
+    /^cocoon_requests_total\{outcome="rejected",code="([^"]*)"[^}]*\} (\d+)$/gm,
+  )) {
+    out.set(m[1]!, Number(m[2]));
+  }
+  return out;
+}
