@@ -95,3 +95,14 @@ export async function paidClient(
   await client.payments!.ready();
   return client;
 }
+
+/** What a client signed and the proxy billed, and how many requests each hop saw: an attack moves none. */
+export function moneyAndRequests(net: LocalNetwork, client: ClientNode = net.client) {
+  return {
+    authorised: client.payments?.payer.authorisedTotal ?? 0n,
+    billed: net.proxy.billing!.desk.stats().billedNano,
+    workerRequests: net.worker.counters.total,
+    proxyRequests: net.proxy.counters.total,
+    clientRequests: client.counters.total,
+  };
+}

@@ -8,7 +8,7 @@ import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { listenHttp } from '../../src/ops/http.ts';
 import { launchChromium } from '../e2e/chromium.ts';
 import { rejectedByCode, until } from '../e2e/harness.ts';
-import { paidClient, paidSuite } from './paid-network.ts';
+import { moneyAndRequests as money, paidClient, paidSuite } from './paid-network.ts';
 
 /**
  * Attack: a web page the user happens to visit (another origin: a server on 127.0.0.1:<otherPort>, or on
@@ -92,24 +92,6 @@ const APP_PAGE = `<!doctype html>
   window.done = true;
 })();
 </script></body></html>`;
-
-interface Money {
-  authorised: bigint;
-  billed: string;
-  workerRequests: number;
-  proxyRequests: number;
-  clientRequests: number;
-}
-
-function money(net: LocalNetwork, client: ClientNode = net.client): Money {
-  return {
-    authorised: client.payments?.payer.authorisedTotal ?? 0n,
-    billed: net.proxy.billing!.desk.stats().billedNano,
-    workerRequests: net.worker.counters.total,
-    proxyRequests: net.proxy.counters.total,
-    clientRequests: client.counters.total,
-  };
-}
 
 /** The client's refusals by error code, from its /metrics. */
 async function refusals(client: ClientNode): Promise<Map<string, number>> {

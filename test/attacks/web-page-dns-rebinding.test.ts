@@ -6,7 +6,7 @@ import type { ClientNode } from '../../src/client/client-node.ts';
 import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { launchChromium } from '../e2e/chromium.ts';
 import { rejectedByCode, until } from '../e2e/harness.ts';
-import { paidClient, paidSuite } from './paid-network.ts';
+import { moneyAndRequests as money, paidClient, paidSuite } from './paid-network.ts';
 
 /**
  * Attack: DNS rebinding. The user visits http://rebind.test:<clientPort>/, served by the attacker's
@@ -49,22 +49,6 @@ const REBIND_PAGE = `<!doctype html>
 })();
 </script></body></html>`;
 const ATTEMPTS = ['chat', 'completion', 'jsonstats', 'models', 'metrics', 'dashboard'];
-
-interface Money {
-  authorised: bigint;
-  billed: string;
-  workerRequests: number;
-  clientRequests: number;
-}
-
-function money(net: LocalNetwork, client: ClientNode = net.client): Money {
-  return {
-    authorised: client.payments?.payer.authorisedTotal ?? 0n,
-    billed: net.proxy.billing!.desk.stats().billedNano,
-    workerRequests: net.worker.counters.total,
-    clientRequests: client.counters.total,
-  };
-}
 
 async function refused(client: ClientNode, code: string): Promise<number> {
   return rejectedByCode(await (await fetch(`${client.url}/metrics`)).text()).get(code) ?? 0;
