@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import type { ClientNode } from '../../src/client/client-node.ts';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { listenHttp } from '../../src/ops/http.ts';
 import { launchChromium } from '../e2e/chromium.ts';
 import { rejectedByCode, until } from '../e2e/harness.ts';

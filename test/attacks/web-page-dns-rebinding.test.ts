@@ -3,7 +3,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Browser } from 'playwright-core';
 import type { ClientNode } from '../../src/client/client-node.ts';
-import type { LocalNetwork } from '../../src/local/local-network.ts';
 import { launchChromium } from '../e2e/chromium.ts';
 import { rejectedByCode, until } from '../e2e/harness.ts';
 import { moneyAndRequests as money, paidClient, paidSuite } from './paid-network.ts';
