@@ -391,10 +391,11 @@ export class Session extends EventEmitter<SessionEvents> {
       }
     }
     if (this.touched.length > 0) {
-      // Parts left queued are views into this chunk. When they are most of it, holding the chunk costs
+      // Parts left queued are views into this chunk's memory. When they are most of it, holding it costs
       // what they are charged; when they are a sliver (a byte per 16 KiB record), they are copied out so
-      // the chunk can go — copying only then keeps the common path free of allocations.
-      const sparse = this.roundQueued * 4 < chunk.length;
+      // the memory can go — copying only then keeps the common path free of allocations. The memory is
+      // the chunk's whole ArrayBuffer: Node 24 reads TLS into 64 KiB slabs that chunks are views of.
+      const sparse = this.roundQueued * 4 < chunk.buffer.byteLength;
       for (const s of this.touched) s.endRound(sparse);
       this.touched.length = 0;
     }

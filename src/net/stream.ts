@@ -211,7 +211,12 @@ export class Stream implements AsyncIterableIterator<Buffer> {
     const q = this.queue;
     for (let i = this.roundStart; i < q.length; i++) {
       const p = q[i]!;
-      if (p.length * 2 < p.buffer.byteLength) q[i] = Buffer.from(p);
+      if (p.length * 2 < p.buffer.byteLength) {
+        // A copy of its own: `Buffer.from` would land in the shared pool, 64 KiB on Node 24.
+        const own = Buffer.allocUnsafeSlow(p.length);
+        p.copy(own);
+        q[i] = own;
+      }
     }
   }
 

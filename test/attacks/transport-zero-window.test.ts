@@ -23,7 +23,11 @@ describe('zero window (a peer that never reads)', () => {
       peak = Math.max(peak, s.sendBufferedBytes);
     });
     const call = JSON.stringify({ method: 'models' });
-    for (let id = 1; id < 400_000; id += 2) attacker.send(FrameType.Open, id, call); // ~30 B in, ~40 B out each
+    // Each call complete (OPEN, END): it closes once answered, so only the unread answers pile up.
+    for (let id = 1; id < 400_000; id += 2) {
+      attacker.send(FrameType.Open, id, call); // ~30 B in, ~40 B out each
+      attacker.send(FrameType.End, id);
+    }
     assert.equal(await violationOf(s), 'send_buffer_exceeded');
     assert.ok(peak <= cap + 64 * KiB, `queued at most ${peak}`);
     assert.ok(await served(srv.port, 256 * 1024));
