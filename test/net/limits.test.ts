@@ -158,10 +158,7 @@ describe('session limits (each enforced on a real TLS session)', () => {
     assert.ok(sparse.buffer.byteLength <= 8 * KiB, `sparse part holds ${sparse.buffer.byteLength} bytes`);
     // Dense parts keep no more than four times what they are charged: they stay views into their chunk
     // when it is its own memory (Node 20), and are copied out of a 64 KiB read slab (Node 24).
-    assert.ok(
-      dense.buffer.byteLength <= 4 * 14 * KiB,
-      `dense part holds ${dense.buffer.byteLength} bytes`,
-    );
+    assert.ok(dense.buffer.byteLength <= 4 * 14 * KiB, `dense part holds ${dense.buffer.byteLength} bytes`);
     const [major] = process.versions.node.split('.').map(Number);
     if (major! < 24) assert.ok(dense.buffer.byteLength >= 14 * KiB, 'dense parts share their chunk');
   });
