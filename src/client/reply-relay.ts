@@ -71,13 +71,13 @@ export async function relaySse(
     // Without a usage chunk (not asked for), the headers alone say who served: OpenAI streams end with
     // content chunks, and an extra chunk without choices would surprise clients.
     if (tail !== null) await writeEvent(res, Buffer.from(addServing(tail, ctx.serving)));
-    res.end('data: [DONE]\n\n');
+    endEvents(res, 'data: [DONE]\n\n');
     return { trailer, error: null };
   } catch (err) {
     if (err instanceof CancelledError || res.destroyed) throw err;
     // Headers are gone; the error travels as an SSE event the OpenAI SDKs raise as an APIError.
     const { body } = toOpenAIError(err);
-    res.end(`data: ${JSON.stringify(body)}\n\ndata: [DONE]\n\n`);
+    endEvents(res, `data: ${JSON.stringify(body)}\n\ndata: [DONE]\n\n`);
     log.warn(
       { requestId: ctx.requestId, err: (err as CocoonError).message },
       'stream failed after first token',
@@ -103,6 +103,15 @@ function writeEvent(res: ServerResponse, part: Buffer): Promise<void> | undefine
     res.on('drain', done);
     res.on('close', done);
   });
+}
+
+/**
+ * Ends an event stream. Events still corked are flushed first: Node 22 writes the chunked terminator ahead
+ * of corked data when `end` comes while corked, which cuts the stream after its first event.
+ */
+function endEvents(res: ServerResponse, last: string): void {
+  while (res.writableCorked > 0) res.uncork();
+  res.end(last);
 }
 
 /** The usage-bearing last part from the trailer, with the request's cost added to its `usage`. */
