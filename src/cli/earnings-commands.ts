@@ -315,6 +315,52 @@ const notDeployed = (address: Address) =>
       'with payments on)',
   );
 
+/**
+ * `cocoon proxy show`: the proxy's contract address (derived from its wallet and node key, so it is known
+ * before the contract exists), whether it is deployed and with what stake, and its entry in the root's
+ * registry, which clients require before they pay it.
+ */
+async function proxyShow(f: ChainFlags): Promise<void> {
+  const { nc, contract } = await openProxy(f);
+  const address = contract.address;
+  const deployed = await nc.chain.isDeployed(address);
+  const d = deployed ? await nc.chain.open(ProxyContract.fromAddress(address)).getProxyData() : null;
+  const registry = await nc.chain.open(RootContract.fromAddress(nc.root)).getRootData();
+  const entry = registry.proxies.find((p) => p.address.equals(address)) ?? null;
+  const wallet = walletText(nc.sender.address, nc.payments.globalId);
+  if (f.json) {
+    printJson({
+      contract: address.toString(),
+      deployed,
+      state: d ? stateName(d.state) : null,
+      stake: d?.stake ?? null,
+      registered: entry ? { seqno: entry.seqno, endpoint: entry.endpoint } : null,
+      root: nc.root.toString(),
+      wallet,
+    });
+    return;
+  }
+  out(
+    `proxy contract ${address.toString()}\n` +
+      rows([
+        [
+          'deployed',
+          deployed
+            ? `yes, ${stateName(d!.state)}, stake ${ton(d!.stake)}`
+            : 'no (the proxy deploys it with its stake when it starts with payments on)',
+        ],
+        [
+          'in the root',
+          entry
+            ? `registered as #${entry.seqno} at ${entry.endpoint}`
+            : `not registered: clients will not pay it until governance runs 'cocoon root register-proxy ${address.toString()} <host:port>'`,
+        ],
+        ['root', nc.root.toString()],
+        ['wallet', wallet],
+      ]),
+  );
+}
+
 async function proxyEarnings(f: ChainFlags): Promise<void> {
   const { c, nc, reach, contract } = await openProxy(f);
   if (!(await nc.chain.isDeployed(contract.address))) throw notDeployed(contract.address);
@@ -488,6 +534,9 @@ export function registerEarningsCommands(program: Command): void {
         'the proxy contract (stake, pool, commission, state) and what its ledger has not redeemed',
       ),
   ).action(run(proxyEarnings));
+  chainFlags(
+    proxy.command('show').description("the proxy's contract address, its stake and its entry in the root"),
+  ).action(run(proxyShow));
   chainFlags(
     proxy.command('payout').description("withdraw the proxy contract's commission to the proxy's wallet"),
   ).action(run(proxyPayout));

@@ -187,6 +187,21 @@ describe('cocoon money commands against an embedded TON chain', { concurrency: t
     for (const [i, [, , msg]] of cases.entries()) assert.match(failed(results[i]!, 1), msg);
   });
 
+  test("proxy show prints the proxy's contract, its stake and its entry in the root", async () => {
+    const [json, text] = await Promise.all([
+      cocoon('proxy', 'show', '--data-dir', proxyDir, ...chainArgs, '--json'),
+      cocoon('proxy', 'show', '--data-dir', proxyDir, ...chainArgs),
+    ]);
+    const p = JSON.parse(ok(json));
+    assert.equal(p.contract, proxyContract.toString());
+    assert.equal(p.deployed, true);
+    assert.equal(p.state, 'open');
+    assert.equal(p.stake, '10.000000000');
+    const t = ok(text);
+    assert.match(t, new RegExp(`proxy contract ${proxyContract.toString()}`));
+    assert.match(t, p.registered ? /registered as #\d+ at / : /not registered: .*cocoon root register-proxy/);
+  });
+
   test('proxy earnings shows the staked proxy contract; worker earnings and payout redeem a signed payout', async () => {
     // A payout the proxy signed for a worker whose contract is not deployed yet, as the worker keeps it.
     const workerWallet = await ton.fundNode(workerDir, toNano('1'));
