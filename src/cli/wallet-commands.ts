@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import type { Address } from '@ton/core';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
-import { GLOBAL_IDS } from '../chain/ton-chain.ts';
+import { GLOBAL_IDS, TonChain } from '../chain/ton-chain.ts';
 import { createWalletFile, loadWalletFile, WalletFileError, walletFromMnemonic } from '../chain/wallet.ts';
 import { WALLET_FILE } from '../config/build-payments.ts';
 import { clientConfigSchema, loadConfig, proxyConfigSchema, workerConfigSchema } from '../config/config.ts';
@@ -14,6 +14,7 @@ import {
   chainFlagValues,
   describeError,
   out,
+  parseAmount,
   printJson,
   type Reach,
   reachChain,
@@ -24,7 +25,7 @@ import {
   walletText,
 } from './chain-cli.ts';
 
-/** `cocoon wallet create|show`: the TON wallet (24-word mnemonic in `<dataDir>/wallet.json`) of a node. */
+/** `cocoon wallet create|show|fund`: the TON wallet (24-word mnemonic in `<dataDir>/wallet.json`) of a node. */
 
 export const WALLET_ROLES = ['client', 'proxy', 'worker', 'governance'] as const;
 type WalletRole = (typeof WALLET_ROLES)[number];
@@ -158,8 +159,7 @@ async function show(f: WalletFlags): Promise<void> {
   }
   const w = await walletFromMnemonic(words, reach.globalId);
   const state = await reach.chain.client.getContractState(w.address);
-  const status =
-    state.state === 'active' ? 'deployed' : state.balance > 0n ? 'funded, not deployed yet' : 'empty';
+  const status = walletStatus(state);
   if (f.json) {
     printJson({ ...walletJson(path, w.address, reach), balance: state.balance, status });
     return;
@@ -173,6 +173,83 @@ async function show(f: WalletFlags): Promise<void> {
       ]),
   );
 }
+
+/**
+ * `cocoon wallet fund <TON>`: the local dev chain's faucet mints TON into the wallet of the data dir. The
+ * wallet must exist (`cocoon wallet create`): a mistyped --data-dir is refused rather than given a new
+ * wallet nobody backed up. Any other chain (no /cocoon/info: toncenter, testnet, mainnet) is refused with
+ * the way to fund the wallet there.
+ */
+async function fund(f: WalletFlags, amountText: string): Promise<void> {
+  const c = walletConfig(f);
+  const amount = parseAmount(amountText);
+  const path = join(c.dataDir, WALLET_FILE);
+  let words: string[];
+  try {
+    words = await loadWalletFile(path);
+  } catch (err) {
+    throw walletError(err, c.dataDir);
+  }
+  const chain = TonChain.connect({
+    endpoint: c.chainEndpoint,
+    ...(c.chainApiKey ? { apiKey: c.chainApiKey } : {}),
+    timeoutMs: 8000,
+  });
+  const info = await chain.localInfo().catch(() => null);
+  if (!info) throw await notLocal(c, words);
+  const w = await walletFromMnemonic(words, info.globalId);
+  try {
+    await chain.localFaucet(w.address, amount);
+  } catch (err) {
+    throw new CliError(`the local chain's faucet did not pay ${ton(amount)}: ${describeError(err)}`);
+  }
+  const state = await chain.client.getContractState(w.address);
+  const status = walletStatus(state);
+  const reach: Reach = { chain, endpoint: c.chainEndpoint, globalId: info.globalId, local: true };
+  if (f.json) {
+    printJson({ ...walletJson(path, w.address, reach), funded: amount, balance: state.balance, status });
+    return;
+  }
+  out(
+    `Funded wallet ${path} with ${ton(amount)} from the local chain's faucet (dev only)\n` +
+      rows([
+        ['address', walletText(w.address, info.globalId)],
+        ['network', `global id ${info.globalId} (${c.chainEndpoint}, local)`],
+        ['balance', `${ton(state.balance)} (${status})`],
+      ]),
+  );
+}
+
+/** Why `wallet fund` cannot work on this chain, and how to fund the wallet there instead. */
+async function notLocal(
+  c: { chainEndpoint: string; chainApiKey?: string },
+  words: string[],
+): Promise<CliError> {
+  const reach = await tryReach(c);
+  if (typeof reach === 'string' && /cannot reach/.test(reach)) return new CliError(reach);
+  const head =
+    `${c.chainEndpoint} is not a local dev chain (it has no /cocoon/info): \`cocoon wallet fund\` only mints ` +
+    'TON on the chain of `cocoon chain` or `cocoon local`.';
+  const testnetWay = (addr: string) =>
+    `On testnet, get test TON for ${addr} from the Telegram faucet bot @testgiver_ton_bot, or transfer TON to it from another wallet`;
+  if (typeof reach !== 'string') {
+    const w = await walletFromMnemonic(words, reach.globalId);
+    const addr = walletText(w.address, reach.globalId);
+    if (reach.globalId === GLOBAL_IDS.mainnet) {
+      return new CliError(
+        `${head} On mainnet, transfer TON to the wallet's address ${addr} from another wallet.`,
+      );
+    }
+    return new CliError(`${head} ${testnetWay(addr)} (global id ${reach.globalId}).`);
+  }
+  const addresses = await publicAddresses(words);
+  return new CliError(
+    `${head} ${testnetWay(addresses.testnet)}; on mainnet, transfer TON to ${addresses.mainnet}.`,
+  );
+}
+
+const walletStatus = (state: { state: string; balance: bigint }) =>
+  state.state === 'active' ? 'deployed' : state.balance > 0n ? 'funded, not deployed yet' : 'empty';
 
 export function registerWalletCommands(program: Command): void {
   const wallet = program
@@ -194,6 +271,17 @@ export function registerWalletCommands(program: Command): void {
       .addOption(roleOption()),
     'the data dir holding wallet.json (or use --role)',
   ).action(run(show));
+  chainFlags(
+    wallet
+      .command('fund <ton>')
+      .description(
+        "local dev chain only: mint TON into the wallet from the chain's faucet and print its balance " +
+          '(on testnet or mainnet it says how to fund the wallet instead)',
+      )
+      .addOption(roleOption()),
+    'the data dir holding wallet.json (or use --role); create it first with cocoon wallet create',
+    false,
+  ).action(run(fund));
 }
 
 /** A wallet as `--json` shows it once the chain (and so its network) is known. */
