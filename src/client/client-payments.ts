@@ -59,8 +59,13 @@ export class ClientPayments {
     return { wallet: this.opts.wallet.toString() };
   }
 
-  /** A new session with the proxy: wait for its account message before sending requests. */
-  attach(session: Session, peer: PeerIdentity): void {
+  /**
+   * A new session with the proxy: wait for its account message before sending requests. `refuse` is
+   * called once if we cannot pay this proxy on this session (its contract is not bound to it or not
+   * registered in the root, the proxy bills another contract, the chain cannot be read): the caller hangs
+   * up and tries again later. Nothing here rejects unhandled.
+   */
+  attach(session: Session, peer: PeerIdentity, refuse: (err: Error) => void): void {
     this.session = session;
     const proxyContract = Address.parse(proxyInfoSchema.parse(session.peerHello!.info).proxyContract);
     const proxyKey = rawPublicKeyFromHex(peer.publicKey);
@@ -71,16 +76,26 @@ export class ClientPayments {
     );
     let settle: (err?: Error) => void = () => {};
     this.isReady = false;
+    let settled = false;
+    let refused = false;
     const account = new Promise<void>((resolve, reject) => {
       settle = (err) => {
+        if (settled) return;
+        settled = true;
         if (err) reject(err);
         else resolve();
         this.isReady = !err && this.session === session;
+        if (err) {
+          refused = true;
+          if (this.session === session) refuse(err);
+        }
       };
     });
     account.catch(() => {});
     this.account = account;
+    // Checked at once, whether or not the proxy's account message ever comes: a refusal ends the session.
     const proxyChecked = this.opts.checkProxy(proxyContract, proxyKey);
+    proxyChecked.catch((err: Error) => settle(err));
     this.onControl = (msg) => {
       void (async () => {
         if (msg.type === 'pay.account') {
@@ -115,9 +130,12 @@ export class ClientPayments {
           }
         }
       })().catch((err: CocoonError) => {
-        this.opts.log.warn({ err: err.message }, 'payment session failed');
-        settle(err);
-        session.close(err);
+        if (!settled) {
+          settle(err); // the caller logs the refusal and hangs up
+        } else if (!refused) {
+          this.opts.log.warn({ err: err.message }, 'payment session failed');
+          session.close(err);
+        }
       });
     };
   }

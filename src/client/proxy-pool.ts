@@ -1,11 +1,14 @@
 import type { PeerIdentity } from '../attest/types.ts';
-import { ProtocolError, ServiceUnavailableError } from '../errors.ts';
+import { type CocoonError, ProtocolError, ServiceUnavailableError } from '../errors.ts';
 import { PeerHealth } from '../net/peer-health.ts';
 import { PeerLink, type PeerLinkOptions } from '../net/peer-link.ts';
 import type { Session } from '../net/session.ts';
 import type { Logger } from '../ops/log.ts';
 import { type ControlMessage, controlSchema, parseMessage } from '../protocol/messages.ts';
 import type { ClientPayments } from './client-payments.ts';
+
+/** How long a new session may take to confirm our account before it is retried. */
+const CONFIRM_TIMEOUT_MS = 30_000;
 
 export interface ProxyAddress {
   host: string;
@@ -38,6 +41,18 @@ export class ProxyConnection {
     return s && !s.closed ? s : null;
   }
 
+  /** Why this proxy cannot be used now, if we refused it (e.g. we cannot pay it): stats and 503s say it. */
+  get refusal(): { code: string | null; message: string } | null {
+    const r = this.link.refusal;
+    return r ? { code: (r as CocoonError).code ?? null, message: r.message } : null;
+  }
+
+  /** Milliseconds until the next dial, while the link is down. */
+  get retryInMs(): number | null {
+    const at = this.link.retryAt;
+    return at === null ? null : Math.max(0, at - Date.now());
+  }
+
   /** Up, not shutting down, and (when paying) its account confirmed. */
   get usable(): boolean {
     return !!this.session && !this.draining && (this.payments === null || this.payments.isReady);
@@ -58,7 +73,10 @@ export class ProxyConnection {
       address: this.address,
       connected: !!this.session,
       tier: this.link.peer?.attestation.tier ?? null,
+      usable: this.usable,
       healthy: this.usable && this.health.state === 'ok',
+      refused: this.refusal,
+      retryInMs: this.retryInMs,
       health: this.health.snapshot(),
       draining: this.draining,
       latencyMs: this.latencyMs === null ? null : Math.round(this.latencyMs * 100) / 100,
@@ -125,7 +143,12 @@ export class ProxyPool {
     this.conns.set(key, c);
     const log = this.opts.log;
     c.link.on('up', (session, peer) => this.onUp(c, session, peer));
-    c.link.on('down', (err) => log.warn({ proxy: key, err: err.message }, 'proxy link down'));
+    // One line per backoff step.
+    c.link.on('down', (err, { retryInMs, refused }) => {
+      const fields = { proxy: key, err: err.message, code: (err as CocoonError).code, retryInMs };
+      if (refused) log.warn(fields, 'proxy refused; retrying after backoff');
+      else log.warn(fields, 'proxy link down');
+    });
     c.link.start();
   }
 
@@ -150,14 +173,27 @@ export class ProxyPool {
         c.payments?.onControl(msg);
       }
     });
+    // A refusal hangs up this session (not a later one) and is retried with backoff.
+    const refuse = (err: Error) => {
+      if (c.link.session === session) c.link.refuse(err);
+    };
+    if (!c.payments) {
+      c.link.accepted();
+      return;
+    }
     try {
-      c.payments?.attach(session, peer);
+      c.payments.attach(session, peer, refuse);
+      c.payments.ready(CONFIRM_TIMEOUT_MS).then(
+        () => {
+          if (c.link.session === session) c.link.accepted();
+        },
+        (err: Error) => {
+          if (!session.closed) refuse(err); // no account in time: try again later
+        },
+      );
     } catch (err) {
       // e.g. a proxy that does not take payments, or names no valid proxy contract
-      this.opts.log.warn({ proxy: c.address, err: (err as Error).message }, 'cannot pay this proxy');
-      session.close(
-        new ProtocolError(`cannot pay this proxy: ${(err as Error).message}`, 'payments_unavailable'),
-      );
+      refuse(new ProtocolError(`cannot pay this proxy: ${(err as Error).message}`, 'payments_unavailable'));
     }
   }
 
@@ -168,6 +204,15 @@ export class ProxyPool {
   choose(exclude: ReadonlySet<ProxyConnection>): ProxyConnection {
     const candidates = this.all().filter((c) => c.usable && !exclude.has(c));
     if (candidates.length === 0) {
+      const refused = this.all().filter((c) => c.refusal && !c.usable);
+      if (refused.length > 0 && !this.all().some((c) => c.usable)) {
+        const retry = Math.min(...refused.map((c) => c.retryInMs ?? 1000));
+        const why = refused.map((c) => `${c.address}: ${c.refusal!.message}`).join('; ');
+        throw new ServiceUnavailableError(
+          `No proxy can be used now (${why}); retrying with backoff.`,
+          refused[0]!.refusal!.code ?? 'proxy_refused',
+        ).retryAfterSeconds(retry / 1000);
+      }
       if (this.all().some((c) => c.draining && c.session)) {
         throw new ServiceUnavailableError(
           'The proxies are shutting down; retry shortly.',

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { PeerIdentity } from '../attest/types.ts';
-import type { CocoonError } from '../errors.ts';
+import { asCocoonError, CocoonError } from '../errors.ts';
 import type { Session } from './session.ts';
 import { type DialOptions, dialPeer } from './tls.ts';
 
@@ -8,25 +8,46 @@ export interface PeerLinkOptions extends DialOptions {
   /** First retry delay; doubles per failure up to maxBackoffMs, with ±25% jitter. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /**
+   * A session that ends sooner than this after it came up counts as a failure (the backoff keeps growing):
+   * a peer that takes the handshake and then hangs up at once is not re-dialled at the shortest delay.
+   */
+  stableMs?: number;
 }
 
 interface PeerLinkEvents {
   up: [Session, PeerIdentity];
-  down: [CocoonError | Error];
+  /** The link is down; the next dial is in `retryInMs`. `refused`: we (or the peer) refused the session. */
+  down: [CocoonError | Error, { retryInMs: number; refused: boolean }];
+}
+
+/** The delay before try `failures + 1`: `min × 2^failures`, capped at `max`, with ±25% jitter. */
+export function backoffDelay(failures: number, minMs: number, maxMs: number, random = Math.random): number {
+  const base = Math.min(maxMs, minMs * 2 ** Math.min(failures, 30));
+  return base * (0.75 + random() * 0.5);
 }
 
 /**
  * Keeps one session to a peer alive: dials, and after any failure or disconnect dials again with
- * exponential backoff, until stopped.
+ * exponential backoff, until stopped. A started link keeps the process alive (its retry timer is a live
+ * handle), like the socket it dials: a daemon with nothing else open does not exit while its peer is away.
  */
 export class PeerLink extends EventEmitter<PeerLinkEvents> {
   session: Session | null = null;
   peer: PeerIdentity | null = null;
   lastError: Error | null = null;
+  /**
+   * Why the last session was refused (by us, through `refuse`), until a session is accepted: shown in
+   * stats and in the errors of requests that find no usable peer.
+   */
+  refusal: Error | null = null;
+  /** When the next dial is due (ms since the epoch); null while connected or dialling. */
+  retryAt: number | null = null;
   connects = 0;
   private stopped = false;
   private failures = 0;
   private timer: NodeJS.Timeout | null = null;
+  private refusing: Error | null = null;
 
   /** Swaps the certificate used for the next connections (rotation). */
   setCredentials(credentials: PeerLinkOptions['credentials']): void {
@@ -48,44 +69,71 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
 
   stop(): void {
     this.stopped = true;
+    this.retryAt = null;
     if (this.timer) clearTimeout(this.timer);
     this.session?.close();
   }
 
+  /**
+   * The current session cannot be used (e.g. payments refused: the proxy's contract is not registered):
+   * hang up, and try again after a backoff that keeps growing while the refusals go on.
+   */
+  refuse(err: Error): void {
+    this.refusal = err;
+    const s = this.session;
+    if (!s) return;
+    this.refusing = err;
+    // The peer is told why (a CocoonError's message; anything else stays "internal" on the wire).
+    s.close(err instanceof CocoonError ? err : asCocoonError(err));
+  }
+
+  /** The current session is good (e.g. payments confirmed): the refusal is over. */
+  accepted(): void {
+    this.refusal = null;
+  }
+
   private async dial(): Promise<void> {
     if (this.stopped) return;
+    this.retryAt = null;
     try {
       const { session, peer } = await dialPeer(this.opts);
       if (this.stopped) {
         session.close();
         return;
       }
-      this.failures = 0;
+      const upAt = Date.now();
       this.connects++;
       this.session = session;
       this.peer = peer;
+      this.refusing = null;
       session.once('close', (err) => {
         this.session = null;
         if (this.stopped) return; // we hung up ourselves
-        this.lastError = err;
-        this.emit('down', err ?? new Error('closed'));
-        this.scheduleRetry();
+        const refused = this.refusing !== null;
+        const cause = this.refusing ?? err ?? new Error('closed');
+        this.refusing = null;
+        // A session that served a while starts the backoff over; a refused or short-lived one does not.
+        if (!refused && Date.now() - upAt >= (this.opts.stableMs ?? 1000)) this.failures = 0;
+        this.lastError = cause;
+        this.scheduleRetry(cause, refused);
       });
       this.emit('up', session, peer);
     } catch (err) {
       this.lastError = err as Error;
-      this.emit('down', err as Error);
-      this.scheduleRetry();
+      this.scheduleRetry(err as Error, false);
     }
   }
 
-  private scheduleRetry(): void {
+  private scheduleRetry(cause: Error, refused: boolean): void {
     if (this.stopped) return;
-    const min = this.opts.minBackoffMs ?? 100;
-    const max = this.opts.maxBackoffMs ?? 10_000;
-    const base = Math.min(max, min * 2 ** this.failures++);
-    const delay = base * (0.75 + Math.random() * 0.5);
+    const delay = backoffDelay(
+      this.failures++,
+      this.opts.minBackoffMs ?? 100,
+      this.opts.maxBackoffMs ?? 10_000,
+    );
+    this.retryAt = Date.now() + delay;
+    // Not unref'd: the link is the daemon's work while its peer is away (see the class comment).
     this.timer = setTimeout(() => void this.dial(), delay);
-    this.timer.unref();
+    this.emit('down', cause, { retryInMs: Math.round(delay), refused });
   }
 }

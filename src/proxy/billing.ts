@@ -369,8 +369,10 @@ export class ProxyBilling {
     this.totals.unpaid += b.cost.totalCost;
     this.unpaid.set(b.account, (this.unpaid.get(b.account) ?? 0) + 1);
     this.opts.log.warn({ requestId, client: b.account.contract.toString(), reason }, 'bill unpaid');
-    void this.opts.ledger
+    // A failed commit is logged, never left unhandled (it would end the daemon); the caller still hears.
+    this.opts.ledger
       .commit([[workerRecordKey(b.worker), b.worker.toRecord()]])
+      .catch((err) => this.opts.log.error({ err: String(err) }, 'ledger commit of an unpaid bill failed'))
       .finally(() =>
         b.reject(new PaymentRefusedError(`Payment for this request failed: ${reason}.`, 'unpaid_bill')),
       );

@@ -152,9 +152,10 @@ export class WorkerNode {
         session.on('stream', (stream) => void this.serve(stream));
         try {
           this.opts.payments?.attach(session, peer);
+          link.accepted();
         } catch (err) {
-          this.log.warn({ err: (err as Error).message }, 'cannot be paid by this proxy');
-          session.close(
+          // Logged once, with the retry, by 'down'.
+          link.refuse(
             new ProtocolError(
               `cannot be paid by this proxy: ${(err as Error).message}`,
               'payments_unavailable',
@@ -162,7 +163,13 @@ export class WorkerNode {
           );
         }
       });
-      link.on('down', (err) => this.log.warn({ proxy: link.address, err: err.message }, 'proxy link down'));
+      // One line per backoff step; the link retries whether the proxy restarted, cut us off or refused us.
+      link.on('down', (err, { retryInMs, refused }) =>
+        this.log.warn(
+          { proxy: link.address, err: err.message, retryInMs },
+          refused ? 'proxy refused; retrying after backoff' : 'proxy link down',
+        ),
+      );
       this.links.push(link.start());
     }
     this.opts.payments?.start();
@@ -328,6 +335,8 @@ export class WorkerNode {
         connected: !!l.session && !l.session.closed,
         connects: l.connects,
         lastError: l.lastError?.message ?? null,
+        refused: l.refusal?.message ?? null,
+        retryInMs: l.retryAt === null ? null : Math.max(0, l.retryAt - Date.now()),
       })),
     };
   }
