@@ -7,6 +7,8 @@ import {
   proxyConfigSchema,
   workerConfigSchema,
 } from '../config/config.ts';
+import { addDaemonFlags, flagsToConfig } from '../config/flags.ts';
+import { choicesAt } from '../config/strict.ts';
 import { registerClientMoneyCommands } from './client-money-commands.ts';
 import { registerEarningsCommands } from './earnings-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
@@ -16,7 +18,9 @@ import { registerWorkerAdminCommands } from './worker-admin-commands.ts';
 
 /**
  * `cocoon` — one command for every role. Each daemon reads defaults < `--config file.json` < flags;
- * the config file uses the same keys as the flags in camelCase (e.g. {"httpPort": 10000}).
+ * the config file uses the same keys as the flags in camelCase (e.g. {"httpPort": 10000}), a worker's
+ * backend options under "backend" ({"backend": {"kind": "openai-compatible", "upstream": "…"}}). The
+ * daemons' flags, and the defaults their help shows, come from src/config (flags.ts, config.ts).
  */
 
 /** The daemons' code (backends, chain, payments) loads only when a daemon starts: other commands stay quick. */
@@ -25,30 +29,6 @@ const nodes = () => import('../config/build-nodes.ts');
 const program = new Command('cocoon')
   .description('Cocoon: confidential, paid LLM inference on TON. Client, proxy and worker daemons.')
   .showHelpAfterError();
-
-const collect = (v: string, prev: string[] | undefined) => [...(prev ?? []), v];
-const common = (cmd: Command) =>
-  cmd
-    .option('--config <file>', 'JSON config file (keys as the flags, camelCase); flags override it')
-    .option('--name <name>', 'node name shown to peers and in stats')
-    .option('--data-dir <dir>', 'where the node keeps its identity key and state (default ~/.cocoon/<role>)')
-    .option('--drain-seconds <s>', 'on SIGTERM, how long requests in flight may take to finish (default 30)')
-    .addOption(
-      new Option(
-        '--trust <mode>',
-        'trust mode: dev = software attestation, no TEE; tdx = Intel TDX (needs --config pccsUrl or collateralFile)',
-      ).choices(['dev', 'tdx']),
-    )
-    .addOption(
-      new Option('--log-level <level>', 'log level (JSON logs on stderr)').choices([
-        'trace',
-        'debug',
-        'info',
-        'warn',
-        'error',
-        'silent',
-      ]),
-    );
 
 interface Daemon {
   drain(timeoutMs: number): Promise<boolean>;
@@ -82,105 +62,50 @@ async function runUntilSignal(
   process.exit(0);
 }
 
-common(program.command('proxy').description('run a proxy: accepts workers and clients, routes requests'))
-  .option('--host <host>', 'address to listen on (default 127.0.0.1)')
-  .option('--worker-port <port>', 'port for workers (default 11001)')
-  .option('--client-port <port>', 'port for clients (default 11002)')
-  .option('--stats-host <host>', 'address of the stats server (default 127.0.0.1)')
-  .option('--stats-port <port>', "stats server port, or 'off' (default 11000)")
-  .option('--max-attempts <n>', 'workers one request may try before its first token (default 3)')
-  .action(async (o) => {
-    const c = loadConfig(proxyConfigSchema, o.config, { ...o, config: undefined });
-    await runUntilSignal(
-      async () => (await (await nodes()).buildProxy(c)).start(),
-      (p: Awaited<ReturnType<typeof buildProxy>>) =>
-        `proxy '${c.name}' [trust: ${c.trust}] workers on ${c.host}:${p.workerPort}, clients on ${c.host}:${p.clientPort}` +
-        (p.statsUrl ? `, stats ${p.statsUrl}/stats` : ''),
-      c.drainSeconds,
-    );
-  });
+addDaemonFlags(
+  program.command('proxy').description('run a proxy: accepts workers and clients, routes requests'),
+  'proxy',
+).action(async (o) => {
+  const c = loadConfig(proxyConfigSchema, o.config, flagsToConfig('proxy', o));
+  await runUntilSignal(
+    async () => (await (await nodes()).buildProxy(c)).start(),
+    (p: Awaited<ReturnType<typeof buildProxy>>) =>
+      `proxy '${c.name}' [trust: ${c.trust}] workers on ${c.host}:${p.workerPort}, clients on ${c.host}:${p.clientPort}` +
+      (p.statsUrl ? `, stats ${p.statsUrl}/stats` : ''),
+    c.drainSeconds,
+  );
+});
 
-common(
+addDaemonFlags(
   program
     .command('worker')
     .description('run a worker: serves a model to proxies through an inference backend'),
-)
-  .option(
-    '--proxy <host:port>',
-    'proxy worker port to serve; repeat for several (default 127.0.0.1:11001)',
-    collect,
-  )
-  .addOption(
-    new Option('--backend <kind>', 'inference backend (default builtin)').choices([
-      'builtin',
-      'openai-compatible',
-    ]),
-  )
-  .option('--model <name>', 'model name to serve; repeat for several (default cocoon-tiny)', collect)
-  .option(
-    '--upstream <url>',
-    'openai-compatible: engine base URL, e.g. http://127.0.0.1:8000/v1 (vLLM, SGLang, llama.cpp, Ollama)',
-  )
-  .option('--upstream-model <name>', "openai-compatible: the engine's served model name, if it differs")
-  .option('--upstream-api-key <key>', 'openai-compatible: API key the engine expects')
-  .option(
-    '--token-delay-ms <ms>',
-    'builtin: delay per generated token, to look like a real engine (default 0)',
-  )
-  .option('--max-concurrent <n>', 'most requests at once, split between proxies (default 60)')
-  .option('--coefficient <n>', 'price coefficient, 1000 = 1x (default 1000)')
-  .option('--stats-host <host>', 'address of the stats server (default 127.0.0.1)')
-  .option('--stats-port <port>', "stats server port, or 'off' (default 12000)")
-  .action(async (o) => {
-    const c = loadConfig(workerConfigSchema, o.config, {
-      ...o,
-      config: undefined,
-      model: undefined,
-      models: o.model,
-    });
-    await runUntilSignal(
-      async () => (await (await nodes()).buildWorker(c)).start(),
-      (w: Awaited<ReturnType<typeof buildWorker>>) =>
-        `worker '${c.name}' [trust: ${c.trust}] serving ${c.models.join(', ')} via ${c.backend} to ` +
-        `${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
-        (w.statsUrl ? `, stats ${w.statsUrl}/stats` : ''),
-      c.drainSeconds,
-    );
-  });
+  'worker',
+).action(async (o) => {
+  const c = loadConfig(workerConfigSchema, o.config, flagsToConfig('worker', o));
+  await runUntilSignal(
+    async () => (await (await nodes()).buildWorker(c)).start(),
+    (w: Awaited<ReturnType<typeof buildWorker>>) =>
+      `worker '${c.name}' [trust: ${c.trust}] serving ${c.models.join(', ')} via ${c.backend.kind} to ` +
+      `${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
+      (w.statsUrl ? `, stats ${w.statsUrl}/stats` : ''),
+    c.drainSeconds,
+  );
+});
 
-common(program.command('client').description('run a client: the OpenAI API on localhost, through a proxy'))
-  .option('--http-host <host>', 'address of the OpenAI API (default 127.0.0.1)')
-  .option('--http-port <port>', 'port of the OpenAI API (default 10000)')
-  .option('--proxy <host:port>', 'proxy client port; repeat for several (default 127.0.0.1:11002)', collect)
-  .option('--proxies-from-root', 'also use every proxy registered in the root contract')
-  .option('--max-attempts <n>', 'proxies one request may try before its first part (default 3)')
-  .option('--max-tokens <n>', 'max tokens when a request names none (default 1024)')
-  .option('--timeout-seconds <s>', 'request time budget when a request names none (default 120)')
-  .option('--max-coefficient <n>', 'highest worker price coefficient to accept, 1000 = 1x (default 4000)')
-  .option('--max-body-bytes <n>', 'largest request body (default 4 MiB)')
-  .option('--max-concurrent-requests <n>', 'requests served at once before 429 (default 512)')
-  .option('--api-key <key>', 'require this key from callers on every route; repeat for several', collect)
-  .option('--allowed-origin <origin>', 'web origin whose pages may call the API (CORS); repeat', collect)
-  .option('--allowed-host <name>', 'host name the API answers to besides IPs and localhost; repeat', collect)
-  .action(async (o) => {
-    const c = loadConfig(clientConfigSchema, o.config, {
-      ...o,
-      config: undefined,
-      apiKey: undefined,
-      apiKeys: o.apiKey,
-      allowedOrigin: undefined,
-      allowedOrigins: o.allowedOrigin,
-      allowedHost: undefined,
-      allowedHosts: o.allowedHost,
-    });
-    await runUntilSignal(
-      async () => (await (await nodes()).buildClient(c)).start(),
-      (cl: Awaited<ReturnType<typeof buildClient>>) =>
-        `client '${c.name}' [trust: ${c.trust}] OpenAI API at ${cl.baseUrl}, via ${c.proxy.length > 1 ? 'proxies' : 'proxy'} ${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
-        (c.proxiesFromRoot ? ' and those registered in the root' : ''),
-      c.drainSeconds,
-    );
-  });
+addDaemonFlags(
+  program.command('client').description('run a client: the OpenAI API on localhost, through a proxy'),
+  'client',
+).action(async (o) => {
+  const c = loadConfig(clientConfigSchema, o.config, flagsToConfig('client', o));
+  await runUntilSignal(
+    async () => (await (await nodes()).buildClient(c)).start(),
+    (cl: Awaited<ReturnType<typeof buildClient>>) =>
+      `client '${c.name}' [trust: ${c.trust}] OpenAI API at ${cl.baseUrl}, via ${c.proxy.length > 1 ? 'proxies' : 'proxy'} ${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
+      (c.proxiesFromRoot ? ' and those registered in the root' : ''),
+    c.drainSeconds,
+  );
+});
 
 program
   .command('local')
@@ -195,14 +120,7 @@ program
   .option('--chain-port <port>', 'port of the embedded TON chain API (default 10100; 0 = any free port)')
   .option('--free', 'run without payments (no chain, no charges)')
   .addOption(
-    new Option('--log-level <level>', 'log level').choices([
-      'trace',
-      'debug',
-      'info',
-      'warn',
-      'error',
-      'silent',
-    ]),
+    new Option('--log-level <level>', 'log level').choices(choicesAt(proxyConfigSchema, ['logLevel'])!),
   )
   .action(async (f) => (await import('./local.ts')).runLocal(f));
 

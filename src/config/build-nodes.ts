@@ -128,22 +128,20 @@ function walletGauge(metrics: NodeMetrics, nc: NodeChain): void {
 
 /** Async because backends load on demand: a proxy or client never pays for the tokenizer's tables. */
 export async function buildWorker(c: WorkerConfig): Promise<WorkerNode> {
-  if (c.backend === 'openai-compatible' && !c.upstream) {
-    throw new ConfigError('backend openai-compatible needs --upstream (e.g. http://127.0.0.1:8000/v1)');
-  }
   const { createBackend } = await import('../worker/backends/create-backend.ts');
   // Models may be given as identities `name@revision:hash`: the backend serves (and routing uses) the
   // base name; the identity goes into the worker's certificate for the proxy's model policy.
   const baseNames = c.models.map((m) => m.split('@')[0]!);
+  const b = c.backend;
   const backend =
-    c.backend === 'builtin'
-      ? createBackend({ backend: 'builtin', models: baseNames, tokenDelayMs: c.tokenDelayMs })
+    b.kind === 'builtin'
+      ? createBackend({ backend: 'builtin', models: baseNames, tokenDelayMs: b.tokenDelayMs })
       : createBackend({
           backend: 'openai-compatible',
           models: baseNames,
-          upstream: c.upstream!,
-          ...(c.upstreamModel ? { upstreamModel: c.upstreamModel } : {}),
-          ...(c.upstreamApiKey ? { upstreamApiKey: c.upstreamApiKey } : {}),
+          upstream: b.upstream,
+          ...(b.upstreamModel ? { upstreamModel: b.upstreamModel } : {}),
+          ...(b.upstreamApiKey ? { upstreamApiKey: b.upstreamApiKey } : {}),
         });
   const logger = createLogger(`worker:${c.name}`, c.logLevel);
   const paid = await buildWorkerPayments(c, logger);

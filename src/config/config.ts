@@ -2,10 +2,12 @@ import { readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
+import { describeKeyProblem, unknownKeys, withMovedKeys } from './strict.ts';
 
 /**
- * Configuration of each daemon: one zod schema per role with every default in one place. Values come from
- * the defaults, then a JSON config file (`--config`), then command-line flags, later winning.
+ * Configuration of each daemon: one zod schema per role with every default in one place (`--help` reads
+ * them from here). Values come from the defaults, then a JSON config file (`--config`), then command-line
+ * flags, later winning. A key no schema knows is refused, with the nearest known key.
  */
 
 export const hostPortSchema = z
@@ -61,35 +63,83 @@ const chainFields = {
   ledgerDurability: z.enum(['disk', 'process']).default('disk'),
 };
 
-export const workerConfigSchema = z.object({
-  name: z.string().min(1).default('worker'),
-  dataDir: z.string().default(defaultDir('worker')),
-  proxy: z
-    .array(hostPortSchema)
-    .min(1)
-    .default([{ host: '127.0.0.1', port: 11001 }]),
-  backend: z.enum(['builtin', 'openai-compatible']).default('builtin'),
-  models: z.array(z.string().min(1)).min(1).default(['cocoon-tiny']),
-  upstream: z.url().optional(),
-  upstreamModel: z.string().optional(),
-  upstreamApiKey: z.string().optional(),
+/** The built-in model: a deterministic text generator (dev, tests, demos). `kind` may be left out. */
+const builtinBackendSchema = z.strictObject({
+  kind: z.literal('builtin').default('builtin'),
+  /** Delay per generated token, to look like a real engine. */
   tokenDelayMs: z.coerce.number().min(0).default(0),
-  maxConcurrent: z.coerce.number().int().min(1).default(60),
-  coefficient: z.coerce.number().int().min(0).default(1000),
-  statsHost: z.string().default('127.0.0.1'),
-  statsPort: optionalPort.default(12000),
-  ...chainFields,
-  /** Redeem signed payouts once this much is due … */
-  payoutAmountTon: tonText.default('1'),
-  /** … or once something has been due this long. */
-  payoutIntervalSeconds: seconds.default(60),
-  drainSeconds,
-  trust,
-  logLevel,
 });
+
+/** An OpenAI-compatible inference engine the worker forwards to (vLLM, SGLang, llama.cpp, Ollama). */
+const openaiCompatibleBackendSchema = z.strictObject({
+  kind: z.literal('openai-compatible'),
+  /** The engine's base URL, e.g. http://127.0.0.1:8000/v1. */
+  upstream: z.url({
+    error: (iss) =>
+      iss.input === undefined
+        ? "required by backend 'openai-compatible': the engine's base URL, e.g. http://127.0.0.1:8000/v1"
+        : undefined,
+  }),
+  /** The engine's served model name, if it differs from the model names the worker announces. */
+  upstreamModel: z.string().min(1).optional(),
+  /** API key the engine expects. */
+  upstreamApiKey: z.string().min(1).optional(),
+});
+
+export const BACKEND_KINDS = ['builtin', 'openai-compatible'] as const;
+
+/** The inference backend and its own options: `{"kind": "openai-compatible", "upstream": "http://…/v1"}`. */
+export const backendSchema = z
+  .discriminatedUnion('kind', [builtinBackendSchema, openaiCompatibleBackendSchema], {
+    error: (iss) => {
+      if (typeof iss.input === 'string') {
+        return `expected an object with the backend's options: {"kind": ${JSON.stringify(iss.input)}, …}`;
+      }
+      return iss.code === 'invalid_union'
+        ? `expected ${BACKEND_KINDS.map((k) => `'${k}'`).join(' or ')}`
+        : undefined;
+    },
+  })
+  .prefault({});
+export type BackendConfig = z.infer<typeof backendSchema>;
+
+const toBuiltin = { to: ['backend', 'tokenDelayMs'], with: { kind: 'builtin' } };
+const toEngine = (key: string) => ({ to: ['backend', key], with: { kind: 'openai-compatible' } });
+
+export const workerConfigSchema = withMovedKeys(
+  z.strictObject({
+    name: z.string().min(1).default('worker'),
+    dataDir: z.string().default(defaultDir('worker')),
+    proxy: z
+      .array(hostPortSchema)
+      .min(1)
+      .default([{ host: '127.0.0.1', port: 11001 }]),
+    backend: backendSchema,
+    models: z.array(z.string().min(1)).min(1).default(['cocoon-tiny']),
+    maxConcurrent: z.coerce.number().int().min(1).default(60),
+    coefficient: z.coerce.number().int().min(0).default(1000),
+    statsHost: z.string().default('127.0.0.1'),
+    statsPort: optionalPort.default(12000),
+    ...chainFields,
+    /** Redeem signed payouts once this much is due … */
+    payoutAmountTon: tonText.default('1'),
+    /** … or once something has been due this long. */
+    payoutIntervalSeconds: seconds.default(60),
+    drainSeconds,
+    trust,
+    logLevel,
+  }),
+  // Before issue 13 these sat at the top level.
+  {
+    tokenDelayMs: toBuiltin,
+    upstream: toEngine('upstream'),
+    upstreamModel: toEngine('upstreamModel'),
+    upstreamApiKey: toEngine('upstreamApiKey'),
+  },
+);
 export type WorkerConfig = z.infer<typeof workerConfigSchema>;
 
-export const proxyConfigSchema = z.object({
+export const proxyConfigSchema = z.strictObject({
   name: z.string().min(1).default('proxy'),
   dataDir: z.string().default(defaultDir('proxy')),
   host: z.string().default('127.0.0.1'),
@@ -116,7 +166,7 @@ export const proxyConfigSchema = z.object({
 });
 export type ProxyConfig = z.infer<typeof proxyConfigSchema>;
 
-export const clientConfigSchema = z.object({
+export const clientConfigSchema = z.strictObject({
   name: z.string().min(1).default('client'),
   dataDir: z.string().default(defaultDir('client')),
   httpHost: z.string().default('127.0.0.1'),
@@ -166,25 +216,65 @@ export type ClientConfig = z.infer<typeof clientConfigSchema>;
 
 export class ConfigError extends Error {}
 
-/** Merges defaults < config file < flags and validates; errors name the offending key. */
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** The flags that were given: undefined values (and objects left empty by dropping them) do not count. */
+function given(v: Obj): Obj {
+  const out: Obj = {};
+  for (const [k, x] of Object.entries(v)) {
+    const y = isObj(x) ? given(x) : x;
+    if (y !== undefined && !(isObj(y) && Object.keys(y).length === 0)) out[k] = y;
+  }
+  return out;
+}
+
+/**
+ * Flags over the file: objects merge key by key (`--upstream-api-key` keeps the file's backend.upstream),
+ * unless their `kind` differs — then the flags' object replaces the file's (`--backend builtin`).
+ */
+function merge(base: Obj, over: Obj): Obj {
+  const out: Obj = { ...base };
+  for (const [k, v] of Object.entries(over)) {
+    const b = out[k];
+    const sameKind =
+      isObj(b) && isObj(v) && (v.kind === undefined || b.kind === undefined || v.kind === b.kind);
+    out[k] = sameKind ? merge(b, v) : v;
+  }
+  return out;
+}
+
+const has = (o: unknown, path: readonly string[]): boolean =>
+  path.length === 0 || (isObj(o) && Object.hasOwn(o, path[0]!) && has(o[path[0]!], path.slice(1)));
+
+/**
+ * Merges defaults < config file < flags and validates. Keys the schema does not know are refused (naming
+ * the source, and the nearest known key); other errors name the offending key.
+ */
 export function loadConfig<S extends z.ZodType>(
   schema: S,
   configPath: string | undefined,
   flags: Record<string, unknown>,
 ): z.infer<S> {
-  let file: Record<string, unknown> = {};
+  let file: Obj = {};
   if (configPath) {
+    let parsed: unknown;
     try {
-      file = JSON.parse(readFileSync(configPath, 'utf8'));
+      parsed = JSON.parse(readFileSync(configPath, 'utf8'));
     } catch (err) {
       throw new ConfigError(`cannot read config file ${configPath}: ${(err as Error).message}`);
     }
-    if (!file || typeof file !== 'object' || Array.isArray(file)) {
-      throw new ConfigError(`config file ${configPath} must hold a JSON object`);
-    }
+    if (!isObj(parsed)) throw new ConfigError(`config file ${configPath} must hold a JSON object`);
+    file = parsed;
   }
-  const defined = Object.fromEntries(Object.entries(flags).filter(([, v]) => v !== undefined));
-  const r = schema.safeParse({ ...file, ...defined });
+  const defined = given(flags);
+  const input = merge(file, defined);
+  const problems = unknownKeys(schema, input).map((p) =>
+    describeKeyProblem(p, has(defined, p.path) ? 'in the flags' : `in ${configPath}`),
+  );
+  if (problems.length === 1) throw new ConfigError(problems[0]!);
+  if (problems.length > 1) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  const r = schema.safeParse(input);
   if (!r.success) {
     const msgs = r.error.issues.map((i) => `  ${i.path.join('.') || '(config)'}: ${i.message}`);
     throw new ConfigError(`invalid configuration:\n${msgs.join('\n')}`);

@@ -118,10 +118,8 @@ describe('attack: the body and the call disagree; the call wins, the honest work
     proxy = await h.proxy();
     worker = await h.worker(proxy, {
       name: 'honest-engine',
-      backend: 'openai-compatible',
-      upstream,
+      backend: { kind: 'openai-compatible', upstream, upstreamModel: 'engine-model' },
       models: ['m'],
-      upstreamModel: 'engine-model',
     });
     builtin = await h.worker(proxy, { name: 'honest-builtin', models: ['cocoon-tiny'] });
     client = await h.client(proxy);

@@ -26,10 +26,8 @@ describe('attack: an engine that overruns its bounds is stopped and cut; the wor
     proxy = await h.proxy();
     worker = await h.worker(proxy, {
       name: 'honest',
-      backend: 'openai-compatible',
-      upstream,
+      backend: { kind: 'openai-compatible', upstream, upstreamModel: 'engine-model' },
       models: ['m'],
-      upstreamModel: 'engine-model',
     });
     client = await h.client(proxy);
     openai = new OpenAI({ baseURL: client.baseUrl, apiKey: 'x', maxRetries: 0 });

@@ -90,4 +90,36 @@ describe('the cocoon command', () => {
       },
     );
   });
+
+  test('an unknown config key is refused (exit 2) by the daemons and the money commands', async () => {
+    const cfg = join(dir, 'typo.json');
+    writeFileSync(cfg, JSON.stringify({ maxConcurent: 2 }));
+    for (const args of [
+      ['worker', '--config', cfg],
+      ['worker', 'earnings', '--config', cfg],
+    ]) {
+      await assert.rejects(run(process.execPath, [bin, ...args]), (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 2, args.join(' '));
+        assert.equal(
+          e.stderr,
+          `cocoon: unknown key 'maxConcurent' in ${cfg}; did you mean 'maxConcurrent'?\n`,
+        );
+        return true;
+      });
+    }
+  });
+
+  test('a backend flag for the other backend is refused (exit 2)', async () => {
+    await assert.rejects(
+      run(process.execPath, [bin, 'worker', '--upstream', 'http://127.0.0.1:8000/v1', '--stats-port', 'off']),
+      (e: { code: number; stderr: string }) => {
+        assert.equal(e.code, 2);
+        assert.match(
+          e.stderr,
+          /key 'backend\.upstream' in the flags is an option of backend 'openai-compatible', but backend\.kind is 'builtin' \(the default\)/,
+        );
+        return true;
+      },
+    );
+  });
 });

@@ -16,10 +16,8 @@ describe('cancellation reaches the inference engine', () => {
     const upstream = await engine.start();
     proxy = await h.proxy();
     await h.worker(proxy, {
-      backend: 'openai-compatible',
-      upstream,
+      backend: { kind: 'openai-compatible', upstream, upstreamModel: 'engine-model' },
       models: ['llama-test'],
-      upstreamModel: 'engine-model',
     });
     client = await h.client(proxy);
   });

@@ -71,7 +71,7 @@ describe('CORS and API keys', () => {
 
   before(async () => {
     const proxy = await h.proxy();
-    await h.worker(proxy, { tokenDelayMs: 0 });
+    await h.worker(proxy, { backend: { tokenDelayMs: 0 } });
     open = await h.client(proxy, { allowedOrigins: [APP, DEV] });
     keyed = await h.client(proxy, { allowedOrigins: [APP], apiKeys: KEYS });
   });

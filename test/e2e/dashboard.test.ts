@@ -112,8 +112,8 @@ describe('every daemon serves a live /dashboard (real daemons, Chromium)', () =>
   before(async () => {
     proxy = await h.proxy();
     workers = [
-      await h.worker(proxy, { name: 'gpu-box-1', tokenDelayMs: 0 }),
-      await h.worker(proxy, { name: HOSTILE_NAME, tokenDelayMs: 0 }),
+      await h.worker(proxy, { name: 'gpu-box-1', backend: { tokenDelayMs: 0 } }),
+      await h.worker(proxy, { name: HOSTILE_NAME, backend: { tokenDelayMs: 0 } }),
     ];
     client = await h.client(proxy);
     for (let i = 0; i < 3; i++) await complete(client);

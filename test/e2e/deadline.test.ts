@@ -8,7 +8,7 @@ describe('deadlines: the time budget travels with the request and shrinks at eac
 
   test('a reply that cannot finish in time: 504 from the hop with the least budget, and the engine stops', async () => {
     const proxy = await h.proxy();
-    const worker = await h.worker(proxy, { tokenDelayMs: 50 });
+    const worker = await h.worker(proxy, { backend: { tokenDelayMs: 50 } });
     const client = await h.client(proxy);
     const started = Date.now();
     const r = await post(`${client.baseUrl}/chat/completions`, {
@@ -28,7 +28,7 @@ describe('deadlines: the time budget travels with the request and shrinks at eac
 
   test('a stream that runs out of time: tokens, then a timeout event saying how many were delivered', async () => {
     const proxy = await h.proxy();
-    await h.worker(proxy, { tokenDelayMs: 40 });
+    await h.worker(proxy, { backend: { tokenDelayMs: 40 } });
     const client = await h.client(proxy);
     const r = await post(`${client.baseUrl}/chat/completions`, {
       model: 'cocoon-tiny',

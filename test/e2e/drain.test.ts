@@ -11,8 +11,8 @@ describe('graceful shutdown: draining finishes what is in flight and sends new w
 
   test('a draining worker finishes its stream; new requests go to another worker', async () => {
     const proxy = await h.proxy();
-    const leaving = await h.worker(proxy, { name: 'leaving', tokenDelayMs: 15 });
-    await h.worker(proxy, { name: 'staying', tokenDelayMs: 1 });
+    const leaving = await h.worker(proxy, { name: 'leaving', backend: { tokenDelayMs: 15 } });
+    await h.worker(proxy, { name: 'staying', backend: { tokenDelayMs: 1 } });
     const client = await h.client(proxy);
     const url = `${client.baseUrl}/chat/completions`;
     const inFlight = post(url, long);
@@ -33,7 +33,7 @@ describe('graceful shutdown: draining finishes what is in flight and sends new w
 
   test('a draining proxy refuses new requests with 503 and Retry-After, and finishes the one in flight', async () => {
     const proxy = await h.proxy();
-    await h.worker(proxy, { tokenDelayMs: 15 });
+    await h.worker(proxy, { backend: { tokenDelayMs: 15 } });
     const client = await h.client(proxy);
     const url = `${client.baseUrl}/chat/completions`;
     const inFlight = post(url, long);
@@ -49,7 +49,7 @@ describe('graceful shutdown: draining finishes what is in flight and sends new w
 
   test('a draining client stops taking requests and finishes the one in flight', async () => {
     const proxy = await h.proxy();
-    await h.worker(proxy, { tokenDelayMs: 15 });
+    await h.worker(proxy, { backend: { tokenDelayMs: 15 } });
     const client = await h.client(proxy);
     const url = `${client.baseUrl}/chat/completions`;
     const inFlight = post(url, long);
@@ -63,7 +63,7 @@ describe('graceful shutdown: draining finishes what is in flight and sends new w
 
   test('drain gives up after its bound and says so', async () => {
     const proxy = await h.proxy();
-    const w = await h.worker(proxy, { tokenDelayMs: 50 });
+    const w = await h.worker(proxy, { backend: { tokenDelayMs: 50 } });
     const client = await h.client(proxy);
     const inFlight = post(`${client.baseUrl}/chat/completions`, long);
     await until(() => w.counters.running === 1, 'request running');

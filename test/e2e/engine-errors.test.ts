@@ -17,7 +17,7 @@ describe('engine failures reach the caller as OpenAI errors; the network keeps s
   before(async () => {
     const upstream = await engine.start();
     proxy = await h.proxy();
-    await h.worker(proxy, { backend: 'openai-compatible', upstream, models: ['m'] });
+    await h.worker(proxy, { backend: { kind: 'openai-compatible', upstream }, models: ['m'] });
     client = await h.client(proxy);
     openai = new OpenAI({ baseURL: client.baseUrl, apiKey: 'x', maxRetries: 0 });
   });

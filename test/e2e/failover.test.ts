@@ -26,8 +26,8 @@ describe('re-dispatch: a worker that fails before the first token is replaced', 
   test('a worker lost before its first token: another serves the stream, the caller never notices', async () => {
     const proxy = await h.proxy();
     // Registered first, so chosen first; its first token takes long enough to lose it before.
-    const doomed = await h.worker(proxy, { name: 'doomed', tokenDelayMs: 400 });
-    await h.worker(proxy, { name: 'steady', tokenDelayMs: 1 });
+    const doomed = await h.worker(proxy, { name: 'doomed', backend: { tokenDelayMs: 400 } });
+    await h.worker(proxy, { name: 'steady', backend: { tokenDelayMs: 1 } });
     const client = await h.client(proxy);
     const openai = new OpenAI({ baseURL: client.baseUrl, apiKey: 'x', maxRetries: 0 });
     // The client answers once the first token is there, so the request is started, not awaited.
@@ -63,7 +63,11 @@ describe('re-dispatch: a worker that fails before the first token is replaced', 
     broken.options.failWithStatus = { status: 500, message: 'engine exploded' };
     const upstream = await broken.start();
     const proxy = await h.proxy();
-    await h.worker(proxy, { name: 'broken', backend: 'openai-compatible', upstream, models: ['m'] });
+    await h.worker(proxy, {
+      name: 'broken',
+      backend: { kind: 'openai-compatible', upstream },
+      models: ['m'],
+    });
     await h.worker(proxy, { name: 'fine', models: ['m'] });
     const client = await h.client(proxy);
     const r = await post(`${client.baseUrl}/chat/completions`, ask('m'));
@@ -87,7 +91,11 @@ describe('re-dispatch: a worker that fails before the first token is replaced', 
     strict.options.failWithStatus = { status: 400, message: "This model's maximum context length is 8" };
     const upstream = await strict.start();
     const proxy = await h.proxy();
-    await h.worker(proxy, { name: 'strict', backend: 'openai-compatible', upstream, models: ['m2'] });
+    await h.worker(proxy, {
+      name: 'strict',
+      backend: { kind: 'openai-compatible', upstream },
+      models: ['m2'],
+    });
     await h.worker(proxy, { name: 'other', models: ['m2'] });
     const client = await h.client(proxy);
     const r = await post(`${client.baseUrl}/chat/completions`, ask('m2'));
@@ -100,7 +108,7 @@ describe('re-dispatch: a worker that fails before the first token is replaced', 
 
   test('10x the capacity at once: the excess is refused fast with Retry-After, the admitted complete', async () => {
     const proxy = await h.proxy();
-    await h.worker(proxy, { name: 'small', tokenDelayMs: 15, maxConcurrent: 2 });
+    await h.worker(proxy, { name: 'small', backend: { tokenDelayMs: 15 }, maxConcurrent: 2 });
     const client = await h.client(proxy);
     const done: { status: number; retryAfter: string | null }[] = [];
     await Promise.all(

@@ -1040,7 +1040,7 @@ describe('hostile input: each request gets its status and OpenAI error, and the 
 
   before(async () => {
     const proxy = await h.proxy();
-    await h.worker(proxy, { tokenDelayMs: 0 });
+    await h.worker(proxy, { backend: { tokenDelayMs: 0 } });
     client = await h.client(proxy, { maxBodyBytes: MAX_BODY, allowedOrigins: [ALLOWED_ORIGIN] });
     port = Number(new URL(client.url).port);
   });

@@ -69,7 +69,7 @@ describe('the client API server bounds slow and idle connections', { concurrency
 
   before(async () => {
     const proxy = await h.proxy();
-    await h.worker(proxy, { tokenDelayMs: 0 });
+    await h.worker(proxy, { backend: { tokenDelayMs: 0 } });
     narrow = await h.client(proxy, { ...LIMITS, maxConcurrentRequests: 2 });
     wide = await h.client(proxy, LIMITS);
     few = await h.client(proxy, { ...LIMITS, maxConnections: 2 });

@@ -43,7 +43,7 @@ describe('many proxies: the client keeps sessions to several and fails over', ()
   test('a request whose proxy dies before it answers is sent again through another proxy', async () => {
     const p1 = await h.proxy();
     const p2 = await h.proxy();
-    await h.worker(p1, { name: 'slow-behind-p1', tokenDelayMs: 300 });
+    await h.worker(p1, { name: 'slow-behind-p1', backend: { tokenDelayMs: 300 } });
     await h.worker(p2, { name: 'behind-p2' });
     const client = await h.client(p1, { proxy: [`127.0.0.1:${p1.clientPort}`] });
     // Only p1 at first, so the request goes there; then p2 joins and p1 dies mid-request.

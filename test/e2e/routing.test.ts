@@ -14,8 +14,8 @@ describe('routing across workers', () => {
 
   test('with two workers of different speed, more requests go to the faster', async () => {
     const proxy = await h.proxy();
-    const slow = await h.worker(proxy, { name: 'slow', tokenDelayMs: 8 });
-    const fast = await h.worker(proxy, { name: 'fast', tokenDelayMs: 1 });
+    const slow = await h.worker(proxy, { name: 'slow', backend: { tokenDelayMs: 8 } });
+    const fast = await h.worker(proxy, { name: 'fast', backend: { tokenDelayMs: 1 } });
     const client = await h.client(proxy);
     const url = `${client.baseUrl}/chat/completions`;
     // 4 callers in a loop, 40 requests in all.
@@ -36,8 +36,8 @@ describe('routing across workers', () => {
 
   test('a full worker is skipped; when all are full the caller gets 503', async () => {
     const proxy = await h.proxy();
-    const a = await h.worker(proxy, { name: 'a', tokenDelayMs: 30, maxConcurrent: 1 });
-    const b = await h.worker(proxy, { name: 'b', tokenDelayMs: 30, maxConcurrent: 1 });
+    const a = await h.worker(proxy, { name: 'a', backend: { tokenDelayMs: 30 }, maxConcurrent: 1 });
+    const b = await h.worker(proxy, { name: 'b', backend: { tokenDelayMs: 30 }, maxConcurrent: 1 });
     const client = await h.client(proxy);
     const url = `${client.baseUrl}/chat/completions`;
     const results = await Promise.all([post(url, body(1)), post(url, body(2)), post(url, body(3))]);

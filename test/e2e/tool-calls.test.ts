@@ -157,10 +157,8 @@ describe('tool calls and JSON mode through client -> proxy -> worker -> engine',
     const upstream = await engine.start();
     proxy = await h.proxy();
     await h.worker(proxy, {
-      backend: 'openai-compatible',
-      upstream,
+      backend: { kind: 'openai-compatible', upstream, upstreamModel: 'engine-model' },
       models: ['m'],
-      upstreamModel: 'engine-model',
     });
     // Two built-in workers: a refused request must not move on to the other one.
     builtins = [
@@ -366,10 +364,8 @@ describe('tool calls and JSON mode with payments on: billed for what was generat
     await net.ton!.fundNode(dataDir, toNano('2'));
     await h.worker(net.proxy, {
       dataDir,
-      backend: 'openai-compatible',
-      upstream,
+      backend: { kind: 'openai-compatible', upstream, upstreamModel: 'engine-model' },
       models: ['m'],
-      upstreamModel: 'engine-model',
       chainEndpoint: net.ton!.endpoint,
       root: net.ton!.root.toString(),
       payoutIntervalSeconds: 3600,

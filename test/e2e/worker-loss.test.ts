@@ -9,7 +9,7 @@ describe('losing a worker mid-request', () => {
 
   test('the stream ends with an OpenAI error event, the proxy forgets the worker and has nothing in flight', async () => {
     const proxy = await h.proxy();
-    const worker = await h.worker(proxy, { tokenDelayMs: 20 });
+    const worker = await h.worker(proxy, { backend: { tokenDelayMs: 20 } });
     const client = await h.client(proxy);
     const openai = new OpenAI({ baseURL: client.baseUrl, apiKey: 'x', maxRetries: 0 });
     const stream = await openai.chat.completions.create({

@@ -36,7 +36,7 @@ describe('workers killed with kill -9; SIGTERM drains; request ids across the ho
         name,
         dataDir: join(dir, name),
         proxy: [`127.0.0.1:${proxyWorkerPort}`],
-        tokenDelayMs,
+        backend: { tokenDelayMs },
         statsPort,
         logLevel: 'debug',
         ...extra,
