@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import { formatTon } from '../chain/money.ts';
+import { LOCAL_DEFAULTS } from '../config/local-defaults.ts';
 import { startLocalNetwork } from '../local/local-network.ts';
 import type { LogLevel } from '../ops/log.ts';
 
@@ -18,17 +19,23 @@ const out = (s: string) => process.stdout.write(s);
 
 /** `cocoon local`: the whole network on this machine, one real completion through it, then serve. */
 export async function runLocal(f: LocalFlags): Promise<void> {
-  const dataDir = resolve(f.dataDir ?? '.cocoon/local');
-  const httpPort = f.httpPort === undefined ? 10000 : Number(f.httpPort);
+  const dataDir = resolve(f.dataDir ?? LOCAL_DEFAULTS.dataDir);
+  const httpPort = f.httpPort === undefined ? LOCAL_DEFAULTS.httpPort : Number(f.httpPort);
   out('Starting a local Cocoon network in DEV TRUST mode (software attestation, no TEE)...\n');
   let net: Awaited<ReturnType<typeof startLocalNetwork>>;
   try {
     net = await startLocalNetwork({
       dataDir,
       httpPort,
-      tokenDelayMs: f.tokenDelayMs === undefined ? 15 : Number(f.tokenDelayMs),
+      tokenDelayMs: f.tokenDelayMs === undefined ? LOCAL_DEFAULTS.tokenDelayMs : Number(f.tokenDelayMs),
       logLevel: f.logLevel ?? 'warn',
-      ...(f.free ? {} : { payments: { chainPort: f.chainPort === undefined ? 10100 : Number(f.chainPort) } }),
+      ...(f.free
+        ? {}
+        : {
+            payments: {
+              chainPort: f.chainPort === undefined ? LOCAL_DEFAULTS.chainPort : Number(f.chainPort),
+            },
+          }),
     });
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {

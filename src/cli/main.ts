@@ -8,6 +8,7 @@ import {
   workerConfigSchema,
 } from '../config/config.ts';
 import { addDaemonFlags, flagsToConfig } from '../config/flags.ts';
+import { LOCAL_DEFAULTS } from '../config/local-defaults.ts';
 import { choicesAt } from '../config/strict.ts';
 import { registerClientMoneyCommands } from './client-money-commands.ts';
 import { registerEarningsCommands } from './earnings-commands.ts';
@@ -112,12 +113,18 @@ program
   .description(
     'start a whole local network (proxy, worker with the built-in model, client), show a completion',
   )
-  .option('--data-dir <dir>', 'where the nodes keep their keys (default ./.cocoon/local)')
-  .option('--http-port <port>', 'client OpenAI API port (default 10000; 0 = any free port)')
-  .option('--token-delay-ms <ms>', 'built-in model delay per token (default 15)')
+  .option('--data-dir <dir>', `where the nodes keep their keys (default ./${LOCAL_DEFAULTS.dataDir})`)
+  .option(
+    '--http-port <port>',
+    `client OpenAI API port (default ${LOCAL_DEFAULTS.httpPort}; 0 = any free port)`,
+  )
+  .option('--token-delay-ms <ms>', `built-in model delay per token (default ${LOCAL_DEFAULTS.tokenDelayMs})`)
   .option('--prompt <text>', 'the prompt of the demo completion')
   .option('--no-serve', 'exit after the demo completion instead of serving until Ctrl-C')
-  .option('--chain-port <port>', 'port of the embedded TON chain API (default 10100; 0 = any free port)')
+  .option(
+    '--chain-port <port>',
+    `port of the embedded TON chain API (default ${LOCAL_DEFAULTS.chainPort}; 0 = any free port)`,
+  )
   .option('--free', 'run without payments (no chain, no charges)')
   .addOption(
     new Option('--log-level <level>', 'log level').choices(choicesAt(proxyConfigSchema, ['logLevel'])!),
@@ -127,13 +134,16 @@ program
 program
   .command('chain')
   .description('run the embedded TON chain (sandbox, dev only) for daemons started separately, with a root')
-  .option('--data-dir <dir>', 'where the chain state and governance wallet live (default ./.cocoon/local)')
-  .option('--port <port>', 'port of its toncenter-style API (default 10100)')
+  .option(
+    '--data-dir <dir>',
+    `where the chain state and governance wallet live (default ./${LOCAL_DEFAULTS.dataDir})`,
+  )
+  .option('--port <port>', `port of its toncenter-style API (default ${LOCAL_DEFAULTS.chainPort})`)
   .action(async (o: { dataDir?: string; port?: string }) => {
     const { startLocalTon } = await import('../local/local-ton.ts');
     const ton = await startLocalTon(
-      o.dataDir ?? '.cocoon/local',
-      o.port === undefined ? 10100 : Number(o.port),
+      o.dataDir ?? LOCAL_DEFAULTS.dataDir,
+      o.port === undefined ? LOCAL_DEFAULTS.chainPort : Number(o.port),
     );
     process.stdout.write(
       `local TON chain (sandbox, dev only) at ${ton.endpoint}\nroot ${ton.root.toString()}\n` +
