@@ -6,7 +6,13 @@ import { z } from 'zod';
 import { GLOBAL_IDS, TonChain } from '../chain/ton-chain.ts';
 import { createWalletFile, loadWalletFile, WalletFileError, walletFromMnemonic } from '../chain/wallet.ts';
 import { WALLET_FILE } from '../config/build-payments.ts';
-import { clientConfigSchema, loadConfig, proxyConfigSchema, workerConfigSchema } from '../config/config.ts';
+import {
+  ConfigError,
+  clientConfigSchema,
+  loadConfig,
+  proxyConfigSchema,
+  workerConfigSchema,
+} from '../config/config.ts';
 import {
   type ChainFlags,
   CliError,
@@ -47,6 +53,12 @@ interface WalletFlags extends ChainFlags {
 
 function walletConfig(f: WalletFlags): { dataDir: string; chainEndpoint: string; chainApiKey?: string } {
   const flags = chainFlagValues(f);
+  // A config file is some node's, checked strictly against that node's keys: say whose.
+  if (f.config && !f.role) {
+    throw new ConfigError(
+      `--config ${f.config}: say whose config it is with --role client|proxy|worker|governance`,
+    );
+  }
   const c =
     f.role === 'client'
       ? loadConfig(clientConfigSchema, f.config, flags)
@@ -175,43 +187,65 @@ async function show(f: WalletFlags): Promise<void> {
 }
 
 /**
- * `cocoon wallet fund <TON>`: the local dev chain's faucet mints TON into the wallet of the data dir. The
- * wallet must exist (`cocoon wallet create`): a mistyped --data-dir is refused rather than given a new
- * wallet nobody backed up. Any other chain (no /cocoon/info: toncenter, testnet, mainnet) is refused with
- * the way to fund the wallet there.
+ * `cocoon wallet fund <TON>`: the local dev chain's faucet mints TON into the wallet of the data dir; a
+ * missing wallet is created first (and the output says so: its mnemonic is new, and in that file only).
+ * Any other chain (no /cocoon/info: toncenter, testnet, mainnet) is refused with the way to fund the wallet
+ * there, and nothing is created.
  */
 async function fund(f: WalletFlags, amountText: string): Promise<void> {
   const c = walletConfig(f);
   const amount = parseAmount(amountText);
   const path = join(c.dataDir, WALLET_FILE);
-  let words: string[];
-  try {
-    words = await loadWalletFile(path);
-  } catch (err) {
-    throw walletError(err, c.dataDir);
-  }
   const chain = TonChain.connect({
     endpoint: c.chainEndpoint,
     ...(c.chainApiKey ? { apiKey: c.chainApiKey } : {}),
     timeoutMs: 8000,
   });
   const info = await chain.localInfo().catch(() => null);
-  if (!info) throw await notLocal(c, words);
+  let words: string[] | null;
+  try {
+    words = await loadWalletFile(path);
+  } catch (err) {
+    if (!(err instanceof WalletFileError && err.code === 'wallet_not_found')) throw walletError(err, c.dataDir);
+    words = null;
+  }
+  if (!info) throw await notLocal(c, words, c.dataDir);
+  const created = words === null;
+  if (words === null) {
+    try {
+      words = (await createWalletFile(path)).mnemonic;
+    } catch (err) {
+      if (err instanceof WalletFileError) throw new CliError(err.message);
+      throw err;
+    }
+  }
   const w = await walletFromMnemonic(words, info.globalId);
   try {
     await chain.localFaucet(w.address, amount);
   } catch (err) {
-    throw new CliError(`the local chain's faucet did not pay ${ton(amount)}: ${describeError(err)}`);
+    throw new CliError(
+      `the local chain's faucet did not pay ${ton(amount)}: ${describeError(err)}` +
+        (created ? ` (the new wallet ${path} was created, empty)` : ''),
+    );
   }
   const state = await chain.client.getContractState(w.address);
   const status = walletStatus(state);
   const reach: Reach = { chain, endpoint: c.chainEndpoint, globalId: info.globalId, local: true };
   if (f.json) {
-    printJson({ ...walletJson(path, w.address, reach), funded: amount, balance: state.balance, status });
+    printJson({
+      ...walletJson(path, w.address, reach),
+      created,
+      funded: amount,
+      balance: state.balance,
+      status,
+    });
     return;
   }
   out(
-    `Funded wallet ${path} with ${ton(amount)} from the local chain's faucet (dev only)\n` +
+    (created
+      ? `Created wallet ${path} (there was none): 24 new words in it (mode 0600), the only copy\n`
+      : '') +
+      `Funded wallet ${path} with ${ton(amount)} from the local chain's faucet (dev only)\n` +
       rows([
         ['address', walletText(w.address, info.globalId)],
         ['network', `global id ${info.globalId} (${c.chainEndpoint}, local)`],
@@ -220,10 +254,11 @@ async function fund(f: WalletFlags, amountText: string): Promise<void> {
   );
 }
 
-/** Why `wallet fund` cannot work on this chain, and how to fund the wallet there instead. */
+/** Why `wallet fund` cannot work on this chain, and how to fund the wallet (if any) there instead. */
 async function notLocal(
   c: { chainEndpoint: string; chainApiKey?: string },
-  words: string[],
+  words: string[] | null,
+  dataDir: string,
 ): Promise<CliError> {
   const reach = await tryReach(c);
   if (typeof reach === 'string' && /cannot reach/.test(reach)) return new CliError(reach);
@@ -232,6 +267,13 @@ async function notLocal(
     'TON on the chain of `cocoon chain` or `cocoon local`.';
   const testnetWay = (addr: string) =>
     `On testnet, get test TON for ${addr} from the Telegram faucet bot @testgiver_ton_bot, or transfer TON to it from another wallet`;
+  if (words === null) {
+    return new CliError(
+      `${head} There is no wallet in ${dataDir} either (nothing created): create one with ` +
+        `cocoon wallet create --data-dir ${dataDir}, then on testnet get test TON for its address from the ` +
+        'Telegram faucet bot @testgiver_ton_bot, or transfer TON to it from another wallet.',
+    );
+  }
   if (typeof reach !== 'string') {
     const w = await walletFromMnemonic(words, reach.globalId);
     const addr = walletText(w.address, reach.globalId);
@@ -275,11 +317,11 @@ export function registerWalletCommands(program: Command): void {
     wallet
       .command('fund <ton>')
       .description(
-        "local dev chain only: mint TON into the wallet from the chain's faucet and print its balance " +
-          '(on testnet or mainnet it says how to fund the wallet instead)',
+        "local dev chain only: mint TON into the wallet (created if missing) from the chain's faucet and " +
+          'print its balance (on testnet or mainnet it says how to fund the wallet instead)',
       )
       .addOption(roleOption()),
-    'the data dir holding wallet.json (or use --role); create it first with cocoon wallet create',
+    'the data dir of the wallet (or use --role); on the local chain a missing wallet is created',
     false,
   ).action(run(fund));
 }
