@@ -59,6 +59,9 @@ function walletConfig(f: WalletFlags): { dataDir: string; chainEndpoint: string;
       `--config ${f.config}: say whose config it is with --role client|proxy|worker|governance`,
     );
   }
+  if (!f.role && f.dataDir === undefined) {
+    throw new ConfigError('say which wallet: --role client|proxy|worker|governance or --data-dir <dir>');
+  }
   const c =
     f.role === 'client'
       ? loadConfig(clientConfigSchema, f.config, flags)
@@ -206,7 +209,8 @@ async function fund(f: WalletFlags, amountText: string): Promise<void> {
   try {
     words = await loadWalletFile(path);
   } catch (err) {
-    if (!(err instanceof WalletFileError && err.code === 'wallet_not_found')) throw walletError(err, c.dataDir);
+    if (!(err instanceof WalletFileError && err.code === 'wallet_not_found'))
+      throw walletError(err, c.dataDir);
     words = null;
   }
   if (!info) throw await notLocal(c, words, c.dataDir);

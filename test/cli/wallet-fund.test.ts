@@ -136,24 +136,60 @@ describe('cocoon wallet fund', { concurrency: true }, () => {
     assert.equal(r.status, 'funded, not deployed yet');
   });
 
-  test('a missing wallet, a bad amount or the faucet cap are one-line errors; nothing is created', async () => {
+  test('a missing wallet is created, funded, and the output says so (text and --json)', async () => {
+    const fresh = join(dir, 'fresh');
+    const jsonDir = join(dir, 'fresh-json');
     const endpoint = ['--chain-endpoint', server.url];
-    const [missing, zero, bad, tooMuch] = await Promise.all([
-      cocoon('wallet', 'fund', '1', '--data-dir', join(dir, 'none'), ...endpoint),
+    const [t, j] = await Promise.all([
+      cocoon('wallet', 'fund', '2', '--data-dir', fresh, ...endpoint),
+      cocoon('wallet', 'fund', '2', '--data-dir', jsonDir, ...endpoint, '--json'),
+    ]);
+    const text = ok(t!);
+    assert.match(text, /^Created wallet .*fresh\/wallet\.json \(there was none\): 24 new words/m);
+    assert.match(text, /^Funded wallet .*fresh\/wallet\.json with 2\.000000000 TON/m);
+    const made = (await walletFromMnemonic(await loadWalletFile(join(fresh, 'wallet.json')), chain.globalId))
+      .address;
+    assert.equal((await chain.getAccount(made)).balance, 2_000_000_000n);
+    assert.ok(text.includes(made.toString({ bounceable: false, testOnly: chain.globalId !== -239 })), text);
+
+    const r = JSON.parse(ok(j!));
+    assert.equal(r.created, true);
+    assert.equal(r.funded, '2.000000000');
+    const madeJson = (
+      await walletFromMnemonic(await loadWalletFile(join(jsonDir, 'wallet.json')), chain.globalId)
+    ).address;
+    assert.ok(Address.parse(r.address).equals(madeJson));
+    assert.equal(r.balance, '2.000000000');
+
+    // The second time the wallet exists: funded again, not created again.
+    const again = JSON.parse(
+      ok(await cocoon('wallet', 'fund', '1', '--data-dir', fresh, ...endpoint, '--json')),
+    );
+    assert.equal(again.created, false);
+    assert.ok(Address.parse(again.address).equals(made));
+    // (less a nanoton or so of storage fee while the chain's clock runs)
+    const balance = (await chain.getAccount(made)).balance;
+    assert.equal(again.balance, formatTon(balance));
+    assert.ok(balance > 2_999_000_000n && balance <= 3_000_000_000n, formatTon(balance));
+  });
+
+  test('a bad amount or the faucet cap are one-line errors', async () => {
+    const endpoint = ['--chain-endpoint', server.url];
+    const [zero, bad, tooMuch, noDir] = await Promise.all([
       cocoon('wallet', 'fund', '0', '--data-dir', walletDir, ...endpoint),
       cocoon('wallet', 'fund', '1.0000000001', '--data-dir', walletDir, ...endpoint),
       cocoon('wallet', 'fund', '2000000', '--data-dir', walletDir, ...endpoint),
+      cocoon('wallet', 'fund', '1', ...endpoint),
     ]);
-    assert.match(
-      failed(missing!, 1),
-      /wallet\.json does not exist\. Create one with: cocoon wallet create --data-dir .*none/,
-    );
-    assert.equal(existsSync(join(dir, 'none')), false, 'no wallet is created for a mistyped --data-dir');
     assert.match(failed(zero!, 1), /invalid amount: "0" is zero/);
     assert.match(failed(bad!, 1), /invalid amount: Too many decimals/);
     assert.match(
       failed(tooMuch!, 1),
       /the local chain's faucet did not pay 2000000\.000000000 TON: .*capped/,
+    );
+    assert.match(
+      failed(noDir!, 2),
+      /say which wallet: --role client\|proxy\|worker\|governance or --data-dir/,
     );
   });
 
@@ -168,6 +204,20 @@ describe('cocoon wallet fund', { concurrency: true }, () => {
     assert.match(msg, /@testgiver_ton_bot/);
     assert.ok(msg.includes(testnet.toString({ bounceable: false, testOnly: true })), msg);
     assert.ok(!fake.seen.some((s) => s.includes('faucet')), `no faucet request: ${fake.seen.join(', ')}`);
+
+    // No wallet there: refused all the same, and nothing is created on a chain that is not local.
+    const none = join(dir, 'none');
+    const m = failed(
+      await cocoon('wallet', 'fund', '5', '--data-dir', none, '--chain-endpoint', fake.url),
+      1,
+    );
+    assert.match(m, /is not a local dev chain/);
+    assert.match(
+      m,
+      /There is no wallet in .*none either \(nothing created\): create one with cocoon wallet create/,
+    );
+    assert.match(m, /@testgiver_ton_bot/);
+    assert.equal(existsSync(none), false, 'no wallet is created off the local chain');
   });
 
   test('on mainnet it says to transfer TON; on an API that says nothing it names both networks', async () => {
