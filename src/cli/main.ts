@@ -10,6 +10,7 @@ import {
 import { addDaemonFlags, flagsToConfig } from '../config/flags.ts';
 import { LOCAL_DEFAULTS } from '../config/local-defaults.ts';
 import { choicesAt } from '../config/strict.ts';
+import { registerCheckCommands } from './check-commands.ts';
 import { registerClientMoneyCommands } from './client-money-commands.ts';
 import { registerEarningsCommands } from './earnings-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
@@ -164,6 +165,7 @@ registerClientMoneyCommands(program);
 registerEarningsCommands(program);
 registerModelCommands(program);
 registerWorkerAdminCommands(program);
+registerCheckCommands(program);
 
 program.parseAsync().catch((err) => {
   if (err instanceof ConfigError) {
