@@ -1,15 +1,18 @@
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Address, toNano } from '@ton/core';
 import type { NodeKey } from '../attest/identity.ts';
 import { ContractState, MIN_FORWARD_VALUE, STORAGE_RESERVE } from '../chain/contracts/opcodes.ts';
+import type { RootParams } from '../chain/contracts/params.ts';
 import { addStakeBody, ProxyContract, raiseCloseDelayBody } from '../chain/contracts/proxy-contract.ts';
 import { RootContract } from '../chain/contracts/root-contract.ts';
 import { formatTon, parseTon } from '../chain/money.ts';
-import { TonPayments } from '../chain/payments-chain.ts';
+import { loadCodes, TonPayments } from '../chain/payments-chain.ts';
 import { TonChain } from '../chain/ton-chain.ts';
 import { loadWalletFile, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
 import { ClientPayments } from '../client/client-payments.ts';
 import { PaymentRefusedError } from '../errors.ts';
+import { backoffDelay } from '../net/peer-link.ts';
 import type { Logger } from '../ops/log.ts';
 import { Ledger } from '../pay/ledger.ts';
 import { publicKeyToUint } from '../pay/signed-messages.ts';
@@ -36,8 +39,90 @@ interface ChainConfig {
 
 export const WALLET_FILE = 'wallet.json';
 
-/** Opens the chain and this node's wallet and ledger; null when no root is configured (payments off). */
-export async function openNodeChain(c: ChainConfig): Promise<NodeChain | null> {
+/** What a node last read from the chain at boot: enough to start without it (see `chainInfo`). */
+export const CHAIN_INFO_FILE = 'chain-info.json';
+
+interface ChainInfo {
+  globalId: number;
+  params: RootParams;
+}
+
+/**
+ * The chain's global id and the root's parameters, read from the chain and kept in `<dataDir>/chain-info.json`
+ * (for this endpoint and root). When the chain does not answer at boot, the kept copy is used and the node
+ * starts anyway (prices are re-read once the chain is back); a node that never reached this chain retries
+ * with backoff (one line per try) until it does: it never exits for it.
+ */
+async function chainInfo(chain: TonChain, c: ChainConfig, root: Address, log?: Logger): Promise<ChainInfo> {
+  const file = join(c.dataDir, CHAIN_INFO_FILE);
+  const read = async (): Promise<ChainInfo> => {
+    const [globalId, params] = await Promise.all([
+      chain.globalId(),
+      chain.open(RootContract.fromAddress(root)).getParams(),
+    ]);
+    return { globalId, params };
+  };
+  const kept = async (): Promise<ChainInfo | null> => {
+    try {
+      const j = JSON.parse(await readFile(file, 'utf8'), (_k, v) =>
+        typeof v === 'string' && /^\d+n$/.test(v) ? BigInt(v.slice(0, -1)) : v,
+      ) as ChainInfo & { endpoint: string; root: string };
+      return j.endpoint === c.chainEndpoint && j.root === root.toString() ? j : null;
+    } catch {
+      return null;
+    }
+  };
+  if (!log) return read(); // not a daemon's boot (a CLI command): the chain must answer now
+  for (let failures = 0; ; failures++) {
+    try {
+      const info = await read();
+      const text = JSON.stringify({ endpoint: c.chainEndpoint, root: root.toString(), ...info }, (_k, v) =>
+        typeof v === 'bigint' ? `${v}n` : v,
+      );
+      await writeFile(`${file}.tmp`, text);
+      await rename(`${file}.tmp`, file);
+      return info;
+    } catch (err) {
+      const cached = await kept();
+      if (cached) {
+        log?.warn(
+          { endpoint: c.chainEndpoint, err: (err as Error).message },
+          'chain unreachable; starting from the chain info kept at the last boot',
+        );
+        return { globalId: cached.globalId, params: cached.params };
+      }
+      const delay = backoffDelay(failures, 1000, 30_000);
+      log?.warn(
+        { endpoint: c.chainEndpoint, err: (err as Error).message, retryInMs: Math.round(delay) },
+        'chain unreachable and never reached before; retrying after backoff',
+      );
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/** Runs `step` (a chain operation of boot) until it succeeds, with backoff and one log line per try. */
+async function untilChainAnswers<T>(what: string, step: () => Promise<T>, log: Logger): Promise<T> {
+  for (let failures = 0; ; failures++) {
+    try {
+      return await step();
+    } catch (err) {
+      if (err instanceof ConfigError) throw err;
+      const delay = backoffDelay(failures, 1000, 30_000);
+      log.warn(
+        { err: (err as Error).message, retryInMs: Math.round(delay) },
+        `${what}; retrying after backoff`,
+      );
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+}
+
+/**
+ * Opens the chain and this node's wallet and ledger; null when no root is configured (payments off). With
+ * `log` (a daemon booting), an unreachable chain does not stop it: see `chainInfo`.
+ */
+export async function openNodeChain(c: ChainConfig, log?: Logger): Promise<NodeChain | null> {
   if (!c.root) return null;
   let root: Address;
   try {
@@ -49,7 +134,7 @@ export async function openNodeChain(c: ChainConfig): Promise<NodeChain | null> {
     endpoint: c.chainEndpoint,
     ...(c.chainApiKey ? { apiKey: c.chainApiKey } : {}),
   });
-  const globalId = await chain.globalId();
+  const { globalId, params } = await chainInfo(chain, c, root, log);
   const walletPath = join(c.dataDir, WALLET_FILE);
   let words: string[];
   try {
@@ -61,7 +146,7 @@ export async function openNodeChain(c: ChainConfig): Promise<NodeChain | null> {
   }
   const wallet = await walletFromMnemonic(words, globalId);
   const sender = new WalletSender(chain.client, wallet, { pollIntervalMs: chain.pollIntervalMs });
-  const payments = await TonPayments.connect(chain.client, root, globalId, sender);
+  const payments = new TonPayments(chain.client, root, await loadCodes(), params, globalId, sender);
   const ledger = Ledger.open(join(c.dataDir, 'ledger'), c.ledgerDurability);
   return { chain, payments, sender, ledger, root };
 }
@@ -137,9 +222,15 @@ export interface ProxyBillingConfig extends ChainConfig {
 }
 
 export async function buildProxyBilling(c: ProxyBillingConfig, key: NodeKey, log: Logger) {
-  const nc = await openNodeChain(c);
+  const nc = await openNodeChain(c, log);
   if (!nc) return null;
-  const contract = await ensureProxyContract(nc, key, c.stakeTon, log);
+  // The proxy's contract must be on-chain before it bills anyone: boot waits for the chain (never exits).
+  await untilChainAnswers('chain unreachable', () => nc.payments.refreshPrices(), log);
+  const contract = await untilChainAnswers(
+    'cannot check or deploy the proxy contract',
+    () => ensureProxyContract(nc, key, c.stakeTon, log),
+    log,
+  );
   const desk = new ProxyBilling({
     ledger: nc.ledger,
     chain: nc.payments,
@@ -158,7 +249,7 @@ export async function buildProxyBilling(c: ProxyBillingConfig, key: NodeKey, log
 
 /** A client pays each proxy through its own client contract: one ClientPayments per proxy, one ledger. */
 export async function buildClientPayments(c: ChainConfig, key: NodeKey, log: Logger) {
-  const nc = await openNodeChain(c);
+  const nc = await openNodeChain(c, log);
   if (!nc) return null;
   const newPayments = () =>
     new ClientPayments({
@@ -202,7 +293,7 @@ export interface WorkerPaymentsConfig extends ChainConfig {
 }
 
 export async function buildWorkerPayments(c: WorkerPaymentsConfig, log: Logger) {
-  const nc = await openNodeChain(c);
+  const nc = await openNodeChain(c, log);
   if (!nc) return null;
   const payments = new WorkerPayments({
     chain: nc.payments,

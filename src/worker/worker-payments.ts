@@ -3,6 +3,7 @@ import { Address } from '@ton/core';
 import { rawPublicKeyFromHex } from '../attest/identity.ts';
 import type { PeerIdentity } from '../attest/types.ts';
 import { type CocoonError, PaymentRefusedError } from '../errors.ts';
+import { backoffDelay } from '../net/peer-link.ts';
 import type { Session } from '../net/session.ts';
 import type { Logger } from '../ops/log.ts';
 import { Earnings } from '../pay/earnings.ts';
@@ -39,6 +40,10 @@ export class WorkerPayments {
   private timer: NodeJS.Timeout | null = null;
   private redeeming = false;
   redemptions = 0;
+  /** Redemption failing (the chain unreachable, …): why, and when it is tried again (backoff). */
+  private failures = 0;
+  private retryAt = 0;
+  lastRedeemError: string | null = null;
 
   constructor(private readonly opts: WorkerPaymentsOptions) {}
 
@@ -47,8 +52,26 @@ export class WorkerPayments {
   }
 
   start(): void {
+    // Payouts accrue (signed, in the ledger) whatever the chain does; redeeming them waits for it, with
+    // backoff and one line per try.
     this.timer = setInterval(() => {
-      this.redeemDue().catch((err) => this.opts.log.warn({ err: String(err) }, 'payout redemption failed'));
+      if (Date.now() < this.retryAt) return;
+      this.redeemDue().then(
+        () => {
+          if (this.failures > 0) this.opts.log.info('payout redemption works again');
+          this.failures = 0;
+          this.lastRedeemError = null;
+        },
+        (err) => {
+          const delay = backoffDelay(this.failures++, 1000, 60_000);
+          this.retryAt = Date.now() + delay;
+          this.lastRedeemError = (err as Error).message;
+          this.opts.log.warn(
+            { err: String(err), retryInMs: Math.round(delay) },
+            'payout redemption failed; retrying after backoff',
+          );
+        },
+      );
     }, 1000);
     this.timer.unref();
   }
