@@ -36,7 +36,10 @@ export class DaemonProcess {
   stderr = '';
   readonly exited: Promise<number | null>;
 
-  private constructor(readonly child: ChildProcess) {
+  private constructor(
+    readonly child: ChildProcess,
+    private readonly role: Role,
+  ) {
     child.stdout!.on('data', (d: Buffer) => {
       this.stdout += d.toString();
     });
@@ -47,28 +50,42 @@ export class DaemonProcess {
   }
 
   static async start(role: Role, config: Record<string, unknown>, configDir: string): Promise<DaemonProcess> {
+    const d = DaemonProcess.launch(role, config, configDir);
+    await d.ready(30_000);
+    return d;
+  }
+
+  /** Spawns the daemon without waiting for it to come up (see `ready`): for daemons that wait at boot. */
+  static launch(role: Role, config: Record<string, unknown>, configDir: string): DaemonProcess {
     const file = join(configDir, `${String(config.name ?? role)}-${Date.now()}.json`);
     writeFileSync(file, JSON.stringify(config));
-    const d = new DaemonProcess(
+    return new DaemonProcess(
       spawn(process.execPath, [bin, role, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }),
+      role,
     );
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(
-        () => reject(new Error(`${role} did not start:\n${d.stdout}\n${d.stderr}`)),
-        30_000,
-      );
-      d.exited.then((code) => {
+  }
+
+  /** Resolves once the daemon printed that it is up; rejects if it exits first or after `timeoutMs`. */
+  ready(timeoutMs: number): Promise<void> {
+    const role = this.role;
+    return new Promise<void>((resolve, reject) => {
+      const done = () => this.stdout.includes(READY[role]);
+      if (done()) return resolve();
+      const onData = () => {
+        if (!done()) return;
         clearTimeout(timer);
-        reject(new Error(`${role} exited with ${code} while starting:\n${d.stderr}`));
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.child.stdout!.off('data', onData);
+        reject(new Error(`${role} did not start:\n${this.stdout}\n${this.stderr}`));
+      }, timeoutMs);
+      this.exited.then((code) => {
+        clearTimeout(timer);
+        reject(new Error(`${role} exited with ${code} while starting:\n${this.stderr}`));
       });
-      d.child.stdout!.on('data', () => {
-        if (d.stdout.includes(READY[role])) {
-          clearTimeout(timer);
-          resolve();
-        }
-      });
+      this.child.stdout!.on('data', onData);
     });
-    return d;
   }
 
   kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<number | null> {
