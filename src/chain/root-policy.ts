@@ -1,6 +1,7 @@
 import type { Address } from '@ton/core';
 import type { TonClient } from '@ton/ton';
 import type { PolicySource, TrustLists } from '../attest/policy.ts';
+import { backoffDelay } from '../net/peer-link.ts';
 import type { Logger } from '../ops/log.ts';
 import { RootContract } from './contracts/root-contract.ts';
 
@@ -9,13 +10,17 @@ const hex = (n: bigint) => n.toString(16).padStart(64, '0');
 /**
  * The allow-lists the root contract publishes (proxy images, worker images, model hashes), re-read every
  * `intervalMs`; listeners hear about each new root version. The lists are enforced exactly: an empty list
- * allows nothing. Until the first read succeeds, `start()` has not resolved and nothing is accepted.
+ * allows nothing. Until the first read succeeds nothing is accepted: `start()` has not resolved, or (for a
+ * daemon's boot) `startInBackground()` keeps trying.
  */
 export class RootPolicy implements PolicySource {
   private lists: TrustLists = { proxyImages: new Set(), workerImages: new Set(), models: new Set() };
   private version = -1;
   private readonly listeners: ((l: TrustLists) => void)[] = [];
   private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  /** The first read has not succeeded yet: why (shown by daemons that started without it). */
+  lastError: string | null = null;
 
   constructor(
     private readonly client: TonClient,
@@ -24,13 +29,50 @@ export class RootPolicy implements PolicySource {
     private readonly intervalMs = 10_000,
   ) {}
 
+  /** Reads the lists (the chain must answer now: a check, a CLI command), then re-reads them in the background. */
   async start(): Promise<this> {
     await this.refresh();
+    this.every();
+    return this;
+  }
+
+  /**
+   * For a daemon's boot, which must not depend on the chain: returns at once. Until the first read succeeds
+   * the lists are empty, so nothing is accepted (peers are refused and retry on their side); the read is
+   * retried with backoff (1 s doubling to 30 s, one warning per try), then re-done every `intervalMs`.
+   */
+  startInBackground(): this {
+    let failures = 0;
+    const first = () => {
+      this.timer = null;
+      this.refresh().then(
+        () => {
+          this.lastError = null;
+          if (failures > 0) this.log.info('root policy read; the chain answers again');
+          if (!this.stopped) this.every();
+        },
+        (err) => {
+          if (this.stopped) return;
+          const delay = backoffDelay(failures++, 1000, 30_000);
+          this.lastError = (err as Error).message;
+          this.log.warn(
+            { err: this.lastError, retryInMs: Math.round(delay) },
+            'cannot read the root policy (nothing is accepted until it is read); retrying after backoff',
+          );
+          this.timer = setTimeout(first, delay);
+          this.timer.unref();
+        },
+      );
+    };
+    first();
+    return this;
+  }
+
+  private every(): void {
     this.timer = setInterval(() => {
       this.refresh().catch((err) => this.log.warn({ err: String(err) }, 'cannot read the root policy'));
     }, this.intervalMs);
     this.timer.unref();
-    return this;
   }
 
   /** Reads the root; returns true if its version changed. */
@@ -57,6 +99,7 @@ export class RootPolicy implements PolicySource {
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.stopped = true;
+    if (this.timer) clearInterval(this.timer); // an interval or the first read's retry timeout
   }
 }
