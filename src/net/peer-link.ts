@@ -10,7 +10,8 @@ export interface PeerLinkOptions extends DialOptions {
   maxBackoffMs?: number;
   /**
    * A session that ends sooner than this after it came up counts as a failure (the backoff keeps growing):
-   * a peer that takes the handshake and then hangs up at once is not re-dialled at the shortest delay.
+   * a peer that takes the handshake and then hangs up at once is not re-dialled at the shortest delay. A
+   * session ended by a certificate's expiry is not such a failure, however short.
    */
   stableMs?: number;
 }
@@ -112,8 +113,11 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
         const refused = this.refusing !== null;
         const cause = this.refusing ?? err ?? new Error('closed');
         this.refusing = null;
-        // A session that served a while starts the backoff over; a refused or short-lived one does not.
-        if (!refused && Date.now() - upAt >= (this.opts.stableMs ?? 1000)) this.failures = 0;
+        // A session that served a while, or ended as planned (a certificate's end: with short-lived
+        // certificates a session may last well under `stableMs`), starts the backoff over; a refused or
+        // short-lived one does not.
+        const planned = (err as CocoonError | undefined)?.code === 'certificate_expired';
+        if (!refused && (planned || Date.now() - upAt >= (this.opts.stableMs ?? 1000))) this.failures = 0;
         this.lastError = cause;
         this.scheduleRetry(cause, refused);
       });
