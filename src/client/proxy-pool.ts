@@ -174,17 +174,27 @@ export class ProxyPool {
       }
     });
     // A refusal hangs up this session (not a later one) and is retried with backoff.
+    let refusedByUs = false;
     const refuse = (err: Error) => {
+      refusedByUs = true;
       if (c.link.session === session) c.link.refuse(err);
     };
     if (!c.payments) {
       c.link.accepted();
       return;
     }
+    // The proxy hung up before confirming our account (e.g. it cannot read our contract on its chain,
+    // `chain_unavailable`): that is why it cannot be used now, in stats and 503s like our own refusals.
+    let confirmed = false;
+    session.once('close', (err) => {
+      const planned = err?.code === 'certificate_expired';
+      if (!confirmed && !refusedByUs && err && !planned) c.link.refusedByPeer(err);
+    });
     try {
       c.payments.attach(session, peer, refuse);
       c.payments.ready(CONFIRM_TIMEOUT_MS).then(
         () => {
+          confirmed = true;
           if (c.link.session === session) c.link.accepted();
         },
         (err: Error) => {

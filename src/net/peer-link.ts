@@ -38,8 +38,8 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
   peer: PeerIdentity | null = null;
   lastError: Error | null = null;
   /**
-   * Why the last session was refused (by us, through `refuse`), until a session is accepted: shown in
-   * stats and in the errors of requests that find no usable peer.
+   * Why the last session was refused (by us, through `refuse`, or by the peer, `refusedByPeer`), until a
+   * session is accepted: shown in stats and in the errors of requests that find no usable peer.
    */
   refusal: Error | null = null;
   /** When the next dial is due (ms since the epoch); null while connected or dialling. */
@@ -86,6 +86,14 @@ export class PeerLink extends EventEmitter<PeerLinkEvents> {
     this.refusing = err;
     // The peer is told why (a CocoonError's message; anything else stays "internal" on the wire).
     s.close(err instanceof CocoonError ? err : asCocoonError(err));
+  }
+
+  /**
+   * The peer hung up before the session could be used (e.g. a proxy that cannot read our contract on its
+   * chain): kept as the refusal, like one of ours, until a session is accepted.
+   */
+  refusedByPeer(err: Error): void {
+    if (!this.stopped) this.refusal = err;
   }
 
   /** The current session is good (e.g. payments confirmed): the refusal is over. */

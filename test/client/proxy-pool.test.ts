@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
+import type { ClientPayments } from '../../src/client/client-payments.ts';
 import { type ProxyConnection, ProxyPool } from '../../src/client/proxy-pool.ts';
-import type { CocoonError } from '../../src/errors.ts';
+import { type CocoonError, ServiceUnavailableError } from '../../src/errors.ts';
 import type { Session } from '../../src/net/session.ts';
 import type { TlsCredentials } from '../../src/net/tls.ts';
 import { silentLogger } from '../../src/ops/log.ts';
+import { until } from '../e2e/harness.ts';
+import { anyRole, credentialsFor, startServer } from '../net/peers.ts';
 
 // The pool's choice reads only each connection's figures; links are never started here, and a
 // connection counts as up when its link holds an open session.
@@ -76,5 +79,58 @@ describe('choosing a proxy', () => {
     );
     assert.equal(conns[0]!.draining, true);
     pool.stop();
+  });
+});
+
+describe('why a proxy cannot be used', () => {
+  /** A paying desk that never hears from the proxy: the session is up, the account never confirmed. */
+  const unconfirmed = () =>
+    ({
+      helloInfo: { wallet: 'w' },
+      isReady: false,
+      payer: { account: null, authorisedTotal: 0n },
+      attach() {},
+      ready: () => new Promise<void>(() => {}),
+      onControl() {},
+    }) as unknown as ClientPayments;
+
+  test('a proxy that hangs up before confirming our account (chain_unavailable) is shown refused, in stats and in the 503', async () => {
+    const server = await startServer();
+    after(() => server.close());
+    const why = new ServiceUnavailableError(
+      'the proxy cannot read your client contract now',
+      'chain_unavailable',
+    );
+    const hangUp = setInterval(() => {
+      for (const s of server.sessions) if (!s.closed) s.close(why);
+    }, 5);
+    after(() => clearInterval(hangUp));
+    const pool = new ProxyPool({
+      link: {
+        credentials: await credentialsFor('client'),
+        trust: anyRole,
+        session: { hello: { role: 'client', name: 't' } },
+        minBackoffMs: 20,
+      },
+      newPayments: unconfirmed,
+      log: silentLogger,
+      onControl: () => {},
+    });
+    after(() => pool.stop());
+    pool.update([{ host: '127.0.0.1', port: server.port }]);
+    const c = pool.all()[0]!;
+    await until(() => c.refusal !== null, 'the refusal is recorded');
+    assert.deepEqual(c.refusal, { code: 'chain_unavailable', message: why.message });
+    const snap = c.snapshot();
+    assert.equal(snap.usable, false);
+    assert.equal(snap.refused?.code, 'chain_unavailable');
+    assert.throws(
+      () => pool.choose(new Set()),
+      (e: CocoonError) =>
+        e.status === 503 &&
+        e.code === 'chain_unavailable' &&
+        e.message.includes(`127.0.0.1:${server.port}: the proxy cannot read your client contract now`) &&
+        (e.retryAfter ?? 0) >= 1,
+    );
   });
 });
