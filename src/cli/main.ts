@@ -46,12 +46,19 @@ async function runUntilSignal(
   banner: (n: never) => string,
   drainSeconds: number,
 ) {
-  // Listening before start: a signal during start-up (opening the ledger, dialling) waits for it to finish.
+  // Listening before start: a signal during start-up (a proxy waiting for its chain at boot may wait for
+  // ever) exits at once; nothing is serving yet, and what start() wrote so far is durable.
   const signal = new Promise<string>((resolve) => {
     process.once('SIGINT', () => resolve('SIGINT'));
     process.once('SIGTERM', () => resolve('SIGTERM'));
   });
-  const node = await start();
+  const started = start();
+  const first = await Promise.race([started, signal]);
+  if (typeof first === 'string') {
+    process.stdout.write(`${first} during start-up: exiting\n`);
+    process.exit(0);
+  }
+  const node = first;
   process.stdout.write(`${banner(node as never)}\n`);
   await signal;
   const now = () => void node.stop().finally(() => process.exit(1));
@@ -73,6 +80,7 @@ addDaemonFlags(
     async () => (await (await nodes()).buildProxy(c)).start(),
     (p: Awaited<ReturnType<typeof buildProxy>>) =>
       `proxy '${c.name}' [trust: ${c.trust}] workers on ${c.host}:${p.workerPort}, clients on ${c.host}:${p.clientPort}` +
+      (p.contractAddress ? `, contract ${p.contractAddress}` : '') +
       (p.statsUrl ? `, stats ${p.statsUrl}/stats` : ''),
     c.drainSeconds,
   );

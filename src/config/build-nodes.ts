@@ -66,7 +66,8 @@ async function trustFor(c: TrustConfig, log: Logger): Promise<TrustSetup> {
       endpoint: c.chainEndpoint,
       ...(c.chainApiKey ? { apiKey: c.chainApiKey } : {}),
     });
-    return { ...base, policy: await new RootPolicy(chain.client, Address.parse(c.root), log).start() };
+    // Boot does not wait for the chain: nothing is accepted until the lists are first read (retried with backoff).
+    return { ...base, policy: new RootPolicy(chain.client, Address.parse(c.root), log).startInBackground() };
   }
   if (c.allowedProxyImages || c.allowedWorkerImages || c.allowedModels) {
     return { ...base, policy: StaticPolicy.fromConfig(c) };

@@ -81,7 +81,8 @@ export class ProxyBilling {
   private readonly clients = new Map<string, ClientAccount>();
   private readonly clientSessions = new Map<ClientAccount, Session>();
   private readonly workers = new Map<string, WorkerAccount>();
-  private readonly workerSessions = new Map<WorkerAccount, Session>();
+  /** Every live session of each worker: one worker may hold several (a reconnect, a `cocoon worker check`). */
+  private readonly workerSessions = new Map<WorkerAccount, Set<Session>>();
   /** Open bills, by account and request id (request ids are the client's: only unique per account). */
   private readonly bills = new Map<string, OpenBill>();
   private readonly unpaid = new Map<ClientAccount, number>();
@@ -389,10 +390,12 @@ export class ProxyBilling {
       acct = new WorkerAccount(contract, owner, chain.globalId);
       this.workers.set(contract.toRawString(), acct);
     }
-    this.workerSessions.set(acct, session);
+    const sessions = this.workerSessions.get(acct) ?? new Set<Session>();
+    this.workerSessions.set(acct, sessions.add(session));
     const a = acct;
     session.once('close', () => {
-      if (this.workerSessions.get(a) === session) this.workerSessions.delete(a);
+      sessions.delete(session);
+      if (sessions.size === 0 && this.workerSessions.get(a) === sessions) this.workerSessions.delete(a);
     });
     if (acct.signed) this.sendPayout(acct, session);
     return acct;
@@ -418,8 +421,7 @@ export class ProxyBilling {
     this.totals.payoutsSigned += due.length;
     await this.opts.ledger.commit(due.map((w) => [workerRecordKey(w), w.toRecord()] as const));
     for (const w of due) {
-      const s = this.workerSessions.get(w);
-      if (s && !s.closed) this.sendPayout(w, s);
+      for (const s of this.workerSessions.get(w) ?? []) if (!s.closed) this.sendPayout(w, s);
     }
   }
 

@@ -194,6 +194,10 @@ export class ProxyNode {
   get statsUrl(): string | null {
     return this.statsServer?.url ?? null;
   }
+  /** This proxy's contract on-chain (clients deposit into it), or null when it runs unpaid. */
+  get contractAddress(): string | null {
+    return this.opts.billing?.proxyContract ?? null;
+  }
 
   /** The client sessions up now (tests and diagnostics). */
   clientSessions(): Session[] {

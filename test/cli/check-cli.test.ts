@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { Address, toNano } from '@ton/core';
 import { HashKind } from '../../src/chain/contracts/opcodes.ts';
 import { RootContract } from '../../src/chain/contracts/root-contract.ts';
@@ -14,30 +12,12 @@ import { buildProxy } from '../../src/config/build-nodes.ts';
 import { proxyConfigSchema } from '../../src/config/config.ts';
 import { type LocalTon, startLocalTon } from '../../src/local/local-ton.ts';
 import type { ProxyNode } from '../../src/proxy/proxy-node.ts';
-
-const execFileP = promisify(execFile);
-const bin = join(import.meta.dirname, '../../bin/cocoon.mjs');
+import { cocoon, type Result } from './run-cocoon.ts';
 
 /** What a dev node's quote measures: the same for every dev node, worker or proxy. */
 const DEV_IMAGE = createHash('sha256').update('dev-image:cocoon-dev').digest('hex');
 /** The local root allows one model, sha256('cocoon-tiny'), served under that identity. */
 const MODEL = `cocoon-tiny@builtin:${createHash('sha256').update('cocoon-tiny').digest('hex')}`;
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cocoon(...args: string[]): Promise<Result> {
-  try {
-    const r = await execFileP(process.execPath, [bin, ...args], { timeout: 30_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
 
 function exits(r: Result, code: number): string {
   assert.equal(

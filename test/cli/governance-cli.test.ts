@@ -1,49 +1,14 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { Address, toNano } from '@ton/core';
 import { HashKind } from '../../src/chain/contracts/opcodes.ts';
 import { RootContract, type RootData } from '../../src/chain/contracts/root-contract.ts';
 import { formatTon } from '../../src/chain/money.ts';
 import { type LocalTon, startLocalTon } from '../../src/local/local-ton.ts';
-
-const execFileP = promisify(execFile);
-const bin = join(import.meta.dirname, '../../bin/cocoon.mjs');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the real `cocoon` command; resolves with its exit code and output whatever the code. */
-async function cocoon(...args: string[]): Promise<Result> {
-  try {
-    const r = await execFileP(process.execPath, [bin, ...args], { timeout: 30_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-function ok(r: Result): string {
-  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
-/** A failure: the given exit code and exactly one line on stderr. */
-function failed(r: Result, code: number): string {
-  assert.equal(r.code, code, `expected exit ${code}, got ${r.code}; stdout: ${r.stdout} stderr: ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line expected on stderr, got: ${r.stderr}`);
-  assert.match(lines[0]!, /^cocoon: /);
-  return lines[0]!;
-}
+import { cocoon, failed, ok } from './run-cocoon.ts';
 
 const hex = (byte: string) => byte.repeat(32);
 

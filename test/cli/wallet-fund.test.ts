@@ -1,50 +1,17 @@
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { Address, beginCell } from '@ton/core';
 import { LocalChain } from '../../src/chain/local-chain.ts';
 import { type LocalChainServer, startLocalChainServer } from '../../src/chain/local-chain-server.ts';
 import { formatTon } from '../../src/chain/money.ts';
 import { GLOBAL_IDS } from '../../src/chain/ton-chain.ts';
 import { loadWalletFile, walletFromMnemonic } from '../../src/chain/wallet.ts';
-
-const execFileP = promisify(execFile);
-const bin = join(import.meta.dirname, '../../bin/cocoon.mjs');
-
-interface Result {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-async function cocoon(...args: string[]): Promise<Result> {
-  try {
-    const r = await execFileP(process.execPath, [bin, ...args], { timeout: 30_000 });
-    return { code: 0, stdout: r.stdout, stderr: r.stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
-}
-
-function ok(r: Result): string {
-  assert.equal(r.code, 0, `exit ${r.code}: ${r.stderr}`);
-  return r.stdout;
-}
-
-function failed(r: Result, code: number): string {
-  assert.equal(r.code, code, `expected exit ${code}, got ${r.code}; stdout: ${r.stdout} stderr: ${r.stderr}`);
-  const lines = r.stderr.trimEnd().split('\n');
-  assert.equal(lines.length, 1, `one line expected on stderr, got: ${r.stderr}`);
-  assert.match(lines[0]!, /^cocoon: /);
-  return lines[0]!;
-}
+import { cocoon, failed, ok } from './run-cocoon.ts';
 
 /**
  * A toncenter look-alike that is not the local chain: no /cocoon/info, no faucet; answers only

@@ -59,6 +59,17 @@ export class DaemonProcess {
   static launch(role: Role, config: Record<string, unknown>, configDir: string): DaemonProcess {
     const file = join(configDir, `${String(config.name ?? role)}-${Date.now()}.json`);
     writeFileSync(file, JSON.stringify(config));
+    return DaemonProcess.launchFile(role, file);
+  }
+
+  /** `cocoon <role> --config <file>`, as an operator starts it; resolves once it is up. */
+  static async startFile(role: Role, file: string): Promise<DaemonProcess> {
+    const d = DaemonProcess.launchFile(role, file);
+    await d.ready(30_000);
+    return d;
+  }
+
+  private static launchFile(role: Role, file: string): DaemonProcess {
     return new DaemonProcess(
       spawn(process.execPath, [bin, role, '--config', file], { stdio: ['ignore', 'pipe', 'pipe'] }),
       role,
