@@ -3,7 +3,7 @@ import { after, test } from 'node:test';
 import { Harness, post } from './harness.ts';
 
 /** Short-lived certificates: each node re-issues its own before expiry, sessions end with the peer's. */
-test('with 2-second certificates the network keeps serving across several rotations', async () => {
+test('with 2-second certificates the network keeps serving across several rotations', async (t) => {
   const h = new Harness();
   after(() => h.stop());
   const short = { certValiditySeconds: 2 };
@@ -16,16 +16,35 @@ test('with 2-second certificates the network keeps serving across several rotati
       messages: [{ role: 'user', content: 'still there?' }],
       max_tokens: 2,
     });
-  let ok = 0;
-  const until = Date.now() + 5000;
-  while (Date.now() < until) {
-    if ((await ask()).status === 200) ok++;
-    await new Promise((r) => setTimeout(r, 100));
+  // Ask without pause until the client has reconnected twice (two rotations). Requests that fall between
+  // a session's end and the next get 502/503, or 404 while the proxy has no worker (a known gap,
+  // docs/operations.md: sessions are not renewed before they end); answers must resume after each.
+  const failed: number[] = [];
+  let answeredSince = 0;
+  const deadline = Date.now() + 20_000;
+  let connects = client.stats().proxies[0]!.connects;
+  const answeredAfter: number[] = [];
+  while (answeredAfter.length < 2 && Date.now() < deadline) {
+    const r = await ask();
+    if (r.status === 200) answeredSince++;
+    else failed.push(r.status);
+    const now = client.stats().proxies[0]!.connects;
+    if (now > connects) {
+      connects = now;
+      answeredSince = 0;
+    }
+    if (answeredSince === 5 && connects > 1) answeredAfter.push(connects);
   }
-  assert.ok(ok > 20, `served ${ok} requests`);
+  assert.equal(answeredAfter.length, 2, 'answers resume after each of two reconnections');
+  const gap = new Set([404, 502, 503]);
+  assert.ok(
+    failed.every((s) => gap.has(s)),
+    `only unavailability: ${[...new Set(failed)]}`,
+  );
+  t.diagnostic(`${failed.length} requests refused in the gaps`);
   // Sessions were re-established with fresh certificates (each lives at most one certificate's validity).
-  assert.ok(client.stats().proxies[0]!.connects >= 2, 'the client reconnected');
-  assert.ok(worker.stats().uptimeSeconds >= 4);
+  assert.ok(client.stats().proxies[0]!.connects >= 3, 'the client reconnected');
+  assert.ok(worker.stats().uptimeSeconds >= 2, 'the worker process outlived its certificates');
   const last = await ask();
   assert.equal(last.status, 200);
 });
