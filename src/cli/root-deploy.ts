@@ -5,12 +5,12 @@ import { z } from 'zod';
 import { loadContractCode } from '../chain/contracts/code.ts';
 import { MAX_CLOSE_DELAY } from '../chain/contracts/opcodes.ts';
 import type { RootParams } from '../chain/contracts/params.ts';
+import { LOCAL_PARAMS } from '../chain/contracts/params.ts';
 import { changeOwnerBody, RootContract } from '../chain/contracts/root-contract.ts';
 import { formatTon, parseTon } from '../chain/money.ts';
 import { loadWalletFile, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
 import { WALLET_FILE } from '../config/build-payments.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
-import { LOCAL_PARAMS } from '../local/local-ton.ts';
 import {
   awaitEffect,
   type ChainFlags,

@@ -5,7 +5,7 @@ import { type Address, toNano } from '@ton/core';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { loadContractCode } from '../chain/contracts/code.ts';
 import { HashKind } from '../chain/contracts/opcodes.ts';
-import type { RootParams } from '../chain/contracts/params.ts';
+import { LOCAL_PARAMS, type RootParams } from '../chain/contracts/params.ts';
 import {
   addHashBody,
   delHashBody,
@@ -25,23 +25,6 @@ import { DEPOSIT_GAS, WALLET_FILE } from '../config/build-payments.ts';
  * API on loopback, a governance wallet that deploys the root, and a faucet for the nodes' wallets. Its
  * state lives in `<dataDir>/chain`, so balances survive restarts. Dev only: the faucet mints coins.
  */
-
-/** Local prices: 1000 nanoton per token, 800 of it the worker's; cached prompt tokens at half price. */
-export const LOCAL_PARAMS: RootParams = {
-  paramsVersion: 1,
-  pricePerToken: 1000n,
-  workerFeePerToken: 800n,
-  promptMult: 10_000,
-  cachedMult: 5_000,
-  completionMult: 10_000,
-  reasoningMult: 10_000,
-  // A day for a client to leave (far above any proxy's settlement interval: what it signed is redeemed
-  // before it can close), two for a proxy (workers redeem their payouts before its stake can go).
-  clientCloseDelay: 86_400,
-  proxyCloseDelay: 172_800,
-  minClientStake: toNano('1'),
-  minProxyStake: toNano('10'),
-};
 
 export interface LocalTon {
   endpoint: string;
@@ -155,3 +138,5 @@ export async function startLocalTon(dataDir: string, port = 0, clock?: () => num
     },
   };
 }
+
+export { LOCAL_PARAMS };

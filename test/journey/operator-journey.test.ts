@@ -203,8 +203,10 @@ test('the operator journey: a network of separate processes run only by cocoon c
         logLevel: 'warn',
       });
     });
-    const workerCheck = await check('worker', files['worker-1']!);
-    const proxyCheck = await check('proxy', files['proxy-a']!);
+    const [workerCheck, proxyCheck] = await Promise.all([
+      check('worker', files['worker-1']!),
+      check('proxy', files['proxy-a']!),
+    ]);
     const fixes = [...allowFixes(workerCheck), ...allowFixes(proxyCheck)];
     assert.deepEqual(
       fixes.map((f) => f[2]).sort(),
@@ -223,19 +225,19 @@ test('the operator journey: a network of separate processes run only by cocoon c
   });
 
   await step('2. two proxies staked and registered, three workers, two clients with deposits', async () => {
+    const before = await Promise.all(
+      names.proxies.map((n) =>
+        json<{ contract: string; deployed: boolean }>('proxy', 'show', '--config', files[n]!),
+      ),
+    );
     for (const [i, n] of names.proxies.entries()) {
-      const show = await json<{ contract: string; deployed: boolean }>(
-        'proxy',
-        'show',
-        '--config',
-        files[n]!,
-      );
-      assert.equal(show.deployed, false);
-      contracts[n] = show.contract;
+      assert.equal(before[i]!.deployed, false);
+      contracts[n] = before[i]!.contract;
+      // Governance registers each proxy (one wallet: one message after the other).
       await json(
         'root',
         'register-proxy',
-        show.contract,
+        contracts[n]!,
         `127.0.0.1:${ports.client[i]}`,
         ...gov,
         '--root',
@@ -246,32 +248,31 @@ test('the operator journey: a network of separate processes run only by cocoon c
     procs.push(...proxies);
     for (const [i, p] of proxies.entries())
       assert.match(p.stdout, new RegExp(`contract ${contracts[names.proxies[i]!]}`));
-    for (const n of names.proxies) {
-      const show = await json<{ deployed: boolean; stake: string; registered: unknown }>(
-        'proxy',
-        'show',
-        '--config',
-        files[n]!,
-      );
+    const shown = await Promise.all(
+      names.proxies.map((n) =>
+        json<{ deployed: boolean; stake: string; registered: unknown }>(
+          'proxy',
+          'show',
+          '--config',
+          files[n]!,
+        ),
+      ),
+    );
+    for (const show of shown) {
       assert.equal(show.deployed, true);
       assert.equal(show.stake, '2.000000000');
       assert.ok(show.registered);
     }
-    procs.push(
-      ...(await Promise.all(names.workers.map((n) => DaemonProcess.startFile('worker', files[n]!)))),
+    const deposits = await Promise.all(
+      names.clients.map((n) => json<{ balance: string }>('client', 'deposit', '3', '--config', files[n]!)),
     );
-    for (const n of names.clients) {
-      const d = await json<{ balance: string; proxyContract: string }>(
-        'client',
-        'deposit',
-        '3',
-        '--config',
-        files[n]!,
-      );
-      assert.equal(d.balance, '3.000000000');
-    }
+    for (const d of deposits) assert.equal(d.balance, '3.000000000');
+    // Workers and clients start together: a client waits for a worker like any request would.
     procs.push(
-      ...(await Promise.all(names.clients.map((n) => DaemonProcess.startFile('client', files[n]!)))),
+      ...(await Promise.all([
+        ...names.workers.map((n) => DaemonProcess.startFile('worker', files[n]!)),
+        ...names.clients.map((n) => DaemonProcess.startFile('client', files[n]!)),
+      ])),
     );
     // Every node's preflight check now passes: lists, proxies, contracts, wallets.
     const checks = await Promise.all(

@@ -1,4 +1,4 @@
-import { beginCell, type Cell, type TupleReader } from '@ton/core';
+import { beginCell, type Cell, type TupleReader, toNano } from '@ton/core';
 import type { PriceList } from '../../pay/pricing.ts';
 
 /** The network parameters the root contract publishes (`Params` in docs/payments.md). */
@@ -63,3 +63,20 @@ export function readParams(r: TupleReader): RootParams {
     minProxyStake: r.readBigNumber(),
   };
 }
+
+/** Local prices: 1000 nanoton per token, 800 of it the worker's; cached prompt tokens at half price. */
+export const LOCAL_PARAMS: RootParams = {
+  paramsVersion: 1,
+  pricePerToken: 1000n,
+  workerFeePerToken: 800n,
+  promptMult: 10_000,
+  cachedMult: 5_000,
+  completionMult: 10_000,
+  reasoningMult: 10_000,
+  // A day for a client to leave (far above any proxy's settlement interval: what it signed is redeemed
+  // before it can close), two for a proxy (workers redeem their payouts before its stake can go).
+  clientCloseDelay: 86_400,
+  proxyCloseDelay: 172_800,
+  minClientStake: toNano('1'),
+  minProxyStake: toNano('10'),
+};
