@@ -2,7 +2,6 @@ import { createServer } from 'node:net';
 import * as tls from 'node:tls';
 import { Address, toNano } from '@ton/core';
 import { rawPublicKeyHex } from '../../attest/identity.ts';
-import { trustLabel } from '../../attest/trust-setup.ts';
 import { ContractState, MIN_FORWARD_VALUE, STORAGE_RESERVE } from '../../chain/contracts/opcodes.ts';
 import { ProxyContract } from '../../chain/contracts/proxy-contract.ts';
 import { formatTon, parseTon } from '../../chain/money.ts';
@@ -22,7 +21,14 @@ import {
 } from './chain.ts';
 import { daemonTrust, type OwnAttestation, ownAttestation, readNodeKey } from './identity.ts';
 import { type CheckItem, CheckList } from './report.ts';
-import { type CheckOptions, chainJson, imageChecks, walletJson } from './worker-check.ts';
+import {
+  type CheckOptions,
+  chainJson,
+  checkHead,
+  imageChecks,
+  nodeJson,
+  walletJson,
+} from './worker-check.ts';
 
 /** An amount as a command takes it: "5.16", not "5.160000000". */
 const tonArg = (nano: bigint) => formatTon(nano).replace(/\.?0+$/, '');
@@ -460,25 +466,9 @@ export async function checkProxy(c: ProxyConfig, o: CheckOptions): Promise<Proxy
     }
   }
 
-  const head =
-    `cocoon proxy check: proxy '${c.name}' [trust: ${trustLabel(c.trust)}]` +
-    (att?.kind === 'dev'
-      ? '\n  DEV TRUST: the image hash below is the dev image hash, not a measured one'
-      : '');
+  const head = checkHead('proxy', c, att);
   const json = {
-    role: 'proxy',
-    name: c.name,
-    dataDir: c.dataDir,
-    trust: { mode: c.trust, label: trustLabel(c.trust), dev: c.trust === 'dev' },
-    attestation: att
-      ? {
-          kind: att.kind,
-          tier: att.tier,
-          imageHash: att.imageHash,
-          devImage: att.kind === 'dev',
-          verifyError: att.verifyError,
-        }
-      : null,
+    ...nodeJson('proxy', c, att),
     imageOnRoot: chain && att ? rootLists(chain.data).proxyImages.has(att.imageHash) : null,
     chain: chainJson(c, reach, chain),
     wallet: walletJson(wallet),

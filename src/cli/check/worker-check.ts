@@ -418,25 +418,9 @@ export async function checkWorker(c: WorkerConfig, o: CheckOptions): Promise<Wor
     );
   }
 
-  const head =
-    `cocoon worker check: worker '${c.name}' [trust: ${trustLabel(c.trust)}]` +
-    (att?.kind === 'dev'
-      ? '\n  DEV TRUST: the image hash below is the dev image hash, not a measured one'
-      : '');
+  const head = checkHead(ROLE, c, att);
   const json = {
-    role: ROLE,
-    name: c.name,
-    dataDir: c.dataDir,
-    trust: { mode: c.trust, label: trustLabel(c.trust), dev: c.trust === 'dev' },
-    attestation: att
-      ? {
-          kind: att.kind,
-          tier: att.tier,
-          imageHash: att.imageHash,
-          devImage: att.kind === 'dev',
-          verifyError: att.verifyError,
-        }
-      : null,
+    ...nodeJson(ROLE, c, att),
     models: models.map((m) => ({
       identity: m.identity,
       name: m.name,
@@ -449,6 +433,43 @@ export async function checkWorker(c: WorkerConfig, o: CheckOptions): Promise<Wor
     proxies: probes,
   };
   return { list, head, json };
+}
+
+/** The first line of a check's report (and a clear word on dev trust), for either role. */
+export function checkHead(
+  role: 'worker' | 'proxy',
+  c: { name: string; trust: 'dev' | 'tdx' },
+  att: OwnAttestation | null,
+): string {
+  return (
+    `cocoon ${role} check: ${role} '${c.name}' [trust: ${trustLabel(c.trust)}]` +
+    (att?.kind === 'dev'
+      ? '\n  DEV TRUST: the image hash below is the dev image hash, not a measured one'
+      : '')
+  );
+}
+
+/** Who the node is, in a check's JSON: the same fields for either role. */
+export function nodeJson(
+  role: 'worker' | 'proxy',
+  c: { name: string; dataDir: string; trust: 'dev' | 'tdx' },
+  att: OwnAttestation | null,
+) {
+  return {
+    role,
+    name: c.name,
+    dataDir: c.dataDir,
+    trust: { mode: c.trust, label: trustLabel(c.trust), dev: c.trust === 'dev' },
+    attestation: att
+      ? {
+          kind: att.kind,
+          tier: att.tier,
+          imageHash: att.imageHash,
+          devImage: att.kind === 'dev',
+          verifyError: att.verifyError,
+        }
+      : null,
+  };
 }
 
 /** The attestation lines shared by both roles: what the certificate carries, and a clear word on dev. */
