@@ -24,7 +24,16 @@ export function chooseWorker(
   now = Date.now(),
 ): WorkerConnection {
   const candidates = registry.serving(model);
-  if (candidates.length === 0) throw new ModelNotFoundError(model);
+  if (candidates.length === 0) {
+    // A worker that served it has just left (a certificate's end, a restart): unavailable, not unknown.
+    if (registry.recentlyServed(model, now)) {
+      throw new ServiceUnavailableError(
+        `No worker serves '${model}' right now (its workers are reconnecting); retry shortly.`,
+        'no_worker_connected',
+      ).retryAfterSeconds(1);
+    }
+    throw new ModelNotFoundError(model);
+  }
   let fastest = Number.POSITIVE_INFINITY;
   for (const w of candidates) if (w.avgQueryMs !== null && w.avgQueryMs < fastest) fastest = w.avgQueryMs;
   if (!Number.isFinite(fastest)) fastest = 1;

@@ -77,9 +77,16 @@ export function checkAnnouncedModels(peer: PeerIdentity, info: WorkerInfo): void
 }
 
 /** All workers connected to this proxy, by id; grouped by the base model names they serve. */
+/** How long a model stays "served here, no worker right now" (503) after its last worker left, not 404. */
+export const RECENTLY_SERVED_MS = 10 * 60_000;
+/** Models remembered so at most: workers that come and go with ever new model names cannot grow it. */
+export const RECENTLY_SERVED_MAX = 4096;
+
 export class WorkerRegistry {
   private readonly workers = new Map<number, WorkerConnection>();
   private nextId = 1;
+  /** When the last worker serving each model left (oldest first; at most RECENTLY_SERVED_MAX). */
+  private readonly leftAt = new Map<string, number>();
 
   add(session: Session, peer: PeerIdentity, name: string, info: WorkerInfo): WorkerConnection {
     const w = new WorkerConnection(this.nextId++, name, session, peer, info);
@@ -87,8 +94,24 @@ export class WorkerRegistry {
     return w;
   }
 
-  remove(w: WorkerConnection): void {
+  remove(w: WorkerConnection, now = Date.now()): void {
     this.workers.delete(w.id);
+    for (const [m, at] of this.leftAt) {
+      if (now - at <= RECENTLY_SERVED_MS) break; // in leaving order: the rest are newer
+      this.leftAt.delete(m);
+    }
+    for (const m of w.info.models) {
+      if (this.serving(m.name).length > 0) continue;
+      this.leftAt.delete(m.name); // re-inserted last: the map stays in leaving order
+      this.leftAt.set(m.name, now);
+      if (this.leftAt.size > RECENTLY_SERVED_MAX) this.leftAt.delete(this.leftAt.keys().next().value!);
+    }
+  }
+
+  /** No worker serves `model` now, but one did a moment ago (it is reconnecting, or restarting). */
+  recentlyServed(model: string, now = Date.now()): boolean {
+    const at = this.leftAt.get(model);
+    return at !== undefined && now - at <= RECENTLY_SERVED_MS;
   }
 
   all(): WorkerConnection[] {

@@ -32,7 +32,9 @@ describe('losing a worker mid-request', () => {
       model: 'cocoon-tiny',
       messages: [{ role: 'user', content: 'x' }],
     });
-    assert.equal(r.status, 404);
-    assert.equal(r.json.error?.code, 'model_not_found');
+    // Its only worker has just left: unavailable for now (retry), not an unknown model.
+    assert.equal(r.status, 503, r.text);
+    assert.equal(r.json.error?.code, 'no_worker_connected');
+    assert.ok(r.headers.get('retry-after'));
   });
 });

@@ -4,7 +4,7 @@ import type { PeerIdentity } from '../../src/attest/types.ts';
 import type { CocoonError } from '../../src/errors.ts';
 import type { Session } from '../../src/net/session.ts';
 import { chooseWorker } from '../../src/proxy/router.ts';
-import { WorkerRegistry } from '../../src/proxy/worker-registry.ts';
+import { RECENTLY_SERVED_MAX, RECENTLY_SERVED_MS, WorkerRegistry } from '../../src/proxy/worker-registry.ts';
 
 // The router reads only the registry's figures; sessions and identities are irrelevant to it.
 const noSession = {} as Session;
@@ -28,6 +28,48 @@ describe('chooseWorker', () => {
       () => chooseWorker(r, 'other', 4000),
       (e: CocoonError) => e.status === 404 && e.code === 'model_not_found',
     );
+  });
+
+  test('a model whose last worker just left -> 503 no_worker_connected with Retry-After; later 404', () => {
+    const { r, conns } = registryWith({ name: 'a' }, { name: 'b' });
+    const t0 = 1_000_000;
+    r.remove(conns[0]!, t0);
+    assert.equal(chooseWorker(r, 'm', 4000, 'dev', undefined, t0).name, 'b', 'b still serves it');
+    r.remove(conns[1]!, t0);
+    assert.throws(
+      () => chooseWorker(r, 'm', 4000, 'dev', undefined, t0 + 1000),
+      (e: CocoonError) =>
+        e.status === 503 &&
+        e.code === 'no_worker_connected' &&
+        e.retryAfter === 1 &&
+        /retry shortly/.test(e.message),
+    );
+    assert.throws(
+      () => chooseWorker(r, 'm', 4000, 'dev', undefined, t0 + RECENTLY_SERVED_MS + 1),
+      (e: CocoonError) => e.status === 404 && e.code === 'model_not_found',
+    );
+    assert.throws(
+      () => chooseWorker(r, 'never-served', 4000, 'dev', undefined, t0 + 1000),
+      (e: CocoonError) => e.status === 404 && e.code === 'model_not_found',
+    );
+  });
+
+  test('workers leaving with ever new model names: the registry remembers a bounded number', () => {
+    const r = new WorkerRegistry();
+    const t0 = 1_000_000;
+    for (let i = 0; i < RECENTLY_SERVED_MAX + 100; i++) {
+      const w = r.add(noSession, noPeer, `w${i}`, {
+        models: [{ name: `m${i}`, maxConcurrent: 1, coefficient: 1000 }],
+        enabled: true,
+      });
+      r.remove(w, t0);
+    }
+    const remembered = Array.from({ length: RECENTLY_SERVED_MAX + 100 }, (_, i) =>
+      r.recentlyServed(`m${i}`, t0),
+    );
+    assert.equal(remembered.filter(Boolean).length, RECENTLY_SERVED_MAX);
+    assert.equal(remembered[0], false, 'the oldest went first');
+    assert.equal(remembered.at(-1), true);
   });
 
   test('lowest (running + 1) × average time wins; idle fast beats idle slow', () => {
