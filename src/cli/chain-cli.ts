@@ -194,8 +194,10 @@ interface NodeChainConfig {
   ledgerDurability: 'disk' | 'process';
 }
 
-/** Opens the chain, the node's wallet, the root's contracts and the node's ledger; checks the root exists. */
-export async function openNode(c: NodeChainConfig): Promise<{ nc: NodeChain; reach: Reach }> {
+/** The configured root, on a chain that answers, deployed there; each problem a one-line error. */
+export async function reachRoot(
+  c: Parameters<typeof reachChain>[0] & { root?: string | undefined; chainEndpoint: string },
+): Promise<{ root: Address; reach: Reach }> {
   if (!c.root) {
     throw new ConfigError(
       'no root contract configured: pass --root <address> or set "root" in the --config file',
@@ -206,6 +208,12 @@ export async function openNode(c: NodeChainConfig): Promise<{ nc: NodeChain; rea
   if (!(await reach.chain.isDeployed(root))) {
     throw new CliError(`no root contract is deployed at ${root.toString()} on ${c.chainEndpoint}`);
   }
+  return { root, reach };
+}
+
+/** Opens the chain, the node's wallet, the root's contracts and the node's ledger; checks the root exists. */
+export async function openNode(c: NodeChainConfig): Promise<{ nc: NodeChain; reach: Reach }> {
+  const { root, reach } = await reachRoot(c);
   // A missing or unreadable wallet file is a configuration error (exit 2), as for the daemons.
   let nc: NodeChain;
   try {

@@ -31,7 +31,7 @@ import {
   parseAddress,
   printJson,
   type Reach,
-  reachChain,
+  reachRoot,
   rows,
   run,
   walletError,
@@ -164,16 +164,7 @@ async function readRoot(reach: Reach, root: Address): Promise<RootData> {
 
 async function openRoot(f: ChainFlags): Promise<RootView> {
   const c = loadConfigLine(governanceConfigSchema, f.config, chainFlagValues(f));
-  if (!c.root) {
-    throw new ConfigError(
-      'no root contract configured: pass --root <address> or set "root" in the --config file',
-    );
-  }
-  const root = parseAddress(c.root, 'root');
-  const reach = await reachChain(c);
-  if (!(await reach.chain.isDeployed(root))) {
-    throw new CliError(`no root contract is deployed at ${root.toString()} on ${c.chainEndpoint}`);
-  }
+  const { root, reach } = await reachRoot(c);
   return {
     reach,
     root,

@@ -27,6 +27,7 @@ import {
   checkHead,
   imageChecks,
   nodeJson,
+  quoteFailure,
   walletJson,
 } from './worker-check.ts';
 
@@ -373,16 +374,7 @@ export async function checkProxy(c: ProxyConfig, o: CheckOptions): Promise<Proxy
     try {
       att = await ownAttestation(nodeKey.key, 'proxy', setup);
     } catch (err) {
-      add({
-        name: 'quote',
-        status: 'fail',
-        code: (err as { code?: string }).code ?? 'quote_failed',
-        message: `cannot make this node's attestation quote: ${describeError(err)}`,
-        fix:
-          c.trust === 'tdx'
-            ? 'run the proxy inside a TDX guest (configfs-tsm), or with --trust dev for development'
-            : undefined,
-      });
+      list.add(quoteFailure('proxy', c.trust, err));
     }
   } catch (err) {
     add({

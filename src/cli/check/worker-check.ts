@@ -292,16 +292,7 @@ export async function checkWorker(c: WorkerConfig, o: CheckOptions): Promise<Wor
     try {
       att = await ownAttestation(nodeKey.key, 'worker', setup, c.models);
     } catch (err) {
-      add({
-        name: 'quote',
-        status: 'fail',
-        code: (err as { code?: string }).code ?? 'quote_failed',
-        message: `cannot make this node's attestation quote: ${describeError(err)}`,
-        fix:
-          c.trust === 'tdx'
-            ? 'run the worker inside a TDX guest (configfs-tsm), or with --trust dev for development'
-            : undefined,
-      });
+      list.add(quoteFailure('worker', c.trust, err));
     }
   }
   const models = c.models.map(modelInfo);
@@ -433,6 +424,21 @@ export async function checkWorker(c: WorkerConfig, o: CheckOptions): Promise<Wor
     proxies: probes,
   };
   return { list, head, json };
+}
+
+/** The check item of a node that cannot make its own attestation quote, for either role. */
+export function quoteFailure(role: 'worker' | 'proxy', mode: 'dev' | 'tdx', err: unknown): CheckItem {
+  return {
+    section: 'attestation',
+    name: 'quote',
+    status: 'fail',
+    code: (err as { code?: string }).code ?? 'quote_failed',
+    message: `cannot make this node's attestation quote: ${describeError(err)}`,
+    fix:
+      mode === 'tdx'
+        ? `run the ${role} inside a TDX guest (configfs-tsm), or with --trust dev for development`
+        : undefined,
+  };
 }
 
 /** The first line of a check's report (and a clear word on dev trust), for either role. */
