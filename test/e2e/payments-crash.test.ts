@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -13,17 +12,10 @@ import { buildClient, buildWorker } from '../../src/config/build-nodes.ts';
 import { clientConfigSchema, workerConfigSchema } from '../../src/config/config.ts';
 import { LOCAL_PARAMS, startLocalTon } from '../../src/local/local-ton.ts';
 import type { WorkerNode } from '../../src/worker/worker-node.ts';
+import { freePort } from '../faults/daemon-process.ts';
 import { post, until } from './harness.ts';
 
 const bin = join(import.meta.dirname, '../../bin/cocoon.mjs');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /**
  * kill -9 of the proxy after replies were released but before anything was settled on-chain: the restarted

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 
@@ -13,13 +13,34 @@ const READY: Record<Role, string> = {
 };
 type Role = 'proxy' | 'worker' | 'client';
 
-/** A port that was free a moment ago (the daemons are then told to use it). */
+/**
+ * A port that was free a moment ago (the daemons are then told to use it), below the kernel's ephemeral
+ * range: the outgoing connections of tests running beside this one take ephemeral ports, so they cannot
+ * take it while a daemon using it restarts (a port from listen(0) is ephemeral, and was taken so).
+ */
 export async function freePort(): Promise<number> {
+  const low = ephemeralLow();
+  for (;;) {
+    const port = 10_000 + Math.floor(Math.random() * (low - 10_000));
+    if (await bindable(port)) return port;
+  }
+}
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').split(/\s+/)[0]);
+    return low > 12_000 ? low : 32_768;
+  } catch {
+    return 32_768; // Linux's default
+  }
+}
+
+function bindable(port: number): Promise<boolean> {
   const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
+  return new Promise((resolve) => {
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
 }
 
 /** What a daemon's stats server reports (`/jsonstats`), typed by the caller for the fields it reads. */
