@@ -12,6 +12,7 @@ import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Address, toNano } from '@ton/core';
 import { formatTon } from '../src/chain/money.ts';
+import { parseInferenceRequest } from '../src/client/openai-request.ts';
 import { type LocalNetwork, startLocalNetwork } from '../src/local/local-network.ts';
 import { ClientAccount, UNDEPLOYED } from '../src/pay/client-account.ts';
 import { Ledger } from '../src/pay/ledger.ts';
@@ -32,6 +33,21 @@ async function usPerAsyncOp(n: number, batch: number, fn: () => Promise<void>): 
   const t = process.hrtime.bigint();
   for (let i = 0; i < n; i += batch) await Promise.all(Array.from({ length: batch }, fn));
   return Number(process.hrtime.bigint() - t) / n / 1000;
+}
+
+/** The client's validation of long requests, µs each (validating a prompt element by element was ~2 ms). */
+function parsingCost() {
+  const defaults = { maxTokens: 1024, timeoutMs: 120_000, maxCoefficient: 4000 };
+  const tokens = { model: 'm', prompt: Array.from({ length: 50_000 }, (_, i) => i) };
+  const messages = Array.from({ length: 100 }, (_, i) => ({
+    role: i % 2 ? 'assistant' : 'user',
+    content: 'x'.repeat(1000),
+  }));
+  const conversation = { model: 'm', messages };
+  return {
+    tokenPrompt50kUs: usPerOp(N / 10, () => parseInferenceRequest('completion', tokens, defaults)),
+    conversation100Us: usPerOp(N / 10, () => parseInferenceRequest('chat', conversation, defaults)),
+  };
 }
 
 /** (1) sign + verify + durable write, per request. */
@@ -111,6 +127,7 @@ async function main() {
   try {
     const cpu = await cpuPerRequest(dir);
     process.stdout.write(`payment CPU: ${JSON.stringify(cpu)}\n`);
+    process.stdout.write(`request parsing: ${JSON.stringify(parsingCost())}\n`);
 
     const free = await startLocalNetwork({ dataDir: join(dir, 'free'), logLevel: 'silent' });
     nets.push(free);
