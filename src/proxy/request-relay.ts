@@ -29,6 +29,9 @@ import { chooseWorker } from './router.ts';
 import type { WorkerConnection, WorkerRegistry } from './worker-registry.ts';
 
 /** What the proxy knows about a request once it is over: the seam for payments (billing, settlement). */
+/** After a request's deadline, how long the relay has to end the caller's stream itself. */
+const TIMEOUT_BACKSTOP_MS = 2000;
+
 export interface FinishedRequest {
   requestId: string;
   client: PeerIdentity;
@@ -210,10 +213,15 @@ export class RequestRelay {
     reservation: bigint,
   ): Promise<RelayResult> {
     const desk = this.ctx.desk;
+    let backstop: NodeJS.Timeout | null = null;
     const timer = setTimeout(() => {
       const e = new GatewayTimeoutError(`Request timed out after ${request.timeoutMs} ms.`);
-      relay.workerStream?.reset(e);
-      clientStream.reset(e);
+      if (!relay.workerStream) return clientStream.reset(e);
+      // The relay then ends the caller's stream saying what was delivered (and charged); resetting it here
+      // at once would race that message away. The reset stays as a backstop.
+      relay.workerStream.reset(e);
+      backstop = setTimeout(() => clientStream.reset(e), TIMEOUT_BACKSTOP_MS);
+      backstop.unref();
     }, request.timeoutMs);
     clientStream.onReset(() => relay.workerStream?.reset(new CancelledError()));
     this.ctx.counters.inFlight++;
@@ -274,6 +282,7 @@ export class RequestRelay {
       return { worker, usage, cost, error, outcome: 'failed' };
     } finally {
       clearTimeout(timer);
+      if (backstop) clearTimeout(backstop);
       this.ctx.counters.inFlight--;
     }
   }
