@@ -28,9 +28,10 @@ import type { ProxyBilling } from './billing.ts';
 import { chooseWorker } from './router.ts';
 import type { WorkerConnection, WorkerRegistry } from './worker-registry.ts';
 
-/** What the proxy knows about a request once it is over: the seam for payments (billing, settlement). */
 /** After a request's deadline, how long the relay has to end the caller's stream itself. */
 const TIMEOUT_BACKSTOP_MS = 2000;
+
+/** What the proxy knows about a request once it is over: the seam for payments (billing, settlement). */
 
 export interface FinishedRequest {
   requestId: string;
