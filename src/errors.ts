@@ -150,6 +150,17 @@ export class ProtocolError extends CocoonError {
   }
 }
 
+/**
+ * An end-to-end sealed request or reply part did not open: wrong key, a changed byte, wrong AAD (moved to
+ * another request), truncated, reordered, replayed, past the last part, or an unknown version. One code
+ * for all (the message names the check, for logs): whatever failed, the input is dropped, nothing of it used.
+ */
+export class E2EOpenError extends ProtocolError {
+  constructor(message: string) {
+    super(message, 'e2e_open_failed');
+  }
+}
+
 /** The request was cancelled by whoever asked for it (HTTP caller went away). */
 export class CancelledError extends CocoonError {
   constructor(message = 'Request cancelled by the caller.') {

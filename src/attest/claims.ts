@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { E2E_SUITES } from '../protocol/sealing/suite.ts';
 import { AttestationError } from './errors.ts';
 import type { CertificateClaims } from './types.ts';
 
@@ -10,6 +11,7 @@ const claimsSchema = z.object({
   attestation: z.string().min(1).max(32),
   protocol: z.object({ min: z.number().int().positive(), max: z.number().int().positive() }),
   models: z.array(z.string().max(300)).max(64).optional(),
+  e2e: z.object({ suite: z.enum(E2E_SUITES), publicKey: z.string().regex(/^[0-9a-f]{64}$/) }).optional(),
 });
 
 /** Canonical bytes of the claims: the exact bytes in the certificate, and what REPORTDATA commits to. */
@@ -21,6 +23,8 @@ export function encodeClaims(claims: CertificateClaims): Buffer {
     attestation: claims.attestation,
     protocol: { min: claims.protocol.min, max: claims.protocol.max },
     ...(claims.models ? { models: [...claims.models] } : {}),
+    // Only when present, so certificates without it encode as before.
+    ...(claims.e2e ? { e2e: { suite: claims.e2e.suite, publicKey: claims.e2e.publicKey } } : {}),
   };
   return Buffer.from(JSON.stringify(ordered));
 }

@@ -1,3 +1,4 @@
+import type { E2ESuiteId } from '../protocol/sealing/suite.ts';
 import type { NodeRole } from '../protocol/version.ts';
 
 /**
@@ -18,6 +19,11 @@ export interface CertificateClaims {
   protocol: { min: number; max: number };
   /** Models served (workers). */
   models?: string[];
+  /**
+   * The worker's X25519 key that clients seal requests to (raw, hex), and the suite they seal with. In the
+   * claims so the quote binds it: only the attested image holds its private half.
+   */
+  e2e?: { suite: E2ESuiteId; publicKey: string };
 }
 
 /** Makes quotes: hardware (`tdx`, later `sev-snp`) or software (`dev`). */
