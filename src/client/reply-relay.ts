@@ -23,13 +23,11 @@ export interface ReplyContext {
 export function relayJson({ stream, head, conn }: Opened, res: ServerResponse, ctx: ReplyContext): Relayed {
   const parts = head.body ?? Buffer.alloc(0);
   const trailer = parseTrailer(stream.trailer);
-  const tail = finalPart(trailer);
-  let body: Buffer;
-  if (tail !== null) body = Buffer.concat([parts, Buffer.from(addServing(tail, ctx.serving))]);
-  else if (trailer?.cost) {
-    // A paid reply came whole before its bill; the cost just signed for goes into its usage.
-    body = Buffer.from(addServing(addCostToUsage(parts.toString('utf8'), trailer.cost), ctx.serving));
-  } else body = parts;
+  // The reply came whole before its bill; the cost just signed for goes into its usage.
+  const text = parts.toString('utf8');
+  const body = Buffer.from(
+    addServing(trailer?.cost ? addCostToUsage(text, trailer.cost) : text, ctx.serving),
+  );
   res.writeHead(200, {
     ...ctx.headers,
     'content-type': 'application/json',
@@ -116,8 +114,9 @@ function endEvents(res: ServerResponse, last: string): void {
 
 /** The usage-bearing last part from the trailer, with the request's cost added to its `usage`. */
 function finalPart(t: InferenceTrailer | null): string | null {
-  if (!t || t.tail === undefined) return null;
-  return t.cost ? addCostToUsage(t.tail, t.cost) : t.tail;
+  const tail = t?.reply?.tail;
+  if (tail === undefined) return null;
+  return t!.cost ? addCostToUsage(tail, t!.cost) : tail;
 }
 
 function parseTrailer(trailer: unknown): InferenceTrailer | null {

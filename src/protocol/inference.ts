@@ -4,9 +4,8 @@
  * few normalized fields it needs, so engines see every OpenAI field we do not interpret ourselves.
  */
 
-import type { TrustTier } from '../attest/types.ts';
-
-export type InferenceKind = 'chat' | 'completion';
+import { z } from 'zod';
+import { MAX_MODEL_NAME_CHARS } from './limits.ts';
 
 /** Most choices (`n`) one request may ask for: every choice costs a full completion on the worker. */
 export const MAX_CHOICES = 8;
@@ -14,29 +13,36 @@ export const MAX_CHOICES = 8;
 /** Most completion tokens one choice may ask for: bounds every reservation, so no hop overflows on it. */
 export const MAX_TOKENS_LIMIT = 1_000_000;
 
-export interface InferenceRequest {
-  kind: InferenceKind;
+/** The trust tiers a worker can prove, lowest first (src/attest/types.ts ranks them). */
+export const trustTierSchema = z.enum(['dev', 'tee-cpu', 'tee-gpu']);
+
+/**
+ * The call as it travels client → proxy → worker, parsed once at each hop (a peer's message). Its
+ * normalized fields (`maxTokens`, `n`, `stream`) are the request's one source of truth: the proxy
+ * reserves and bounds by them, and the worker sends its engine exactly these values, whatever the body says.
+ */
+export const inferenceRequestSchema = z.object({
+  kind: z.enum(['chat', 'completion']),
   /** Base model name as the caller asked for it (routing key). */
-  model: string;
+  model: z.string().min(1).max(MAX_MODEL_NAME_CHARS),
   /** Validated OpenAI request body, Cocoon extras removed; `max_tokens`/`max_completion_tokens` filled in. */
-  body: Record<string, unknown>;
-  stream: boolean;
+  body: z.record(z.string(), z.unknown()),
+  stream: z.boolean(),
   /** Did the caller ask for the usage chunk at the end of a stream (`stream_options.include_usage`)? */
-  includeUsage: boolean;
+  includeUsage: z.boolean(),
   /** Upper bound on completion tokens per choice (the reservation basis for payments). */
-  maxTokens: number;
-  /**
-   * Choices asked for. With `maxTokens` and `stream` this is the request's one source of truth: the proxy
-   * reserves and bounds by it, and the worker sends the engine exactly these values, whatever the body says.
-   */
-  n: number;
+  maxTokens: z.number().int().nonnegative().max(MAX_TOKENS_LIMIT),
+  /** Choices asked for. */
+  n: z.number().int().min(1).max(MAX_CHOICES),
   /** Time budget left for this request in ms; each hop shrinks it. */
-  timeoutMs: number;
+  timeoutMs: z.number().int().positive(),
   /** Highest worker price coefficient (1000 = 1×) the caller accepts. */
-  maxCoefficient: number;
+  maxCoefficient: z.number().int().nonnegative(),
   /** Lowest trust tier of the worker the caller accepts (`dev` accepts any). */
-  minTier: TrustTier;
-}
+  minTier: trustTierSchema.default('dev'),
+});
+export type InferenceRequest = z.infer<typeof inferenceRequestSchema>;
+export type InferenceKind = InferenceRequest['kind'];
 
 /** Raw token counts of one finished request, as the engine reported them. */
 export interface TokenUsage {

@@ -1,7 +1,7 @@
 import { Address } from '@ton/core';
 import { z } from 'zod';
 import { ProtocolError, type WireError } from '../errors.ts';
-import { MAX_CHOICES, MAX_TOKENS_LIMIT } from './inference.ts';
+import { inferenceRequestSchema, trustTierSchema } from './inference.ts';
 import { MAX_MODEL_NAME_CHARS } from './limits.ts';
 
 /**
@@ -10,7 +10,6 @@ import { MAX_MODEL_NAME_CHARS } from './limits.ts';
  */
 
 const role = z.enum(['client', 'proxy', 'worker']);
-export const trustTierSchema = z.enum(['dev', 'tee-cpu', 'tee-gpu']);
 
 /** Who serves a request, as the client is told before the first token: what the user can check. */
 export const servingSchema = z.object({
@@ -150,19 +149,6 @@ export const controlSchema = z.discriminatedUnion('type', [
 ]);
 export type ControlMessage = z.infer<typeof controlSchema>;
 
-export const inferenceRequestSchema = z.object({
-  kind: z.enum(['chat', 'completion']),
-  model: z.string().min(1).max(MAX_MODEL_NAME_CHARS),
-  body: z.record(z.string(), z.unknown()),
-  stream: z.boolean(),
-  includeUsage: z.boolean(),
-  maxTokens: z.number().int().nonnegative().max(MAX_TOKENS_LIMIT),
-  n: z.number().int().min(1).max(MAX_CHOICES),
-  timeoutMs: z.number().int().positive(),
-  maxCoefficient: z.number().int().nonnegative(),
-  minTier: trustTierSchema.default('dev'),
-});
-
 /** OPEN header: the call a stream carries. */
 export const callSchema = z.discriminatedUnion('method', [
   z.object({
@@ -174,18 +160,28 @@ export const callSchema = z.discriminatedUnion('method', [
 ]);
 export type Call = z.infer<typeof callSchema>;
 
-/** END trailer of an inference stream (worker → proxy → client). */
-export const inferenceTrailerSchema = z.object({
+/**
+ * END trailer of an inference stream from the worker. It reaches the client whole (the proxy puts it in
+ * its own trailer as `reply`, unknown fields kept), so what the worker adds needs no change at the proxy.
+ */
+export const workerTrailerSchema = z.looseObject({
+  /** The usage the worker reports: what the request is billed on, within the proxy's bounds. */
   usage: tokenUsageSchema,
-  /**
-   * The part that carries `usage` (the whole response of a non-stream call, the usage chunk of a stream),
-   * held back by the worker so the client can add the request's cost to it once the bill is signed.
-   */
+  /** A stream's usage chunk (when the caller asked for one), held back so the client can add the cost. */
   tail: z.string().optional(),
-  /** What the request cost, nanoton (proxy → client, when payments are on). */
-  cost: costSchema.optional(),
   worker: z.string().max(200).optional(),
   workerMs: z.number().nonnegative().optional(),
+});
+export type WorkerTrailer = z.infer<typeof workerTrailerSchema>;
+
+/** END trailer of an inference stream from the proxy to the client. */
+export const inferenceTrailerSchema = z.object({
+  /** What the request is billed for: the worker's usage within the proxy's bounds, or what was delivered. */
+  usage: tokenUsageSchema,
+  /** What the request cost, nanoton (when payments are on). */
+  cost: costSchema.optional(),
+  /** The serving worker's trailer, whole (absent when the request ended without one). */
+  reply: workerTrailerSchema.optional(),
 });
 export type InferenceTrailer = z.infer<typeof inferenceTrailerSchema>;
 

@@ -22,7 +22,7 @@ import {
   type TokenUsage,
   ZERO_USAGE,
 } from '../protocol/inference.ts';
-import { type InferenceTrailer, inferenceTrailerSchema } from '../protocol/messages.ts';
+import { type WorkerTrailer, workerTrailerSchema } from '../protocol/messages.ts';
 import { OutputObserver } from '../protocol/observed-output.ts';
 import type { ProxyBilling } from './billing.ts';
 import { chooseWorker } from './router.ts';
@@ -59,6 +59,9 @@ const HOP_TIME_SHARE = 0.95;
 
 /** Output-less parts (a stream's role chunk) held back before the first token, at most. */
 const MAX_HELD_PARTS = 4;
+
+/** The most a whole (non-stream) reply may carry: one session frame, as the worker's backends bound it. */
+const MAX_WHOLE_REPLY_BYTES = 8 * 1024 * 1024;
 
 /** Where a request is in its relay, kept across attempts so a failure knows what the caller already got. */
 interface Relay {
@@ -229,29 +232,18 @@ export class RequestRelay {
     let worker = first;
     let served = false; // the worker's part is done: what fails now is billing, not the worker
     try {
-      const trailer = await this.dispatch(clientStream, requestId, request, first, tried, relay);
+      const reply = await this.dispatch(clientStream, requestId, request, first, tried, relay);
       served = true;
       worker = relay.worker!;
-      const usage = this.billable(worker, trailer.usage, request, clientStream, relay);
-      const { tail } = trailer;
+      const usage = this.billable(worker, reply.usage, request, clientStream, relay);
       let cost: RequestCost | null = null;
+      // The reply went to the caller before its bill (a stream's parts and a whole reply alike): the client
+      // signs for what it has seen, and the stream ends, with the worker's trailer, once it has signed.
       if (desk && account) {
-        // A whole reply goes to the caller before its bill, as a stream's parts do: the client signs for
-        // what it has seen, and only the cost is added at the end.
-        const tailFirst = tail !== undefined && !request.stream;
-        if (tailFirst) {
-          const p = clientStream.write(tail);
-          if (p) await p;
-        }
-        // The reply is released only once the client's signature for it is in the ledger.
         cost = await desk.bill(account, requestId, usage, relay.coefficient!, reservation, worker.account!);
-        clientStream.end({
-          usage,
-          cost: wireCost(cost),
-          ...(tail !== undefined && !tailFirst ? { tail } : {}),
-        });
+        clientStream.end({ usage, cost: wireCost(cost), reply });
       } else {
-        clientStream.end({ usage, ...(tail !== undefined ? { tail } : {}) });
+        clientStream.end({ usage, reply });
       }
       return { worker, usage, cost, error: undefined, outcome: 'ok' };
     } catch (err) {
@@ -368,7 +360,7 @@ export class RequestRelay {
     first: WorkerConnection,
     tried: Set<WorkerConnection>,
     relay: Relay,
-  ): Promise<InferenceTrailer> {
+  ): Promise<WorkerTrailer> {
     const started = relay.started;
     let worker = first;
     for (let attempt = 1; ; attempt++) {
@@ -412,7 +404,8 @@ export class RequestRelay {
 
   /**
    * One try on one worker. Parts that carry no output yet (a stream's role chunk) are held back, so a
-   * worker failing before its first token can still be replaced without the caller seeing anything.
+   * worker failing before its first token can still be replaced without the caller seeing anything; a
+   * whole reply is held until the worker ends it, so it reaches the caller whole or not at all.
    */
   private async relayFrom(
     worker: WorkerConnection,
@@ -420,38 +413,37 @@ export class RequestRelay {
     requestId: string,
     forwarded: InferenceRequest,
     relay: Relay,
-  ): Promise<InferenceTrailer> {
+  ): Promise<WorkerTrailer> {
     const ws = worker.session.openStream({ method: 'inference', requestId, request: forwarded });
     relay.workerStream = ws;
     ws.end(); // the call is all in OPEN; no request body follows
     const held: Buffer[] = [];
-    const commit = async () => {
-      relay.committed = true;
-      if (forwarded.stream) this.ctx.metrics.firstToken((performance.now() - relay.started) / 1000);
-      // The caller learns who serves it (tier, image, model identity) before the first token.
-      clientStream.sessionControl({
-        type: 'request.serving',
-        requestId,
-        serving: worker.serving(forwarded.model),
-      });
-      for (const part of held) {
-        const p = clientStream.write(part);
-        if (p) await p;
-      }
-    };
+    let heldBytes = 0;
     for await (const part of ws) {
+      if (!forwarded.stream) {
+        heldBytes += part.length;
+        if (heldBytes > MAX_WHOLE_REPLY_BYTES) {
+          throw this.misbehaved(
+            worker,
+            `a reply of more than ${MAX_WHOLE_REPLY_BYTES} bytes`,
+            'reply_too_large',
+          );
+        }
+        held.push(part);
+        continue;
+      }
       const carries = relay.committed && !relay.metered ? true : relay.output.observePart(part);
       if (!relay.committed) {
         if (held.length < MAX_HELD_PARTS && !carries) {
           held.push(part);
           continue;
         }
-        await commit();
+        await this.commit(clientStream, requestId, forwarded, worker, relay, held);
       }
       const p = clientStream.write(part);
       if (p) await p;
     }
-    const parsed = inferenceTrailerSchema.safeParse(ws.trailer);
+    const parsed = workerTrailerSchema.safeParse(ws.trailer);
     if (!parsed.success) throw this.misbehaved(worker, 'worker sent a malformed trailer', 'bad_message');
     const over = usageBeyondBound(
       parsed.data.usage,
@@ -459,20 +451,35 @@ export class RequestRelay {
       maxCompletionTokens(forwarded),
     );
     if (over) throw this.misbehaved(worker, over, 'usage_over_bound');
-    if (
-      !forwarded.stream &&
-      relay.output.outputParts === 0 &&
-      held.length === 0 &&
-      parsed.data.tail === undefined
-    ) {
-      throw this.misbehaved(worker, 'worker ended a reply without a body', 'empty_reply');
+    if (!forwarded.stream) {
+      if (held.length === 0)
+        throw this.misbehaved(worker, 'worker ended a reply without a body', 'empty_reply');
+      if (relay.metered) for (const part of held) relay.output.collect(part);
     }
-    if (relay.metered && parsed.data.tail !== undefined) {
-      if (forwarded.stream) relay.output.observePart(parsed.data.tail);
-      else relay.output.observeResponse(parsed.data.tail);
-    }
-    if (!relay.committed) await commit();
+    if (!relay.committed) await this.commit(clientStream, requestId, forwarded, worker, relay, held);
     return parsed.data;
+  }
+
+  /** The caller learns who serves it (tier, image, model identity), then gets what was held back. */
+  private async commit(
+    clientStream: Stream,
+    requestId: string,
+    forwarded: InferenceRequest,
+    worker: WorkerConnection,
+    relay: Relay,
+    held: Buffer[],
+  ): Promise<void> {
+    relay.committed = true;
+    if (forwarded.stream) this.ctx.metrics.firstToken((performance.now() - relay.started) / 1000);
+    clientStream.sessionControl({
+      type: 'request.serving',
+      requestId,
+      serving: worker.serving(forwarded.model),
+    });
+    for (const part of held) {
+      const p = clientStream.write(part);
+      if (p) await p;
+    }
   }
 
   /** A worker broke the protocol: it is disconnected (its other calls fail over) and the request fails. */

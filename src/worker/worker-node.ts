@@ -9,6 +9,7 @@ import {
 } from '../attest/trust-setup.ts';
 import {
   asCocoonError,
+  BadGatewayError,
   BadRequestError,
   type CocoonError,
   GatewayTimeoutError,
@@ -25,9 +26,9 @@ import { type Logger, silentLogger } from '../ops/log.ts';
 import { NodeMetrics, type Outcome, tonGauge } from '../ops/metrics.ts';
 import { RequestTally } from '../ops/request-tally.ts';
 import { waitUntil } from '../ops/wait.ts';
-import { type InferenceRequest, type TokenUsage, ZERO_USAGE } from '../protocol/inference.ts';
-import { type Call, callSchema, type InferenceTrailer, type WorkerInfo } from '../protocol/messages.ts';
-import type { InferenceBackend } from './backend.ts';
+import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
+import { type Call, callSchema, type WorkerInfo, type WorkerTrailer } from '../protocol/messages.ts';
+import type { InferenceBackend, ReplyPart } from './backend.ts';
 import { adminRoutes, loadOrCreateAdminToken } from './worker-admin.ts';
 import type { WorkerPayments } from './worker-payments.ts';
 
@@ -235,7 +236,7 @@ export class WorkerNode {
       return;
     }
     const call: Call = parsed.data;
-    const req = call.request as InferenceRequest;
+    const req = call.request;
     if (!this.opts.backend.models().includes(req.model)) {
       stream.reset(new ModelNotFoundError(req.model));
       return;
@@ -273,37 +274,19 @@ export class WorkerNode {
         attempts: 1,
       });
     try {
-      // The part carrying usage travels in the trailer (see `tail`); if another part follows it after all,
-      // it was not the last and goes out in order.
-      let held: string | undefined;
-      let r = await gen.next();
-      if (req.stream) this.metrics.firstToken((performance.now() - started) / 1000);
-      while (!r.done) {
-        if (held !== undefined) {
-          const p = stream.write(held);
-          held = undefined;
-          if (p) await p;
-        }
-        if (r.value.includes('"usage":{')) held = r.value;
-        else {
-          const p = stream.write(r.value);
-          if (p) await p;
-        }
-        r = await gen.next();
-      }
-      const usage = r.value ?? ZERO_USAGE;
-      const trailer: InferenceTrailer = {
-        usage,
+      const final = await this.relayParts(gen, stream, req, started);
+      const trailer: WorkerTrailer = {
+        usage: final.usage,
         worker: this.opts.name,
         workerMs: performance.now() - started,
-        ...(held !== undefined ? { tail: held } : {}),
+        ...(final.tail !== null ? { tail: final.tail } : {}),
       };
       stream.end(trailer);
-      finish('ok', undefined, usage);
+      finish('ok', undefined, final.usage);
     } catch (err) {
       if (stream.resetError) {
         finish('cancelled', stream.resetError);
-        await gen.return(ZERO_USAGE).catch(() => {});
+        await gen.return().catch(() => {});
       } else {
         const e = asCocoonError(err);
         this.log.warn({ requestId: call.requestId, err: e.message }, 'inference failed');
@@ -314,6 +297,33 @@ export class WorkerNode {
       clearTimeout(timer);
       this.counters.running--;
     }
+  }
+
+  /**
+   * Sends the backend's parts down the stream, in order. A whole reply goes as one part; a stream's usage
+   * chunk is held for the trailer (`tail`), so the client can write the request's cost into it.
+   */
+  private async relayParts(
+    gen: AsyncGenerator<ReplyPart, void, void>,
+    stream: Stream,
+    req: InferenceRequest,
+    started: number,
+  ): Promise<{ usage: TokenUsage; tail: string | null }> {
+    let first = true;
+    for await (const part of gen) {
+      if (first && req.stream) this.metrics.firstToken((performance.now() - started) / 1000);
+      first = false;
+      if (part.type === 'final') {
+        if (!req.stream && part.json !== null) {
+          const p = stream.write(part.json);
+          if (p) await p;
+        }
+        return { usage: part.usage, tail: req.stream ? part.json : null };
+      }
+      const p = stream.write(part.json);
+      if (p) await p;
+    }
+    throw new BadGatewayError(`backend ${this.opts.backend.kind} ended without usage`, 'engine_no_usage');
   }
 
   stats() {

@@ -194,10 +194,15 @@ describe('attack: the body and the call disagree; the call wins, the honest work
     assert.equal(sent.max_tokens, 1);
     assert.equal(sent.n, 1);
     assert.ok(!('stream_options' in sent));
-    // The whole reply travels as the trailer's tail (it carries usage).
-    const reply = JSON.parse(r.trailer.tail!);
+    // The whole reply travels as one part; the worker's trailer reaches the caller whole.
+    assert.equal(r.parts.length, 1);
+    assert.equal(r.trailer.reply?.tail, undefined);
+    const reply = r.parts[0] as {
+      choices: { message: { content: string } }[];
+      usage: { completion_tokens: number };
+    };
     assert.equal(reply.choices.length, 1);
-    assert.equal(reply.choices[0].message.content, 'w0');
+    assert.equal(reply.choices[0]!.message.content, 'w0');
     assert.equal(reply.usage.completion_tokens, 1);
     assert.equal(r.trailer.usage.completionTokens, 1);
     assertHonestWorkerKept(r, request);

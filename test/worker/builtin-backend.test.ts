@@ -11,6 +11,7 @@ import type { InferenceRequest, TokenUsage } from '../../src/protocol/inference.
 import { allPieces } from '../../src/worker/backends/builtin/bigram-model.ts';
 import { BuiltinBackend } from '../../src/worker/backends/builtin/index.ts';
 import { chatPrompt } from '../../src/worker/backends/builtin/prompt.ts';
+import { drainReply } from './drain-reply.ts';
 
 const CLOCK_MS = 1_700_000_000_123;
 const backend = new BuiltinBackend({ clock: () => CLOCK_MS });
@@ -64,13 +65,7 @@ async function run(
   b: BuiltinBackend = backend,
   signal = new AbortController().signal,
 ): Promise<{ out: Json[]; usage: TokenUsage }> {
-  const gen = b.infer(req, signal);
-  const out: Json[] = [];
-  for (let r = await gen.next(); ; r = await gen.next()) {
-    if (r.done) return { out, usage: r.value };
-    assert.equal(typeof r.value, 'string');
-    out.push(JSON.parse(r.value));
-  }
+  return drainReply(b.infer(req, signal));
 }
 
 /** Non-stream: the one response object. */

@@ -12,6 +12,7 @@ import {
   promptTokenBound,
 } from '../../src/worker/backends/request-bounds.ts';
 import { FakeVllmEngine } from '../fakes/fake-vllm.ts';
+import { drainReply } from './drain-reply.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed OpenAI JSON, inspected field by field
 type Json = any;
@@ -40,16 +41,6 @@ const headerBytes = (r: InferenceRequest) =>
 /** The worker's report passes the proxy's check for this call. */
 function assertWithinBound(usage: TokenUsage, r: InferenceRequest): void {
   assert.equal(usageBeyondBound(usage, headerBytes(r), maxCompletionTokens(r)), null, JSON.stringify(usage));
-}
-
-async function drain(gen: AsyncGenerator<string, TokenUsage, void>) {
-  const out: Json[] = [];
-  let r = await gen.next();
-  while (!r.done) {
-    out.push(JSON.parse(r.value));
-    r = await gen.next();
-  }
-  return { out, usage: r.value };
 }
 
 /** Per choice index: content parts streamed, text, finish reason. */
@@ -218,7 +209,7 @@ describe('an engine held to the call: stopped, cut at the bound, usage within it
       toolArguments: undefined,
     });
   };
-  const run = (r: InferenceRequest) => drain(backend.infer(r, new AbortController().signal));
+  const run = (r: InferenceRequest) => drainReply<Json>(backend.infer(r, new AbortController().signal));
 
   test('honest engine, dishonest body: the engine gets the call, the caller gets what it pays for', async () => {
     reset();

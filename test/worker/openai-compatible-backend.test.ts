@@ -4,6 +4,7 @@ import type { CocoonError } from '../../src/errors.ts';
 import type { InferenceRequest, TokenUsage } from '../../src/protocol/inference.ts';
 import { OpenAICompatibleBackend, SseDecoder } from '../../src/worker/backends/openai-compatible/index.ts';
 import { FakeVllmEngine } from '../fakes/fake-vllm.ts';
+import { drainReply } from './drain-reply.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: parsed OpenAI JSON, inspected field by field
 type Json = any;
@@ -30,16 +31,6 @@ function request(over: Partial<InferenceRequest> = {}): InferenceRequest {
   };
 }
 
-async function drain(gen: AsyncGenerator<string, TokenUsage, void>) {
-  const out: Record<string, unknown>[] = [];
-  let r = await gen.next();
-  while (!r.done) {
-    out.push(JSON.parse(r.value));
-    r = await gen.next();
-  }
-  return { out, usage: r.value };
-}
-
 describe('openai-compatible backend against a fake vLLM engine', () => {
   const engine = new FakeVllmEngine({
     tokens: 5,
@@ -59,7 +50,7 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
   after(() => engine.close());
 
   test('chat, non-streaming: usage read, model name mapped both ways', async () => {
-    const { out, usage } = await drain(backend.infer(request(), new AbortController().signal));
+    const { out, usage } = await drainReply(backend.infer(request(), new AbortController().signal));
     assert.equal(out.length, 1);
     assert.equal(out[0]!.model, 'ours');
     assert.equal(engine.lastBody?.model, 'vllm-name');
@@ -67,7 +58,7 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
   });
 
   test('chat, streaming: asks the engine for usage, forwards chunks in order, usage chunk only if asked', async () => {
-    const quiet = await drain(backend.infer(request({ stream: true }), new AbortController().signal));
+    const quiet = await drainReply(backend.infer(request({ stream: true }), new AbortController().signal));
     assert.deepEqual(engine.lastBody?.stream_options, { include_usage: true });
     assert.ok(quiet.out.every((c) => (c.choices as unknown[]).length > 0 && !('usage' in c)));
     const text = quiet.out
@@ -76,7 +67,7 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
     assert.equal(text, ' w0 w1 w2 w3 w4');
     assert.equal(quiet.usage.completionTokens, 5);
 
-    const loud = await drain(
+    const loud = await drainReply(
       backend.infer(request({ stream: true, includeUsage: true }), new AbortController().signal),
     );
     const last = loud.out.at(-1)!;
@@ -88,12 +79,12 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
 
   test('completions, streaming and not', async () => {
     const body = { model: 'ours', prompt: 'Once', max_tokens: 3 };
-    const plain = await drain(
+    const plain = await drainReply(
       backend.infer(request({ kind: 'completion', body, maxTokens: 3 }), new AbortController().signal),
     );
     assert.equal(plain.out[0]!.object, 'text_completion');
     assert.equal(plain.usage.completionTokens, 3);
-    const s = await drain(
+    const s = await drainReply(
       backend.infer(
         request({ kind: 'completion', body: { ...body, stream: true }, stream: true, maxTokens: 3 }),
         new AbortController().signal,
@@ -112,7 +103,7 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
     ] as const) {
       engine.options.failWithStatus = { status, message: `boom ${status}` };
       await assert.rejects(
-        drain(backend.infer(request(), new AbortController().signal)),
+        drainReply(backend.infer(request(), new AbortController().signal)),
         (e: CocoonError) => {
           assert.equal(e.status, expected);
           assert.match(e.message, new RegExp(`boom ${status}`));
@@ -129,13 +120,16 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
       message: 'tool_choice names an unknown tool',
       param: 'tool_choice',
     };
-    await assert.rejects(drain(backend.infer(request(), new AbortController().signal)), (e: CocoonError) => {
-      assert.equal(e.status, 400);
-      assert.equal(e.param, 'tool_choice');
-      assert.equal(e.code, 'engine_rejected');
-      assert.match(e.message, /unknown tool/);
-      return true;
-    });
+    await assert.rejects(
+      drainReply(backend.infer(request(), new AbortController().signal)),
+      (e: CocoonError) => {
+        assert.equal(e.status, 400);
+        assert.equal(e.param, 'tool_choice');
+        assert.equal(e.code, 'engine_rejected');
+        assert.match(e.message, /unknown tool/);
+        return true;
+      },
+    );
     engine.options.failWithStatus = undefined;
   });
 
@@ -145,7 +139,7 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
     const gen = backend.infer(request({ stream: true }), new AbortController().signal);
     await assert.rejects(
       (async () => {
-        for await (const c of gen) seen.push(c);
+        for await (const c of gen) if (c.json !== null) seen.push(c.json);
       })(),
       (e: CocoonError) =>
         e.status === 502 && e.code === 'engine_error' && /CUDA out of memory/.test(e.message),
@@ -176,11 +170,14 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
 
   test('an unreachable engine is a 502 naming the upstream', async () => {
     const dead = new OpenAICompatibleBackend({ baseUrl: 'http://127.0.0.1:1/v1', models: ['ours'] });
-    await assert.rejects(drain(dead.infer(request(), new AbortController().signal)), (e: CocoonError) => {
-      assert.equal(e.status, 502);
-      assert.match(e.message, /127\.0\.0\.1:1/);
-      return true;
-    });
+    await assert.rejects(
+      drainReply(dead.infer(request(), new AbortController().signal)),
+      (e: CocoonError) => {
+        assert.equal(e.status, 502);
+        assert.match(e.message, /127\.0\.0\.1:1/);
+        return true;
+      },
+    );
   });
 
   const tools = [
@@ -238,7 +235,7 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
     };
     const body = { model: 'ours', max_tokens: 100, ...fields };
     for (const stream of [false, true]) {
-      await drain(
+      await drainReply(
         backend.infer(
           request({ stream, body: stream ? { ...body, stream: true } : body }),
           new AbortController().signal,
@@ -250,7 +247,7 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
     }
     // Completions: logprobs (an integer), echo, suffix travel too.
     const cmpl = { model: 'ours', prompt: 'Once', max_tokens: 3, logprobs: 2, echo: true, suffix: ' end.' };
-    await drain(
+    await drainReply(
       backend.infer(request({ kind: 'completion', body: cmpl, maxTokens: 3 }), new AbortController().signal),
     );
     for (const k of ['logprobs', 'echo', 'suffix'] as const)
@@ -264,7 +261,7 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
       max_tokens: 100,
       tools,
     };
-    const whole = await drain(backend.infer(request({ body }), new AbortController().signal));
+    const whole = await drainReply(backend.infer(request({ body }), new AbortController().signal));
     const choice = (whole.out[0]!.choices as Json[])[0]!;
     assert.equal(choice.finish_reason, 'tool_calls');
     assert.equal(choice.message.content, null);
@@ -278,7 +275,7 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
     assert.equal(whole.usage.completionTokens, 7);
     assert.equal((whole.out[0]!.usage as { completion_tokens: number }).completion_tokens, 7);
 
-    const streamed = await drain(
+    const streamed = await drainReply(
       backend.infer(
         request({ stream: true, includeUsage: true, body: { ...body, stream: true } }),
         new AbortController().signal,
@@ -309,10 +306,10 @@ describe('openai-compatible backend against a fake vLLM engine', () => {
       max_tokens: 100,
       response_format: { type: 'json_object' },
     };
-    const whole = await drain(backend.infer(request({ body }), new AbortController().signal));
+    const whole = await drainReply(backend.infer(request({ body }), new AbortController().signal));
     const text = (whole.out[0]!.choices as { message: { content: string } }[])[0]!.message.content;
     assert.deepEqual(JSON.parse(text), { answer: 'w0 w1 w2' });
-    const streamed = await drain(
+    const streamed = await drainReply(
       backend.infer(request({ stream: true, body: { ...body, stream: true } }), new AbortController().signal),
     );
     const joined = streamed.out

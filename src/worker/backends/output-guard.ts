@@ -1,5 +1,6 @@
 import type { InferenceRequest } from '../../protocol/inference.ts';
 import { choiceOutputBytes, SILENT_TOKENS_PER_CHOICE } from '../../protocol/observed-output.ts';
+import { ChunkShapes } from '../../protocol/openai-shapes.ts';
 
 /**
  * The worker's check of its engine's output against the call's bounds. The engine was told the bounds
@@ -116,31 +117,29 @@ export class StreamGuard {
   /** Finish chunks (`finish_reason: 'length'`) for every choice that began and did not finish. */
   closingChunks(): Json[] {
     const out: Json[] = [];
-    const t = this.template ?? {};
-    const chat = this.req.kind === 'chat';
+    const shapes = this.shapesOf(this.template ?? {});
     for (let i = 0; i < this.req.n; i++) {
       if (!this.seen[i] || this.finished[i]) continue;
       this.finished[i] = true;
-      const choice = chat
-        ? { index: i, delta: {}, logprobs: null, finish_reason: 'length' }
-        : { index: i, text: '', logprobs: null, finish_reason: 'length' };
-      out.push(this.envelope(t, [choice]));
+      out.push(shapes.chunkObject([shapes.finishChoice(i, 'length')]));
     }
     return out;
   }
 
-  /** A chunk in the stream's own envelope (id, object, created), our model name, the given choices. */
+  /** A chunk in the stream's own envelope (id, created, fingerprint), our model name, the given choices. */
   envelope(t: Json, choices: unknown[]): Json {
-    const chunk: Json = {
-      id: t.id ?? '',
-      object: t.object ?? (this.req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion'),
-      created: t.created ?? Math.floor(Date.now() / 1000),
+    return this.shapesOf(t).chunkObject(choices);
+  }
+
+  private shapesOf(t: Json): ChunkShapes {
+    return new ChunkShapes({
+      id: typeof t.id === 'string' ? t.id : '',
+      kind: this.req.kind,
+      created: typeof t.created === 'number' ? t.created : Math.floor(Date.now() / 1000),
       model: this.req.model,
-      choices,
-    };
-    if (typeof t.system_fingerprint === 'string') chunk.system_fingerprint = t.system_fingerprint;
-    if (this.req.includeUsage) chunk.usage = null;
-    return chunk;
+      includeUsage: this.req.includeUsage,
+      ...(typeof t.system_fingerprint === 'string' ? { systemFingerprint: t.system_fingerprint } : {}),
+    });
   }
 
   /** The last chunk seen (the envelope for a usage chunk made by the worker). */

@@ -172,27 +172,3 @@ export function boundUsage(engine: TokenUsage, req: InferenceRequest, completion
     clamped,
   };
 }
-
-/** The engine's OpenAI `usage` object with our (bounded) counts written over its own. */
-export function openAIUsage(original: unknown, u: TokenUsage): Record<string, unknown> {
-  const o: Record<string, unknown> =
-    original && typeof original === 'object' && !Array.isArray(original)
-      ? { ...(original as Record<string, unknown>) }
-      : {};
-  o.prompt_tokens = u.promptTokens;
-  o.completion_tokens = u.completionTokens;
-  o.total_tokens = u.promptTokens + u.completionTokens;
-  const pd = o.prompt_tokens_details;
-  if ((pd && typeof pd === 'object') || u.cachedTokens > 0) {
-    o.prompt_tokens_details = { ...(pd && typeof pd === 'object' ? pd : {}), cached_tokens: u.cachedTokens };
-  }
-  const cd = o.completion_tokens_details;
-  if ((cd && typeof cd === 'object') || u.reasoningTokens > 0) {
-    o.completion_tokens_details = {
-      ...(cd && typeof cd === 'object' ? cd : {}),
-      reasoning_tokens: u.reasoningTokens,
-    };
-  }
-  if ('reasoning_tokens' in o) o.reasoning_tokens = u.reasoningTokens;
-  return o;
-}

@@ -2,9 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CancelledError, CocoonError, GatewayTimeoutError, ModelNotFoundError } from '../../../errors.ts';
 import type { InferenceRequest, TokenUsage } from '../../../protocol/inference.ts';
-import type { InferenceBackend } from '../../backend.ts';
+import { ChunkShapes, completionResponse, openAIUsage } from '../../../protocol/openai-shapes.ts';
+import type { InferenceBackend, ReplyPart } from '../../backend.ts';
 import { refuseUnsupported } from './capabilities.ts';
-import { ChoiceRun, type FinishReason } from './choice.ts';
+import { ChoiceRun } from './choice.ts';
 import { TextGenerator } from './generator.ts';
 import { readSamplingParams } from './params.ts';
 import { chatPrompt, completionPrompts, type Prompt } from './prompt.ts';
@@ -43,7 +44,7 @@ export class BuiltinBackend implements InferenceBackend {
     return [...this.names];
   }
 
-  async *infer(req: InferenceRequest, signal: AbortSignal): AsyncGenerator<string, TokenUsage, void> {
+  async *infer(req: InferenceRequest, signal: AbortSignal): AsyncGenerator<ReplyPart, void, void> {
     if (!this.names.includes(req.model)) throw new ModelNotFoundError(req.model);
     if (signal.aborted) throw abortError(signal);
     const chat = req.kind === 'chat';
@@ -70,7 +71,9 @@ export class BuiltinBackend implements InferenceBackend {
     const promptTokens = prompts.reduce((n, p) => n + p.tokens, 0);
     // Every response has an id of its own (as OpenAI's and vLLM's do), even when its text is the same.
     const id = `${chat ? 'chatcmpl' : 'cmpl'}-${randomBytes(16).toString('hex')}`;
-    const shapes = new OpenAIShapes(id, Math.floor(this.clock() / 1000), req);
+    const created = Math.floor(this.clock() / 1000);
+    const envelope = { id, kind: req.kind, created, model: req.model };
+    const shapes = new ChunkShapes({ ...envelope, includeUsage: req.includeUsage });
 
     if (req.stream) {
       for (const run of runs) {
@@ -79,7 +82,7 @@ export class BuiltinBackend implements InferenceBackend {
           : params.echo
             ? shapes.text(run.index, promptOf(run))
             : null;
-        if (opening) yield opening;
+        if (opening) yield { type: 'chunk', json: opening };
       }
     }
     // One step = one piece for every unfinished choice, as a batched engine would decode them.
@@ -94,11 +97,7 @@ export class BuiltinBackend implements InferenceBackend {
         if (!req.stream) continue;
         if (delta) out.push(chat ? shapes.chatDelta(run.index, delta) : shapes.text(run.index, delta));
         if (run.finishReason) {
-          out.push(
-            chat
-              ? shapes.chatFinish(run.index, run.finishReason)
-              : shapes.text(run.index, '', run.finishReason),
-          );
+          out.push(shapes.finish(run.index, run.finishReason));
         }
       }
       if (this.delayMs > 0 && stepTokens > 0) {
@@ -110,28 +109,30 @@ export class BuiltinBackend implements InferenceBackend {
       }
       for (const chunk of out) {
         if (signal.aborted) throw abortError(signal);
-        yield chunk;
+        yield { type: 'chunk', json: chunk };
       }
       if (signal.aborted) throw abortError(signal);
       active = active.filter((r) => !r.finishReason);
     }
 
     const completionTokens = runs.reduce((n, r) => n + r.tokens, 0);
-    const usage = {
-      prompt_tokens: promptTokens,
-      completion_tokens: completionTokens,
-      total_tokens: promptTokens + completionTokens,
+    const usage: TokenUsage = { promptTokens, cachedTokens: 0, completionTokens, reasoningTokens: 0 };
+    // OpenAI always names both detail counts, even when they are zero.
+    const wire = openAIUsage(usage, {
       prompt_tokens_details: { cached_tokens: 0 },
       completion_tokens_details: { reasoning_tokens: 0 },
-    };
-    if (req.stream) {
-      if (req.includeUsage) yield shapes.usage(usage);
-    } else {
-      yield chat
-        ? shapes.chatCompletion(runs, usage)
-        : shapes.textCompletion(runs, usage, params.echo ? promptOf : () => '');
-    }
-    return { promptTokens, cachedTokens: 0, completionTokens, reasoningTokens: 0 };
+    });
+    let json: string | null = null;
+    if (!req.stream) {
+      const echoOf = (r: ChoiceRun) => (!chat && params.echo ? promptOf(r) : '');
+      const choices = runs.map((r) => ({
+        index: r.index,
+        text: echoOf(r) + r.text,
+        finishReason: r.finishReason,
+      }));
+      json = completionResponse(envelope, choices, wire);
+    } else if (req.includeUsage) json = shapes.usage(wire);
+    yield { type: 'final', usage, json };
   }
 }
 
@@ -143,83 +144,4 @@ function abortError(signal: AbortSignal): CocoonError {
     return new GatewayTimeoutError('The built-in model ran out of time.');
   }
   return new CancelledError();
-}
-
-type Usage = Record<string, unknown>;
-
-/** OpenAI's wire objects, serialized. Stream chunks carry `usage: null` when the usage chunk will follow. */
-class OpenAIShapes {
-  private readonly model: string;
-  private readonly chunkObject: string;
-  private readonly includeUsage: boolean;
-
-  constructor(
-    private readonly id: string,
-    private readonly created: number,
-    req: InferenceRequest,
-  ) {
-    this.model = req.model;
-    this.chunkObject = req.kind === 'chat' ? 'chat.completion.chunk' : 'text_completion';
-    this.includeUsage = req.includeUsage;
-  }
-
-  private chunk(choices: unknown[]): string {
-    const c = { id: this.id, object: this.chunkObject, created: this.created, model: this.model, choices };
-    return JSON.stringify(this.includeUsage ? { ...c, usage: null } : c);
-  }
-
-  chatRole(index: number): string {
-    return this.chunk([
-      { index, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null },
-    ]);
-  }
-
-  chatDelta(index: number, content: string): string {
-    return this.chunk([{ index, delta: { content }, logprobs: null, finish_reason: null }]);
-  }
-
-  chatFinish(index: number, reason: FinishReason): string {
-    return this.chunk([{ index, delta: {}, logprobs: null, finish_reason: reason }]);
-  }
-
-  text(index: number, text: string, reason: FinishReason | null = null): string {
-    return this.chunk([{ text, index, logprobs: null, finish_reason: reason }]);
-  }
-
-  usage(usage: Usage): string {
-    const { id, chunkObject: object, created, model } = this;
-    return JSON.stringify({ id, object, created, model, choices: [], usage });
-  }
-
-  chatCompletion(runs: ChoiceRun[], usage: Usage): string {
-    return JSON.stringify({
-      id: this.id,
-      object: 'chat.completion',
-      created: this.created,
-      model: this.model,
-      choices: runs.map((r) => ({
-        index: r.index,
-        message: { role: 'assistant', content: r.text, refusal: null },
-        logprobs: null,
-        finish_reason: r.finishReason,
-      })),
-      usage,
-    });
-  }
-
-  textCompletion(runs: ChoiceRun[], usage: Usage, echoOf: (r: ChoiceRun) => string): string {
-    return JSON.stringify({
-      id: this.id,
-      object: 'text_completion',
-      created: this.created,
-      model: this.model,
-      choices: runs.map((r) => ({
-        text: echoOf(r) + r.text,
-        index: r.index,
-        logprobs: null,
-        finish_reason: r.finishReason,
-      })),
-      usage,
-    });
-  }
 }

@@ -14,9 +14,10 @@ import {
   usageFromOpenAI,
   ZERO_USAGE,
 } from '../../../protocol/inference.ts';
-import type { EngineGuardStats, InferenceBackend } from '../../backend.ts';
+import { openAIUsage } from '../../../protocol/openai-shapes.ts';
+import type { EngineGuardStats, InferenceBackend, ReplyPart } from '../../backend.ts';
 import { checkReply, StreamGuard } from '../output-guard.ts';
-import { boundUsage, engineBody, openAIUsage } from '../request-bounds.ts';
+import { boundUsage, engineBody } from '../request-bounds.ts';
 import { SseDecoder } from './sse-decoder.ts';
 import { readAll, type UpstreamResponse, upstreamRequest } from './upstream-http.ts';
 
@@ -32,23 +33,20 @@ export interface OpenAICompatibleOptions {
 }
 
 /**
- * A whole response travels to the proxy in one frame: the END trailer's `tail` (it carries usage), as a
- * JSON string. A frame over the session's limit (8 MiB) would get this worker cut off with every stream
- * it carries, so a reply that cannot fit is refused here instead (502, the proxy may try another worker).
+ * A whole response travels to the proxy in one DATA frame. A frame over the session's limit (8 MiB) would
+ * get this worker cut off with every stream it carries, so a reply that cannot fit is refused here instead
+ * (502, the proxy may try another worker).
  */
 const MAX_FRAME_BYTES = 8 * 1024 * 1024;
-/** Room in the trailer frame for its other fields (usage, worker, cost added by the proxy). */
-const TRAILER_ROOM = 64 * 1024;
+/** Room in that frame for what the worker wraps around a reply (encryption, padding). */
+const FRAME_ROOM = 64 * 1024;
 /** Most bytes of one stream event: a chunk is one token of one choice (with log-probabilities at most). */
 const MAX_EVENT_CHARS = 1024 * 1024;
 
-/** Refuses a reply whose trailer would not fit in one frame. */
+/** Refuses a reply that would not fit in one frame. */
 function checkReplyFits(reply: string, base: string): void {
-  const limit = MAX_FRAME_BYTES - TRAILER_ROOM;
   const bytes = Buffer.byteLength(reply);
-  // Escaping as a JSON string at most doubles it; only a reply over half the limit needs the exact count.
-  if (bytes * 2 <= limit) return;
-  if (Buffer.byteLength(JSON.stringify(reply)) > limit) {
+  if (bytes > MAX_FRAME_BYTES - FRAME_ROOM) {
     throw new BadGatewayError(
       `engine at ${base} replied with ${bytes} bytes, more than one reply may carry`,
       'engine_reply_too_large',
@@ -102,7 +100,7 @@ export class OpenAICompatibleBackend implements InferenceBackend {
     return (body?.data ?? []).map((m) => String(m.id));
   }
 
-  async *infer(req: InferenceRequest, signal: AbortSignal): AsyncGenerator<string, TokenUsage, void> {
+  async *infer(req: InferenceRequest, signal: AbortSignal): AsyncGenerator<ReplyPart, void, void> {
     if (!this.opts.models.includes(req.model)) throw new ModelNotFoundError(req.model);
     const body = engineBody(req, this.opts.upstreamModel?.[req.model] ?? req.model);
     const path = req.kind === 'chat' ? '/chat/completions' : '/completions';
@@ -128,14 +126,14 @@ export class OpenAICompatibleBackend implements InferenceBackend {
       const check = checkReply(obj, req, reported.completionTokens);
       if (check.violations.length > 0) this.overran(req, check.violations.join('; '), false);
       const usage = this.report(req, reported, check.completionCap);
-      obj.usage = openAIUsage(obj.usage, usage);
+      obj.usage = openAIUsage(usage, obj.usage);
       obj.model = req.model;
       const reply = JSON.stringify(obj);
       checkReplyFits(reply, this.base);
-      yield reply;
-      return usage;
+      yield { type: 'final', usage, json: reply };
+      return;
     }
-    return yield* this.relayStream(res, req, signal);
+    yield* this.relayStream(res, req, signal);
   }
 
   /**
@@ -146,7 +144,7 @@ export class OpenAICompatibleBackend implements InferenceBackend {
     res: UpstreamResponse,
     req: InferenceRequest,
     signal: AbortSignal,
-  ): AsyncGenerator<string, TokenUsage, void> {
+  ): AsyncGenerator<ReplyPart, void, void> {
     const decoder = new SseDecoder(MAX_EVENT_CHARS);
     const guard = new StreamGuard(req);
     let engineUsage: TokenUsage | null = null;
@@ -167,9 +165,12 @@ export class OpenAICompatibleBackend implements InferenceBackend {
           if (usageOnly) {
             if (!guard.violation) usageChunk = chunk;
           } else if (verdict === 'as-is') {
-            yield this.rewriteWithoutParsing(data, req) ?? this.serialize(chunk, req);
+            yield {
+              type: 'chunk',
+              json: this.rewriteWithoutParsing(data, req) ?? this.serialize(chunk, req),
+            };
           } else {
-            for (const c of verdict) yield this.serialize(c, req);
+            for (const c of verdict) yield { type: 'chunk', json: this.serialize(c, req) };
           }
           if (guard.violation) break outer;
         }
@@ -189,7 +190,7 @@ export class OpenAICompatibleBackend implements InferenceBackend {
       // proxy counts a stream cut short), and the prompt only if the engine reported it already.
       res.body.destroy();
       this.overran(req, guard.violation, true);
-      for (const c of guard.closingChunks()) yield JSON.stringify(c);
+      for (const c of guard.closingChunks()) yield { type: 'chunk', json: JSON.stringify(c) };
       const delivered = guard.deliveredParts;
       usage = this.report(req, { ...(engineUsage ?? ZERO_USAGE), completionTokens: delivered }, delivered);
     } else {
@@ -203,12 +204,13 @@ export class OpenAICompatibleBackend implements InferenceBackend {
       // choice, plus a few silent tokens per choice) and the call's bounds; above that it cannot be true.
       usage = this.report(req, engineUsage, guard.completionCap());
     }
+    let json: string | null = null;
     if (req.includeUsage) {
       const envelope = usageChunk ?? guard.envelope(guard.lastChunk, []);
-      const chunk = { ...envelope, model: req.model, choices: [], usage: openAIUsage(envelope.usage, usage) };
-      yield JSON.stringify(chunk);
+      const chunk = { ...envelope, model: req.model, choices: [], usage: openAIUsage(usage, envelope.usage) };
+      json = JSON.stringify(chunk);
     }
-    return usage;
+    yield { type: 'final', usage, json };
   }
 
   /** The engine's usage brought within the call's bounds; a clamp is logged and counted. */
