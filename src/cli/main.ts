@@ -14,6 +14,7 @@ import { registerCheckCommands } from './check-commands.ts';
 import { registerClientMoneyCommands } from './client-money-commands.ts';
 import { registerEarningsCommands } from './earnings-commands.ts';
 import { registerModelCommands } from './model-commands.ts';
+import { registerReceiptsCommands } from './receipts-commands.ts';
 import { registerRootCommands } from './root-commands.ts';
 import { registerWalletCommands } from './wallet-commands.ts';
 import { registerWorkerAdminCommands } from './worker-admin-commands.ts';
@@ -174,6 +175,7 @@ registerEarningsCommands(program);
 registerModelCommands(program);
 registerWorkerAdminCommands(program);
 registerCheckCommands(program);
+registerReceiptsCommands(program);
 
 program.parseAsync().catch((err) => {
   if (err instanceof ConfigError) {
