@@ -171,5 +171,12 @@ export async function verifyPeerCertificate(
   const attestation = await verifier.verify(new Uint8Array(quoteExt.value), reportDataFor(claimsBytes), {
     claims,
   });
-  return { role: claims.role, publicKey: claims.publicKey, claims, attestation, notAfter: cert.notAfter };
+  return {
+    role: claims.role,
+    publicKey: claims.publicKey,
+    claims,
+    attestation,
+    notAfter: cert.notAfter,
+    certificate: Buffer.from(der),
+  };
 }

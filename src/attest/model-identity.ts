@@ -98,3 +98,8 @@ export function parseModelIdentity(s: string): ModelIdentity {
 export function formatModelIdentity(name: string, revision: string, hash: string): string {
   return `${name}@${revision}:${hash}`;
 }
+
+/** The identity (`name@revision:hash`, or the bare name) under which certificate claims attest `model`. */
+export function attestedModel(claims: { models?: string[] }, model: string): string | undefined {
+  return claims.models?.find((m) => m === model || m.startsWith(`${model}@`));
+}

@@ -15,6 +15,7 @@ import {
 import {
   type AttestationProvider,
   type AttestationVerifier,
+  type CertificateClaims,
   TRUST_TIER_RANK,
   type TrustTier,
   type VerifyContext,
@@ -99,7 +100,10 @@ export function gateVerifiers(
             }
             if (claims) {
               const peer = { role: claims.role, publicKey: claims.publicKey, claims, attestation: claimed };
-              checkPeerPolicy({ ...peer, notAfter: new Date(0) }, policy.current());
+              checkPeerPolicy(
+                { ...peer, notAfter: new Date(0), certificate: Buffer.alloc(0) },
+                policy.current(),
+              );
             }
           },
         });
@@ -172,6 +176,7 @@ export async function makeCredentials(
   provider: AttestationProvider,
   models?: string[],
   validityMs = CERT_VALIDITY_MS,
+  extra: Pick<CertificateClaims, 'e2e'> = {},
 ): Promise<{ cert: NodeCertificate; credentials: TlsCredentials }> {
   const cert = await createNodeCertificate({
     key,
@@ -181,6 +186,7 @@ export async function makeCredentials(
       role,
       protocol: { min: PROTOCOL_MIN_VERSION, max: PROTOCOL_MAX_VERSION },
       ...(models ? { models } : {}),
+      ...extra,
     },
   });
   return { cert, credentials: { privateKeyPem: key.privateKeyPem, certPem: cert.certPem } };

@@ -73,4 +73,6 @@ export interface PeerIdentity {
   claims: CertificateClaims;
   attestation: VerifiedAttestation;
   notAfter: Date;
+  /** The certificate (DER) it was proved by: the proxy relays a worker's to clients, who check it themselves. */
+  certificate: Buffer;
 }

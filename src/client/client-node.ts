@@ -31,14 +31,16 @@ import { RequestTally } from '../ops/request-tally.ts';
 import { pathOf, type Route, RouteTable } from '../ops/route-table.ts';
 import { waitUntil } from '../ops/wait.ts';
 import type { InferenceKind, InferenceRequest } from '../protocol/inference.ts';
-import type { InferenceTrailer, Serving } from '../protocol/messages.ts';
+import type { InferenceTrailer } from '../protocol/messages.ts';
 import { Admission } from './admission.ts';
 import type { ClientPayments } from './client-payments.ts';
 import { MODEL_PREFIX, modelIdOf, networkModels, sendModels } from './models-route.ts';
+import { OfferDesk } from './offer-answer.ts';
 import { parseInferenceRequest, type RequestDefaults } from './openai-request.ts';
 import { type FailoverOptions, type Opened, openThroughProxies } from './proxy-failover.ts';
 import { type ProxyAddress, type ProxyConnection, ProxyPool } from './proxy-pool.ts';
 import { relayJson, relaySse } from './reply-relay.ts';
+import { WorkerCheck } from './worker-check.ts';
 
 export interface ClientOptions {
   name: string;
@@ -67,6 +69,11 @@ export interface ClientOptions {
   /** Header, request and idle timeouts and the connection bound of the API server. */
   httpLimits?: HttpLimits;
   logger?: Logger;
+  /**
+   * Seal each request's body to the worker serving it (end-to-end encryption; default on). Off, the proxy
+   * reads prompts and completions: an explicit, labelled choice.
+   */
+  e2e?: boolean;
   /** Paying proxies on TON (a client contract per proxy); without it only free proxies serve us. */
   payments?: { newPayments: () => ClientPayments; close: () => Promise<void> };
 }
@@ -88,8 +95,11 @@ export class ClientNode {
   private readonly guard: HttpGuard;
   private readonly keys: ApiKeys;
   private readonly table: RouteTable;
-  /** Who serves each request in flight, as the proxy said before its first part. */
-  private readonly serving = new Map<string, Serving | null>();
+  /** Offers of workers for our requests in flight, as the proxies send them. */
+  private readonly offers = new OfferDesk();
+  /** Workers the proxies offered that this client refused, by reason. */
+  readonly refusals: Record<string, number> = {};
+  private readonly workers: WorkerCheck;
 
   readonly metrics: NodeMetrics;
   readonly recent = new RecentRequests();
@@ -101,6 +111,7 @@ export class ClientNode {
     this.tally = new RequestTally(this.counters, this.metrics, this.log, this.recent);
     this.keys = new ApiKeys(opts.apiKeys ?? []);
     this.table = this.routes();
+    this.workers = new WorkerCheck(opts.trust, this.refusals);
     this.guard = new HttpGuard({
       listenHost: opts.httpHost,
       allowedHosts: opts.allowedHosts ?? [],
@@ -113,6 +124,12 @@ export class ClientNode {
       'cocoon_connected_proxies',
       'Proxy sessions up.',
       () => proxies().filter((c) => c.session).length,
+    );
+    m.counterFrom(
+      'cocoon_worker_refusals_total',
+      'Workers a proxy offered that this client refused after checking them itself, by reason.',
+      () => Object.entries(this.refusals).map(([code, n]) => [{ code }, n]),
+      ['code'],
     );
     m.counterFrom(
       'cocoon_proxy_failovers_total',
@@ -196,11 +213,9 @@ export class ClientNode {
       },
       ...(payments ? { newPayments: payments.newPayments } : {}),
       log: this.log,
-      // Only for requests of ours in flight: a proxy cannot grow this map.
-      onControl: (msg) => {
-        if (msg.type === 'request.serving' && this.serving.has(msg.requestId)) {
-          this.serving.set(msg.requestId, msg.serving);
-        }
+      onOffer: (offer, conn) => {
+        if (!this.offers.deliver(offer, conn))
+          this.refusals.unknown_offer = (this.refusals.unknown_offer ?? 0) + 1;
       },
     });
     const list = this.opts.listProxies;
@@ -330,7 +345,6 @@ export class ClientNode {
   private async serve(request: InferenceRequest, res: ServerResponse, cors: CorsHeaders): Promise<void> {
     const requestId = randomUUID();
     this.counters.total++;
-    this.serving.set(requestId, null);
     const started = performance.now();
     let opened: Opened | null = null;
     let outcome: Outcome = 'failed';
@@ -339,7 +353,7 @@ export class ClientNode {
     try {
       opened = await openThroughProxies(this.failover(), request, requestId, res, started);
       if (res.destroyed) throw new CancelledError(); // the caller left; what it got is paid for
-      const ctx = { requestId, serving: this.serving.get(requestId), headers: cors };
+      const ctx = { requestId, serving: opened.serving, headers: cors };
       const relayed = request.stream
         ? await relaySse(opened, res, ctx, this.log)
         : relayJson(opened, res, ctx);
@@ -357,12 +371,10 @@ export class ClientNode {
         opened.conn.payments?.forget(requestId);
         res.off('close', opened.onClose);
       }
-      const serving = this.serving.get(requestId);
-      this.serving.delete(requestId);
       this.tally.finish({
         requestId,
         model: request.model,
-        worker: serving?.worker ?? null,
+        worker: opened?.serving.worker ?? null,
         outcome,
         error,
         seconds: (performance.now() - started) / 1000,
@@ -378,6 +390,9 @@ export class ClientNode {
       pool: this.pool!,
       maxAttempts: this.opts.maxAttempts ?? 3,
       log: this.log,
+      offers: this.offers,
+      workers: this.workers,
+      e2e: this.opts.e2e ?? true,
       onFailover: () => this.counters.failovers++,
       onFirstPart: (seconds) => this.metrics.firstToken(seconds),
     };
@@ -401,6 +416,8 @@ export class ClientNode {
               .toString(),
           }
         : 'off (free proxies only)',
+      e2e: this.opts.e2e === false ? 'off (the proxy reads prompts and completions)' : 'on',
+      refusals: { ...this.refusals },
       recent: this.recent.list(),
     };
   }

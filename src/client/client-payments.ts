@@ -115,8 +115,6 @@ export class ClientPayments {
           this.payer.resume(expected, msg.auth, chain.charged);
           this.contractState = { balance: chain.balance, stake: chain.stake, charged: chain.charged };
           settle();
-        } else if (msg.type === 'request.serving') {
-          this.payer.served(msg.requestId, msg.serving.coefficient);
         } else if (msg.type === 'pay.bill') {
           try {
             await this.payer.pay(msg);
@@ -173,5 +171,10 @@ export class ClientPayments {
 
   forget(requestId: string): void {
     this.payer.forget(requestId);
+  }
+
+  /** The worker we sent the request's body to asks this coefficient: the only one its bill may name. */
+  served(requestId: string, coefficient: number): void {
+    this.payer.served(requestId, coefficient);
   }
 }

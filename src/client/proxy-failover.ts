@@ -10,14 +10,23 @@ import type { Stream } from '../net/stream.ts';
 import type { Logger } from '../ops/log.ts';
 import type { RequestBound } from '../pay/payer.ts';
 import { type InferenceRequest, maxCompletionTokens } from '../protocol/inference.ts';
+import type { Serving } from '../protocol/messages.ts';
 import { OutputObserver } from '../protocol/observed-output.ts';
+import { sealedRequestBytes } from '../protocol/sealing/index.ts';
+import { OfferAnswer, type OfferDesk, type ReplyReader } from './offer-answer.ts';
 import type { ProxyConnection, ProxyPool } from './proxy-pool.ts';
+import type { WorkerCheck } from './worker-check.ts';
 
 /** A request under way on one proxy: its first part (a stream) or its whole body (JSON) is in. */
 export interface Opened {
   conn: ProxyConnection;
   stream: Stream;
-  head: { first?: IteratorResult<Buffer>; body?: Buffer };
+  /** The first part's events or the whole body, opened (when sealed). */
+  head: { first?: IteratorResult<Buffer[]>; body?: Buffer };
+  /** The worker serving it, as the client checked it itself. */
+  serving: Serving;
+  /** Opens each further part of the reply. */
+  reply: ReplyReader;
   onClose: () => void;
   /** Proxies tried. */
   attempts: number;
@@ -28,6 +37,12 @@ export interface FailoverOptions {
   /** Proxies one request may try before its first part reaches the caller. */
   maxAttempts: number;
   log: Logger;
+  /** Where the proxies' worker offers for our requests arrive. */
+  offers: OfferDesk;
+  /** Checks each offered worker with the client's own verifiers and policy. */
+  workers: WorkerCheck;
+  /** Seal request bodies to the serving worker (end-to-end encryption); off only by explicit choice. */
+  e2e: boolean;
   /** A request moved on to another proxy. */
   onFailover: () => void;
   /** A stream's first part arrived, `seconds` after the request started. */
@@ -107,19 +122,42 @@ async function attemptOn(
     }
     const session = conn.session;
     if (!session) throw new ServiceUnavailableError('The proxy went away.', 'peer_lost');
-    const s = session.openStream({ method: 'inference', requestId, request: { ...request, timeoutMs } });
+    const { body: _, ...meta } = request;
+    const body = Buffer.from(JSON.stringify(request.body));
+    const bodyBytes = o.e2e ? sealedRequestBytes(body.length) : body.length;
+    const call = { ...meta, timeoutMs, bodyBytes, sealed: o.e2e };
+    const s = session.openStream({ method: 'inference', requestId, request: call });
     stream = s;
-    bound.callBytes = s.headerBytes;
+    bound.callBytes = s.headerBytes + bodyBytes;
     // Everything received is counted as it arrives: a bill is checked against it.
     if (conn.payments) {
       const observed = bound.observed as OutputObserver;
-      s.onData = request.stream ? (p) => void observed.observePart(p) : (p) => observed.collect(p);
+      s.onData = request.stream
+        ? (p) => void observed.observeStreamPart(p, o.e2e)
+        : (p) => observed.collect(p, o.e2e);
     }
-    s.end(); // the call is all in OPEN; no request body follows
-    const head: Opened['head'] = request.stream ? { first: await s.next() } : { body: await s.readAll() };
+    const answer = new OfferAnswer(o, conn, s, request, requestId, body);
+    o.offers.expect(requestId, conn, (offer) => answer.offered(offer));
+    let first: IteratorResult<Buffer> | undefined;
+    let whole: Buffer | undefined;
+    try {
+      if (request.stream) first = await s.next();
+      else whole = await s.readAll();
+    } finally {
+      o.offers.forget(requestId);
+    }
+    s.end(); // no other worker can be offered now: our half of the call is done
+    const { serving, reply } = answer.accepted();
+    const head: Opened['head'] = request.stream
+      ? {
+          first: first!.done
+            ? { done: true, value: undefined }
+            : { done: false, value: reply.open(first!.value) },
+        }
+      : { body: reply.openWhole(whole!) };
     if (request.stream) o.onFirstPart((performance.now() - started) / 1000);
     conn.recordSuccess(performance.now() - attemptStarted);
-    return { conn, stream: s, head, onClose, attempts: attempt };
+    return { conn, stream: s, head, serving, reply, onClose, attempts: attempt };
   } catch (err) {
     res.off('close', onClose);
     conn.inFlight--;

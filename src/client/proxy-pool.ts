@@ -96,8 +96,8 @@ export interface ProxyPoolOptions {
   /** A payments desk for each proxy, when the client pays. */
   newPayments?: () => ClientPayments;
   log: Logger;
-  /** Control messages for requests (who serves them), after the pool has taken its own. */
-  onControl: (msg: ControlMessage) => void;
+  /** A proxy offers a worker for one of our requests (the client checks it before sending the body). */
+  onOffer: (offer: Extract<ControlMessage, { type: 'request.offer' }>, conn: ProxyConnection) => void;
 }
 
 /**
@@ -166,9 +166,8 @@ export class ProxyPool {
       if (msg.type === 'proxy.draining') {
         c.draining = true;
         this.opts.log.info({ proxy: c.address }, 'proxy is shutting down; new requests go elsewhere');
-      } else if (msg.type === 'request.serving') {
-        this.opts.onControl(msg);
-        c.payments?.onControl(msg); // the serving worker's coefficient bounds the bill
+      } else if (msg.type === 'request.offer') {
+        this.opts.onOffer(msg, c);
       } else {
         c.payments?.onControl(msg);
       }

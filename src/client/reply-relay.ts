@@ -20,9 +20,14 @@ export interface ReplyContext {
 }
 
 /** Relays a whole JSON reply (already read); returns the stream's trailer (null if malformed). */
-export function relayJson({ stream, head, conn }: Opened, res: ServerResponse, ctx: ReplyContext): Relayed {
+export function relayJson(
+  { stream, head, conn, reply }: Opened,
+  res: ServerResponse,
+  ctx: ReplyContext,
+): Relayed {
   const parts = head.body ?? Buffer.alloc(0);
   const trailer = parseTrailer(stream.trailer);
+  reply.tail(trailer?.reply); // a sealed reply is whole only with its sealed end
   // The reply came whole before its bill; the cost just signed for goes into its usage.
   const text = parts.toString('utf8');
   const body = Buffer.from(
@@ -42,7 +47,7 @@ export function relayJson({ stream, head, conn }: Opened, res: ServerResponse, c
 
 /** Server-sent events exactly as OpenAI sends them: `data: <chunk>\n\n` …, then `data: [DONE]\n\n`. */
 export async function relaySse(
-  { stream, head, conn }: Opened,
+  { stream, head, conn, reply }: Opened,
   res: ServerResponse,
   ctx: ReplyContext,
   log: Logger,
@@ -61,11 +66,11 @@ export async function relaySse(
   });
   try {
     if (!first.done) {
-      await writeEvent(res, first.value);
-      for await (const part of stream) await writeEvent(res, part);
+      for (const event of first.value) await writeEvent(res, event);
+      for await (const part of stream) for (const event of reply.open(part)) await writeEvent(res, event);
     }
     const trailer = parseTrailer(stream.trailer);
-    const tail = finalPart(trailer);
+    const tail = finalPart(trailer, reply.tail(trailer?.reply));
     // Without a usage chunk (not asked for), the headers alone say who served: OpenAI streams end with
     // content chunks, and an extra chunk without choices would surprise clients.
     if (tail !== null) await writeEvent(res, Buffer.from(addServing(tail, ctx.serving)));
@@ -112,11 +117,10 @@ function endEvents(res: ServerResponse, last: string): void {
   res.end(last);
 }
 
-/** The usage-bearing last part from the trailer, with the request's cost added to its `usage`. */
-function finalPart(t: InferenceTrailer | null): string | null {
-  const tail = t?.reply?.tail;
-  if (tail === undefined) return null;
-  return t!.cost ? addCostToUsage(tail, t!.cost) : tail;
+/** The usage-bearing last part, with the request's cost added to its `usage`. */
+function finalPart(t: InferenceTrailer | null, tail: string | null): string | null {
+  if (tail === null) return null;
+  return t?.cost ? addCostToUsage(tail, t.cost) : tail;
 }
 
 function parseTrailer(trailer: unknown): InferenceTrailer | null {

@@ -198,6 +198,7 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
     proxies: c.proxy,
     ...(c.proxiesFromRoot ? { listProxies: proxiesFromRoot(c, logger) } : {}),
     maxAttempts: c.maxAttempts,
+    e2e: c.e2e,
     trust: await trustFor(c, logger),
     defaults: {
       maxTokens: c.maxTokens,

@@ -177,6 +177,11 @@ export const clientConfigSchema = z.strictObject({
     .default([{ host: '127.0.0.1', port: 11002 }]),
   /** Also use every proxy registered in the root contract (re-read each minute). */
   proxiesFromRoot: z.boolean().default(false),
+  /**
+   * End-to-end encryption: each request's body is sealed to the worker serving it, so the proxy reads no
+   * prompt and no completion. `false` is an explicit choice, labelled at start-up and in `/jsonstats`.
+   */
+  e2e: z.boolean().default(true),
   /** Proxies one request may try before its first part reaches the caller. */
   maxAttempts: z.coerce.number().int().min(1).max(10).default(3),
   maxTokens: z.coerce.number().int().min(1).default(1024),

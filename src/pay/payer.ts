@@ -141,10 +141,10 @@ export class Payer {
     if (charged > this.base.total) this.base = { seqno: this.base.seqno, total: charged };
   }
 
-  /** The proxy told us which worker serves a request: its coefficient is the only one a bill may name. */
+  /** We sent the request's body to this worker (the last one offered): its coefficient is the only one a bill may name. */
   served(requestId: string, coefficient: number): void {
     const b = this.bounds.get(requestId);
-    if (b && b.coefficient === null) b.coefficient = coefficient;
+    if (b) b.coefficient = coefficient;
   }
 
   expect(requestId: string, bound: RequestBound): void {

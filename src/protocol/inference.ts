@@ -44,6 +44,21 @@ export const inferenceRequestSchema = z.object({
 export type InferenceRequest = z.infer<typeof inferenceRequestSchema>;
 export type InferenceKind = InferenceRequest['kind'];
 
+/** Largest request body a call may declare, sealed or not: it travels as one session frame. */
+export const MAX_CALL_BODY_BYTES = 8 * 1024 * 1024 - 64 * 1024;
+
+/**
+ * What the proxy sees of a request: its routing and billing metadata, never its body. The body follows
+ * as one DATA part once the client has checked the worker the proxy offers, sealed to that worker's
+ * attested key (`sealed`) unless the caller turned end-to-end encryption off.
+ */
+export const inferenceCallSchema = inferenceRequestSchema.omit({ body: true }).extend({
+  /** Exact size of the body part (sealed or not): it bounds prompt tokens, so it is reserved up front. */
+  bodyBytes: z.number().int().positive().max(MAX_CALL_BODY_BYTES),
+  sealed: z.boolean(),
+});
+export type InferenceCall = z.infer<typeof inferenceCallSchema>;
+
 /** Raw token counts of one finished request, as the engine reported them. */
 export interface TokenUsage {
   promptTokens: number;

@@ -1,7 +1,7 @@
 import { Address } from '@ton/core';
 import { z } from 'zod';
 import { ProtocolError, type WireError } from '../errors.ts';
-import { inferenceRequestSchema, trustTierSchema } from './inference.ts';
+import { inferenceCallSchema, trustTierSchema } from './inference.ts';
 import { MAX_MODEL_NAME_CHARS } from './limits.ts';
 
 /**
@@ -11,7 +11,7 @@ import { MAX_MODEL_NAME_CHARS } from './limits.ts';
 
 const role = z.enum(['client', 'proxy', 'worker']);
 
-/** Who serves a request, as the client is told before the first token: what the user can check. */
+/** Who serves a request, as the client proved it from the worker's own certificate: what the user sees. */
 export const servingSchema = z.object({
   worker: z.string().max(200),
   /** Trust tier proved by the worker's attestation. */
@@ -24,6 +24,9 @@ export const servingSchema = z.object({
   coefficient: z.number().int().min(0).max(1_000_000_000),
 });
 export type Serving = z.infer<typeof servingSchema>;
+
+/** A certificate of at most 64 KiB (src/attest/certificate.ts) in base64. */
+const MAX_CERTIFICATE_BASE64 = Math.ceil((64 * 1024) / 3) * 4;
 
 /** A TON address in any standard text form; checked here so no handler ever parses a bad one. */
 const tonAddress = z
@@ -98,8 +101,21 @@ export const controlSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('worker.status'), info: workerInfoSchema }),
   /** proxy → client: the proxy is shutting down; it finishes what it has, new requests go elsewhere. */
   z.object({ type: z.literal('proxy.draining') }),
-  /** proxy → client, before the first part of a request: the worker that serves it. */
-  z.object({ type: z.literal('request.serving'), requestId: z.string().max(100), serving: servingSchema }),
+  /**
+   * proxy → client, before the request's body: the worker the proxy would route it to. The client checks
+   * the worker's certificate itself (tier, image, models, E2E key) and answers with the body, sealed to
+   * that worker; a worker that fails before its first part is replaced by another offer.
+   */
+  z.object({
+    type: z.literal('request.offer'),
+    requestId: z.string().max(100),
+    /** The worker's RA-TLS certificate, DER in base64 (what it presented to the proxy). */
+    certificate: z.string().max(MAX_CERTIFICATE_BASE64),
+    /** The worker's price coefficient for this model (1000 = 1×): the only one a bill may name. */
+    coefficient: z.number().int().min(0).max(1_000_000_000),
+    /** The worker's name, for logs (its word only). */
+    worker: z.string().max(200),
+  }),
   /**
    * client → proxy: the caller went away; stop the worker and end the stream with what was delivered (the
    * client keeps reading until then, so it knows exactly what it will be billed for).
@@ -154,7 +170,12 @@ export const callSchema = z.discriminatedUnion('method', [
   z.object({
     method: z.literal('inference'),
     requestId: z.string().max(100),
-    request: inferenceRequestSchema,
+    request: inferenceCallSchema,
+    /** proxy → worker: SHA-256 (hex) of the worker certificate the client was offered and sealed to. */
+    certificate: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
   }),
   z.object({ method: z.literal('models') }),
 ]);
@@ -169,6 +190,11 @@ export const workerTrailerSchema = z.looseObject({
   usage: tokenUsageSchema,
   /** A stream's usage chunk (when the caller asked for one), held back so the client can add the cost. */
   tail: z.string().optional(),
+  /** Sealed replies: the last sealed part, base64, carrying the tail (or nothing): a cut reply cannot pass. */
+  end: z
+    .string()
+    .max(8 * 1024 * 1024)
+    .optional(),
   worker: z.string().max(200).optional(),
   workerMs: z.number().nonnegative().optional(),
 });

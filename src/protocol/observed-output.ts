@@ -8,6 +8,11 @@
  * - A whole (non-stream) response accounts for one completion token per UTF-8 byte of generated text (a
  *   BPE token covers at least one byte).
  * - Each choice may add a few tokens that print nothing (end of sequence, tool-call markers).
+ *
+ * A sealed reply (end-to-end encrypted) shows neither side's relay its text, only its parts' sizes, so
+ * both count what they can see: every part of a stream as one token (the worker sends one part per token
+ * and holds back the parts that carry none until the first that does), and every byte of a whole reply as
+ * one. The client can read its reply and check the worker's signed usage against the text itself.
  */
 
 /** Tokens per choice that generate no visible text (EOS, tool-call delimiters). */
@@ -104,13 +109,21 @@ export class OutputObserver {
     return carries;
   }
 
+  /** One part of a stream, sealed or not: does it count as output? */
+  observeStreamPart(part: Buffer, sealed: boolean): boolean {
+    if (!sealed) return this.observePart(part);
+    this.outputParts++;
+    return true;
+  }
+
   observeResponse(body: Buffer | string): void {
     this.outputBytes += responseOutputBytes(body);
   }
 
   /** Keeps a part of a whole response that is still arriving; it is read when the bound is asked for. */
-  collect(part: Buffer): void {
-    this.pending.push(part);
+  collect(part: Buffer, sealed = false): void {
+    if (sealed) this.outputBytes += part.length;
+    else this.pending.push(part);
   }
 
   private pending: Buffer[] = [];

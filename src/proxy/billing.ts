@@ -12,6 +12,10 @@ import type { PaymentsChain } from '../pay/payments-chain.ts';
 import { capCost, type RequestCost, requestCost, worstCaseCost } from '../pay/pricing.ts';
 import { WorkerAccount, type WorkerAccountRecord } from '../pay/worker-account.ts';
 import { type InferenceRequest, maxCompletionTokens, type TokenUsage } from '../protocol/inference.ts';
+
+/** What a reservation is made from: the call's bounds, not its body. */
+type ReservedCall = Pick<InferenceRequest, 'maxTokens' | 'n' | 'maxCoefficient'>;
+
 import type { ControlMessage } from '../protocol/messages.ts';
 
 export interface BillingOptions {
@@ -236,7 +240,7 @@ export class ProxyBilling {
    * other's), and the worst case is reserved from the client's credit before dispatch (402 if it can't).
    * Every admitted request is `finish`ed, whatever happens to it.
    */
-  admit(acct: ClientAccount, requestId: string, request: InferenceRequest, headerBytes: number): bigint {
+  admit(acct: ClientAccount, requestId: string, request: ReservedCall, callBytes: number): bigint {
     if (acct.inFlight.has(requestId) || this.bills.has(billKey(acct, requestId))) {
       throw new BadRequestError(
         `Request id ${requestId} is already in use by another request of yours.`,
@@ -244,7 +248,7 @@ export class ProxyBilling {
         'duplicate_request_id',
       );
     }
-    const amount = this.reserve(acct, request, headerBytes);
+    const amount = this.reserve(acct, request, callBytes);
     acct.inFlight.add(requestId);
     return amount;
   }
@@ -254,7 +258,7 @@ export class ProxyBilling {
     if (reservation > 0n) acct.release(reservation);
   }
 
-  private reserve(acct: ClientAccount, request: InferenceRequest, headerBytes: number): bigint {
+  private reserve(acct: ClientAccount, request: ReservedCall, callBytes: number): bigint {
     if ((this.unpaid.get(acct) ?? 0) >= MAX_UNPAID_BILLS) {
       throw new PaymentRequiredError(
         'This client left several bills unsigned; the proxy serves it no more.',
@@ -262,7 +266,7 @@ export class ProxyBilling {
       );
     }
     const amount = worstCaseCost(
-      headerBytes,
+      callBytes,
       maxCompletionTokens(request),
       request.maxCoefficient,
       this.opts.chain.prices(),

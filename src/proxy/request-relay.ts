@@ -17,7 +17,7 @@ import type { RequestTally } from '../ops/request-tally.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
 import { boundUsage, type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
 import {
-  type InferenceRequest,
+  type InferenceCall,
   maxCompletionTokens,
   type TokenUsage,
   ZERO_USAGE,
@@ -37,7 +37,7 @@ export interface FinishedRequest {
   requestId: string;
   client: PeerIdentity;
   worker: { name: string; publicKey: string; coefficient: number };
-  request: InferenceRequest;
+  request: InferenceCall;
   /** Final token counts; zero when the request failed before the worker reported any. */
   usage: TokenUsage;
   ok: boolean;
@@ -52,6 +52,11 @@ interface RelayResult {
   cost: RequestCost | null;
   error: CocoonError | undefined;
   outcome: 'ok' | 'failed' | 'cancelled';
+}
+
+/** What bounds a call's prompt tokens: its OPEN header and the body part that followed the offer. */
+function callBytes(clientStream: Stream, call: InferenceCall): number {
+  return clientStream.headerBytes + call.bodyBytes;
 }
 
 /** Each hop keeps a little of the time budget for itself, as the original does (×0.95). */
@@ -138,7 +143,7 @@ export class RequestRelay {
     client: PeerIdentity,
     account: ClientAccount | null,
     requestId: string,
-    request: InferenceRequest,
+    request: InferenceCall,
     calls: SessionCalls,
   ): Promise<void> {
     this.ctx.counters.total++;
@@ -154,9 +159,10 @@ export class RequestRelay {
           'duplicate_request_id',
         );
       }
-      worker = chooseWorker(this.ctx.registry, request.model, request.maxCoefficient, request.minTier);
+      worker = this.choose(request, new Set());
       // Refused here, before any worker runs, if the client's credit cannot cover the worst case.
-      if (desk && account) reservation = desk.admit(account, requestId, request, clientStream.headerBytes);
+      if (desk && account)
+        reservation = desk.admit(account, requestId, request, callBytes(clientStream, request));
     } catch (err) {
       this.refuse(clientStream, requestId, request, asCocoonError(err), started);
       return;
@@ -184,11 +190,21 @@ export class RequestRelay {
     this.record(client, requestId, request, relay, tried, result, started);
   }
 
+  /** The best worker for a call, but those tried already, and, for a sealed call, those without an E2E key. */
+  private choose(call: InferenceCall, tried: ReadonlySet<WorkerConnection>): WorkerConnection {
+    let exclude = tried;
+    if (call.sealed) {
+      const keyless = this.ctx.registry.serving(call.model).filter((w) => !w.peer.claims.e2e);
+      if (keyless.length > 0) exclude = new Set([...tried, ...keyless]);
+    }
+    return chooseWorker(this.ctx.registry, call.model, call.maxCoefficient, call.minTier, exclude);
+  }
+
   /** A request refused before any worker was involved. */
   private refuse(
     clientStream: Stream,
     requestId: string,
-    request: InferenceRequest,
+    request: InferenceCall,
     e: CocoonError,
     started: number,
   ): void {
@@ -210,7 +226,7 @@ export class RequestRelay {
     clientStream: Stream,
     account: ClientAccount | null,
     requestId: string,
-    request: InferenceRequest,
+    request: InferenceCall,
     first: WorkerConnection,
     tried: Set<WorkerConnection>,
     relay: Relay,
@@ -288,12 +304,12 @@ export class RequestRelay {
   private billable(
     worker: WorkerConnection,
     reported: TokenUsage,
-    request: InferenceRequest,
+    request: InferenceCall,
     clientStream: Stream,
     relay: Relay,
   ): TokenUsage {
     const usage = boundUsage(reported, {
-      callBytes: clientStream.headerBytes,
+      callBytes: callBytes(clientStream, request),
       maxCompletionTokens: maxCompletionTokens(request),
       observedCompletionTokens: relay.metered
         ? relay.output.completionTokens(request.n)
@@ -316,7 +332,7 @@ export class RequestRelay {
   private record(
     client: PeerIdentity,
     requestId: string,
-    request: InferenceRequest,
+    request: InferenceCall,
     relay: Relay,
     tried: Set<WorkerConnection>,
     r: RelayResult,
@@ -356,7 +372,7 @@ export class RequestRelay {
   private async dispatch(
     clientStream: Stream,
     requestId: string,
-    request: InferenceRequest,
+    request: InferenceCall,
     first: WorkerConnection,
     tried: Set<WorkerConnection>,
     relay: Relay,
@@ -389,7 +405,7 @@ export class RequestRelay {
       if (relay.committed || !isRetryable(e) || attempt >= this.ctx.maxAttempts) throw e;
       let next: WorkerConnection;
       try {
-        next = chooseWorker(this.ctx.registry, request.model, request.maxCoefficient, request.minTier, tried);
+        next = this.choose(request, tried);
       } catch {
         throw e; // nobody else can take it: the caller learns what went wrong with the one that tried
       }
@@ -411,12 +427,20 @@ export class RequestRelay {
     worker: WorkerConnection,
     clientStream: Stream,
     requestId: string,
-    forwarded: InferenceRequest,
+    forwarded: InferenceCall,
     relay: Relay,
   ): Promise<WorkerTrailer> {
-    const ws = worker.session.openStream({ method: 'inference', requestId, request: forwarded });
+    const body = await this.offer(clientStream, requestId, forwarded, worker);
+    const ws = worker.session.openStream({
+      method: 'inference',
+      requestId,
+      request: forwarded,
+      certificate: worker.certificateHash,
+    });
     relay.workerStream = ws;
-    ws.end(); // the call is all in OPEN; no request body follows
+    const sent = ws.write(body);
+    if (sent) await sent;
+    ws.end();
     const held: Buffer[] = [];
     let heldBytes = 0;
     for await (const part of ws) {
@@ -432,13 +456,14 @@ export class RequestRelay {
         held.push(part);
         continue;
       }
-      const carries = relay.committed && !relay.metered ? true : relay.output.observePart(part);
+      const carries =
+        (relay.committed && !relay.metered) || relay.output.observeStreamPart(part, forwarded.sealed);
       if (!relay.committed) {
         if (held.length < MAX_HELD_PARTS && !carries) {
           held.push(part);
           continue;
         }
-        await this.commit(clientStream, requestId, forwarded, worker, relay, held);
+        await this.commit(clientStream, forwarded, relay, held);
       }
       const p = clientStream.write(part);
       if (p) await p;
@@ -447,35 +472,54 @@ export class RequestRelay {
     if (!parsed.success) throw this.misbehaved(worker, 'worker sent a malformed trailer', 'bad_message');
     const over = usageBeyondBound(
       parsed.data.usage,
-      clientStream.headerBytes,
+      callBytes(clientStream, forwarded),
       maxCompletionTokens(forwarded),
     );
     if (over) throw this.misbehaved(worker, over, 'usage_over_bound');
     if (!forwarded.stream) {
       if (held.length === 0)
         throw this.misbehaved(worker, 'worker ended a reply without a body', 'empty_reply');
-      if (relay.metered) for (const part of held) relay.output.collect(part);
+      if (relay.metered) for (const part of held) relay.output.collect(part, forwarded.sealed);
     }
-    if (!relay.committed) await this.commit(clientStream, requestId, forwarded, worker, relay, held);
+    if (forwarded.sealed && parsed.data.end === undefined) {
+      throw this.misbehaved(worker, 'a sealed reply without its sealed end', 'bad_message');
+    }
+    if (!relay.committed) await this.commit(clientStream, forwarded, relay, held);
     return parsed.data;
   }
 
-  /** The caller learns who serves it (tier, image, model identity), then gets what was held back. */
-  private async commit(
+  /**
+   * Offers the worker to the caller and waits for the request's body, which the caller sends only once it
+   * has checked the worker's certificate itself (sealed to that worker's key, unless E2E is off).
+   */
+  private async offer(
     clientStream: Stream,
     requestId: string,
-    forwarded: InferenceRequest,
+    call: InferenceCall,
     worker: WorkerConnection,
+  ): Promise<Buffer> {
+    clientStream.sessionControl(worker.offer(requestId, call.model));
+    const r = await clientStream.next();
+    if (r.done) throw new BadRequestError('The call ended without its body.', null, 'missing_body');
+    if (r.value.length !== call.bodyBytes) {
+      throw new BadRequestError(
+        `A body of ${r.value.length} bytes, but the call declared ${call.bodyBytes}.`,
+        null,
+        'body_size_mismatch',
+      );
+    }
+    return r.value;
+  }
+
+  /** Parts start reaching the caller: no other worker may take over now. */
+  private async commit(
+    clientStream: Stream,
+    call: InferenceCall,
     relay: Relay,
     held: Buffer[],
   ): Promise<void> {
     relay.committed = true;
-    if (forwarded.stream) this.ctx.metrics.firstToken((performance.now() - relay.started) / 1000);
-    clientStream.sessionControl({
-      type: 'request.serving',
-      requestId,
-      serving: worker.serving(forwarded.model),
-    });
+    if (call.stream) this.ctx.metrics.firstToken((performance.now() - relay.started) / 1000);
     for (const part of held) {
       const p = clientStream.write(part);
       if (p) await p;
@@ -497,7 +541,7 @@ export class RequestRelay {
    */
   private async settlePartial(
     relay: Relay,
-    request: InferenceRequest,
+    request: InferenceCall,
     requestId: string,
     cause: CocoonError,
     account: ClientAccount | null,

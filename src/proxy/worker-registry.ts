@@ -1,9 +1,11 @@
+import { createHash } from 'node:crypto';
+import { attestedModel } from '../attest/model-identity.ts';
 import type { PeerIdentity } from '../attest/types.ts';
 import { ProtocolError } from '../errors.ts';
 import { PeerHealth } from '../net/peer-health.ts';
 import type { Session } from '../net/session.ts';
 import type { WorkerAccount } from '../pay/worker-account.ts';
-import type { Serving, WorkerInfo } from '../protocol/messages.ts';
+import type { ControlMessage, WorkerInfo } from '../protocol/messages.ts';
 
 /** A connected worker as the proxy sees it: what it serves, how loaded it is, how it has performed. */
 export class WorkerConnection {
@@ -30,16 +32,26 @@ export class WorkerConnection {
     return this.info.models.find((m) => m.name === name);
   }
 
-  /** What the client is shown about this worker for a request on `model`. */
-  serving(model: string): Serving {
+  /** What the proxy offers a client for a request on `model`: the client checks the certificate itself. */
+  offer(requestId: string, model: string): ControlMessage {
+    this.certificateBase64 ??= this.peer.certificate.toString('base64');
     return {
-      worker: this.name,
-      tier: this.peer.attestation.tier,
-      image: this.peer.attestation.imageHash,
-      model: attestedIdentity(this.peer, model) ?? model,
+      type: 'request.offer',
+      requestId,
+      certificate: this.certificateBase64,
       coefficient: this.model(model)?.coefficient ?? 0,
+      worker: this.name,
     };
   }
+
+  /** SHA-256 (hex) of the certificate the worker presented: the one clients seal their requests to. */
+  get certificateHash(): string {
+    this.certHash ??= createHash('sha256').update(this.peer.certificate).digest('hex');
+    return this.certHash;
+  }
+
+  private certificateBase64: string | undefined;
+  private certHash: string | undefined;
 
   recordSuccess(durationMs: number): void {
     this.succeeded++;
@@ -55,11 +67,6 @@ export class WorkerConnection {
   }
 }
 
-/** The identity (`name@revision:hash`, or the bare name) under which the peer's certificate attests `model`. */
-function attestedIdentity(peer: PeerIdentity, model: string): string | undefined {
-  return peer.claims.models?.find((m) => m === model || m.startsWith(`${model}@`));
-}
-
 /**
  * Refuses a worker's announcement (Hello or `worker.status`) of a model its certificate does not attest.
  * The allow-lists are checked against the certificate's claims, so routing may use only what is in them:
@@ -67,7 +74,7 @@ function attestedIdentity(peer: PeerIdentity, model: string): string | undefined
  */
 export function checkAnnouncedModels(peer: PeerIdentity, info: WorkerInfo): void {
   for (const m of info.models) {
-    if (attestedIdentity(peer, m.name) === undefined) {
+    if (attestedModel(peer.claims, m.name) === undefined) {
       throw new ProtocolError(
         `model '${m.name}' is not among the models your certificate attests`,
         'model_not_attested',

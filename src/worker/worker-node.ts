@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { type E2EKey, loadOrCreateE2EKey } from '../attest/e2e-key.ts';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import {
   CERT_VALIDITY_MS,
@@ -29,6 +31,7 @@ import { waitUntil } from '../ops/wait.ts';
 import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
 import { type Call, callSchema, type WorkerInfo, type WorkerTrailer } from '../protocol/messages.ts';
 import type { InferenceBackend, ReplyPart } from './backend.ts';
+import { OwnCertificates, openCall, type ReplyWriter } from './sealed-call.ts';
 import { adminRoutes, loadOrCreateAdminToken } from './worker-admin.ts';
 import type { WorkerPayments } from './worker-payments.ts';
 
@@ -67,6 +70,8 @@ export class WorkerNode {
   /** The bearer token of the admin endpoint (also in `<dataDir>/admin-token`); null without stats server. */
   adminToken: string | null = null;
   private stopRotation: () => void = () => {};
+  private e2eKey: E2EKey | null = null;
+  private readonly certificates = new OwnCertificates();
   readonly counters = {
     running: 0,
     total: 0,
@@ -127,10 +132,17 @@ export class WorkerNode {
 
   async start(): Promise<this> {
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
+    const e2eKey = await loadOrCreateE2EKey(this.opts.dataDir);
+    this.e2eKey = e2eKey;
     const models = this.opts.modelIdentities ?? this.opts.backend.models();
     const validity = this.opts.trust.certValidityMs ?? CERT_VALIDITY_MS;
-    const issue = async () =>
-      (await makeCredentials(key, 'worker', this.opts.trust.provider, models, validity)).credentials;
+    // The E2E key is in the claims, so the quote binds it: clients seal requests to it.
+    const e2e = { suite: e2eKey.suite, publicKey: e2eKey.publicKeyHex };
+    const issue = async () => {
+      const made = await makeCredentials(key, 'worker', this.opts.trust.provider, models, validity, { e2e });
+      this.certificates.add(createHash('sha256').update(made.cert.certDer).digest('hex'));
+      return made.credentials;
+    };
     const credentials = await issue();
     this.stopRotation = rotateCredentials(
       issue,
@@ -235,10 +247,9 @@ export class WorkerNode {
       stream.reset(new BadRequestError('worker accepts only inference calls', null, 'unsupported_call'));
       return;
     }
-    const call: Call = parsed.data;
-    const req = call.request;
-    if (!this.opts.backend.models().includes(req.model)) {
-      stream.reset(new ModelNotFoundError(req.model));
+    const { requestId, request: call, certificate } = parsed.data;
+    if (!this.opts.backend.models().includes(call.model)) {
+      stream.reset(new ModelNotFoundError(call.model));
       return;
     }
     if (this.counters.running >= this.opts.maxConcurrent || !this.enabled || this.draining) {
@@ -258,14 +269,13 @@ export class WorkerNode {
     const abort = new AbortController();
     stream.onReset((e) => abort.abort(e));
     const timer = setTimeout(
-      () => abort.abort(new GatewayTimeoutError(`inference exceeded its ${req.timeoutMs} ms budget`)),
-      req.timeoutMs,
+      () => abort.abort(new GatewayTimeoutError(`inference exceeded its ${call.timeoutMs} ms budget`)),
+      call.timeoutMs,
     );
-    const gen = this.opts.backend.infer(req, abort.signal);
     const finish = (outcome: Outcome, error?: CocoonError, usage?: TokenUsage) =>
       this.tally.finish({
-        requestId: call.requestId,
-        model: req.model,
+        requestId,
+        model: call.model,
         worker: this.opts.name,
         outcome,
         error,
@@ -273,23 +283,26 @@ export class WorkerNode {
         usage,
         attempts: 1,
       });
+    let gen: AsyncGenerator<ReplyPart, void, void> | null = null;
     try {
-      const final = await this.relayParts(gen, stream, req, started);
+      const opened = await openCall(stream, requestId, call, certificate, this.certificates, this.e2eKey!);
+      gen = this.opts.backend.infer(opened.request, abort.signal);
+      const final = await this.relayParts(gen, opened.reply, opened.request, started);
       const trailer: WorkerTrailer = {
         usage: final.usage,
         worker: this.opts.name,
         workerMs: performance.now() - started,
-        ...(final.tail !== null ? { tail: final.tail } : {}),
+        ...(await opened.reply.end(final.tail)),
       };
       stream.end(trailer);
       finish('ok', undefined, final.usage);
     } catch (err) {
       if (stream.resetError) {
         finish('cancelled', stream.resetError);
-        await gen.return().catch(() => {});
+        await gen?.return().catch(() => {});
       } else {
         const e = asCocoonError(err);
-        this.log.warn({ requestId: call.requestId, err: e.message }, 'inference failed');
+        this.log.warn({ requestId, err: e.message }, 'inference failed');
         finish('failed', e);
         stream.reset(err);
       }
@@ -301,11 +314,11 @@ export class WorkerNode {
 
   /**
    * Sends the backend's parts down the stream, in order. A whole reply goes as one part; a stream's usage
-   * chunk is held for the trailer (`tail`), so the client can write the request's cost into it.
+   * chunk is kept for the trailer (`tail`), so the client can write the request's cost into it.
    */
   private async relayParts(
     gen: AsyncGenerator<ReplyPart, void, void>,
-    stream: Stream,
+    reply: ReplyWriter,
     req: InferenceRequest,
     started: number,
   ): Promise<{ usage: TokenUsage; tail: string | null }> {
@@ -314,14 +327,10 @@ export class WorkerNode {
       if (first && req.stream) this.metrics.firstToken((performance.now() - started) / 1000);
       first = false;
       if (part.type === 'final') {
-        if (!req.stream && part.json !== null) {
-          const p = stream.write(part.json);
-          if (p) await p;
-        }
+        if (!req.stream && part.json !== null) await reply.whole(part.json);
         return { usage: part.usage, tail: req.stream ? part.json : null };
       }
-      const p = stream.write(part.json);
-      if (p) await p;
+      await reply.chunk(part.json);
     }
     throw new BadGatewayError(`backend ${this.opts.backend.kind} ended without usage`, 'engine_no_usage');
   }

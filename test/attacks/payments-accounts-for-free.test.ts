@@ -6,6 +6,7 @@ import { makeCredentials, trustSetup } from '../../src/attest/trust-setup.ts';
 import { dialPeer } from '../../src/net/tls.ts';
 import type { Ledger } from '../../src/pay/ledger.ts';
 import { paidSuite } from './paid-network.ts';
+import { openPlainCall } from './plain-call.ts';
 import { call, until } from './rogue-client.ts';
 
 const dev = trustSetup('dev');
@@ -36,8 +37,7 @@ describe('attack: open accounts for free, one per Hello', () => {
       });
       if (i === 0) {
         // Without a deposit nothing is served either.
-        const s = session.openStream({ method: 'inference', requestId: 'x', request: call() });
-        s.end();
+        const s = openPlainCall(session, 'x', call());
         const err = await s.readAll().then(
           () => null,
           (e) => e,

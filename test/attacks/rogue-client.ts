@@ -12,6 +12,7 @@ import { dialPeer } from '../../src/net/tls.ts';
 import { clientAuthHash, signHash } from '../../src/pay/signed-messages.ts';
 import type { InferenceRequest } from '../../src/protocol/inference.ts';
 import { type ControlMessage, controlSchema, parseMessage } from '../../src/protocol/messages.ts';
+import { openPlainCall } from './plain-call.ts';
 
 type Bill = Extract<ControlMessage, { type: 'pay.bill' }>;
 type Account = Extract<ControlMessage, { type: 'pay.account' }>;
@@ -91,9 +92,7 @@ export class RogueClient {
 
   /** Opens an inference call; `requestId` defaults to a fresh one. */
   open(request: InferenceRequest, requestId: string = randomUUID()): { stream: Stream; requestId: string } {
-    const stream = this.session.openStream({ method: 'inference', requestId, request });
-    stream.end();
-    return { stream, requestId };
+    return { stream: openPlainCall(this.session, requestId, request), requestId };
   }
 
   /** Reads a call to its end: its parts, and its trailer or the error that reset it. */

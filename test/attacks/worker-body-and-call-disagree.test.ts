@@ -13,6 +13,7 @@ import type { ProxyNode } from '../../src/proxy/proxy-node.ts';
 import type { WorkerNode } from '../../src/worker/worker-node.ts';
 import { Harness, until } from '../e2e/harness.ts';
 import { FakeVllmEngine } from '../fakes/fake-vllm.ts';
+import { openPlainCall } from './plain-call.ts';
 
 /**
  * Attack: a client whose call says one thing (maxTokens 1, n 1: what the proxy reserves and bounds by)
@@ -47,15 +48,13 @@ interface Reply {
 
 /** Opens one call on the proxy and reads it to its end. */
 async function rawCall(session: Session, request: InferenceRequest, requestId: string): Promise<Reply> {
-  const header = { method: 'inference', requestId, request };
-  const s = session.openStream(header);
-  s.end();
+  const s = openPlainCall(session, requestId, request);
   const parts: Record<string, unknown>[] = [];
   for await (const p of s) parts.push(JSON.parse(p.toString('utf8')));
   return {
     parts,
     trailer: s.trailer as InferenceTrailer,
-    headerBytes: Buffer.byteLength(JSON.stringify(header)),
+    headerBytes: s.headerBytes + Buffer.byteLength(JSON.stringify(request.body)),
   };
 }
 
@@ -224,8 +223,7 @@ describe('attack: the body and the call disagree; the call wins, the honest work
       kind: 'completion',
       body: { model: 'm', prompt: ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'], max_tokens: 1 },
     };
-    const s = rogue.openStream({ method: 'inference', requestId: 'attack-batch', request });
-    s.end();
+    const s = openPlainCall(rogue, 'attack-batch', request);
     await assert.rejects(
       (async () => {
         for await (const _ of s);
@@ -239,12 +237,7 @@ describe('attack: the body and the call disagree; the call wins, the honest work
   test('best_of beyond the paid choices is refused by both workers before any engine work', async () => {
     const bodiesBefore = engine.bodies.length;
     for (const model of ['m', 'cocoon-tiny']) {
-      const s = rogue.openStream({
-        method: 'inference',
-        requestId: `attack-best-of-${model}`,
-        request: base(model, {}, { best_of: 8 }),
-      });
-      s.end();
+      const s = openPlainCall(rogue, `attack-best-of-${model}`, base(model, {}, { best_of: 8 }));
       await assert.rejects(
         (async () => {
           for await (const _ of s);

@@ -1,12 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { generateNodeKey } from '../../src/attest/identity.ts';
-import { makeCredentials, trustSetup } from '../../src/attest/trust-setup.ts';
-import type { Session } from '../../src/net/session.ts';
-import { dialPeer } from '../../src/net/tls.ts';
+import { trustSetup } from '../../src/attest/trust-setup.ts';
 import { encodeFrame, FrameType } from '../../src/protocol/frames.ts';
-import type { ProxyNode } from '../../src/proxy/proxy-node.ts';
 import { Harness, post } from '../e2e/harness.ts';
+import { rogueWorker } from './rogue-worker.ts';
 
 /**
  * The other side of the worker's bound: an honest worker never reports beyond its call's bounds (it clamps
@@ -14,25 +11,7 @@ import { Harness, post } from '../e2e/harness.ts';
  * refuses it, cuts that worker off and serves the request elsewhere. (This used to be shown with a lying
  * engine behind an honest worker; the worker now clamps that, see worker-engine-overrun.test.ts.)
  */
-const dev = trustSetup('dev');
-
-async function rogueWorker(proxy: ProxyNode, model: string): Promise<Session> {
-  const { credentials } = await makeCredentials(generateNodeKey(), 'worker', dev.provider, [model]);
-  const { session } = await dialPeer({
-    host: '127.0.0.1',
-    port: proxy.workerPort,
-    credentials,
-    trust: { verifiers: dev.verifiers, roles: ['proxy'], minTier: 'dev' },
-    session: {
-      hello: {
-        role: 'worker',
-        name: 'rogue',
-        info: { models: [{ name: model, maxConcurrent: 4, coefficient: 1 }] },
-      },
-    },
-  });
-  return session;
-}
+const _dev = trustSetup('dev');
 
 describe('attack: a rogue worker reporting more than its call allows is cut off; another serves', () => {
   const h = new Harness();
@@ -40,7 +19,7 @@ describe('attack: a rogue worker reporting more than its call allows is cut off;
 
   test('over-reported usage: refused as usage_over_bound, disconnected, re-dispatched', async () => {
     const proxy = await h.proxy();
-    const rogue = await rogueWorker(proxy, 'cocoon-tiny');
+    const rogue = await rogueWorker(proxy, 'cocoon-tiny', { coefficient: 1, maxConcurrent: 4 });
     const gone = new Promise((r) => rogue.once('close', r));
     let asked = 0;
     rogue.on('stream', (s) => {

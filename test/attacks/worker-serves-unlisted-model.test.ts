@@ -1,34 +1,18 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { generateNodeKey } from '../../src/attest/identity.ts';
-import { makeCredentials, trustSetup } from '../../src/attest/trust-setup.ts';
+import { trustSetup } from '../../src/attest/trust-setup.ts';
 import type { CocoonError } from '../../src/errors.ts';
 import type { Session } from '../../src/net/session.ts';
-import { dialPeer } from '../../src/net/tls.ts';
 import type { ProxyNode } from '../../src/proxy/proxy-node.ts';
 import { Harness, post, until } from '../e2e/harness.ts';
+import { rogueWorker } from './rogue-worker.ts';
 
-const dev = trustSetup('dev');
+const _dev = trustSetup('dev');
 const ALLOWED = 'aa'.repeat(32);
 
 /** An attested worker whose certificate attests `attested` and whose Hello announces `announced`. */
-async function worker(proxy: ProxyNode, attested: string[] | undefined, announced: string[]) {
-  const { credentials } = await makeCredentials(generateNodeKey(), 'worker', dev.provider, attested);
-  const { session } = await dialPeer({
-    host: '127.0.0.1',
-    port: proxy.workerPort,
-    credentials,
-    trust: { verifiers: dev.verifiers, roles: ['proxy'], minTier: 'dev' },
-    session: {
-      hello: {
-        role: 'worker',
-        name: 'sly',
-        info: { models: announced.map((name) => ({ name, maxConcurrent: 4, coefficient: 1000 })) },
-      },
-    },
-  });
-  return session;
-}
+const worker = (proxy: ProxyNode, attested: string[] | undefined, announced: string[]) =>
+  rogueWorker(proxy, announced[0]!, { name: 'sly', maxConcurrent: 4, attested: attested ?? null, announced });
 
 function closed(s: Session): Promise<CocoonError | null> {
   return new Promise((res) => (s.closed ? res(s.closeError) : s.once('close', res)));

@@ -21,7 +21,7 @@ function poolOf(n: number): { pool: ProxyPool; conns: ProxyConnection[] } {
       session: { hello: { role: 'client', name: 't' } },
     },
     log: silentLogger,
-    onControl: () => {},
+    onOffer: () => {},
   });
   pool.update(Array.from({ length: n }, (_, i) => ({ host: '127.0.0.1', port: 1 + i })));
   const conns = pool.all();
@@ -91,7 +91,7 @@ describe('why a proxy cannot be used', () => {
       payer: { account: null, authorisedTotal: 0n },
       attach() {},
       ready: () => new Promise<void>(() => {}),
-      onControl() {},
+      onOffer() {},
     }) as unknown as ClientPayments;
 
   test('a proxy that hangs up before confirming our account (chain_unavailable) is shown refused, in stats and in the 503', async () => {
@@ -114,7 +114,7 @@ describe('why a proxy cannot be used', () => {
       },
       newPayments: unconfirmed,
       log: silentLogger,
-      onControl: () => {},
+      onOffer: () => {},
     });
     after(() => pool.stop());
     pool.update([{ host: '127.0.0.1', port: server.port }]);

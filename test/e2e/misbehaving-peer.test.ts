@@ -1,35 +1,15 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { generateNodeKey } from '../../src/attest/identity.ts';
-import { makeCredentials, trustSetup } from '../../src/attest/trust-setup.ts';
+import { trustSetup } from '../../src/attest/trust-setup.ts';
 import type { CocoonError } from '../../src/errors.ts';
 import type { Session } from '../../src/net/session.ts';
-import { dialPeer } from '../../src/net/tls.ts';
 import { encodeFrame, FrameType } from '../../src/protocol/frames.ts';
 import type { ProxyNode } from '../../src/proxy/proxy-node.ts';
+import { rogueWorker } from '../attacks/rogue-worker.ts';
 import { Harness, post } from './harness.ts';
 
-const dev = trustSetup('dev');
+const _dev = trustSetup('dev');
 const ask = { model: 'cocoon-tiny', messages: [{ role: 'user', content: 'hi' }], max_tokens: 3 };
-
-/** A properly attested worker that then misbehaves on the wire (raw frames on its verified session). */
-async function rogueWorker(proxy: ProxyNode): Promise<Session> {
-  const { credentials } = await makeCredentials(generateNodeKey(), 'worker', dev.provider, ['rogue-model']);
-  const { session } = await dialPeer({
-    host: '127.0.0.1',
-    port: proxy.workerPort,
-    credentials,
-    trust: { verifiers: dev.verifiers, roles: ['proxy'], minTier: 'dev' },
-    session: {
-      hello: {
-        role: 'worker',
-        name: 'rogue',
-        info: { models: [{ name: 'rogue-model', maxConcurrent: 1, coefficient: 1000 }] },
-      },
-    },
-  });
-  return session;
-}
 
 function closed(s: Session): Promise<CocoonError | null> {
   return new Promise((res) => s.once('close', res));
@@ -81,7 +61,7 @@ describe('a peer breaking the protocol is cut off and counted; the proxy keeps s
   for (const [what, code, misbehave] of cases) {
     test(`${what}: disconnected with '${code}', counted, others served`, async () => {
       const before = proxy.refusals[code] ?? 0;
-      const rogue = await rogueWorker(proxy);
+      const rogue = await rogueWorker(proxy, 'rogue-model');
       const gone = closed(rogue);
       misbehave(rogue);
       const err = await gone;
@@ -93,7 +73,7 @@ describe('a peer breaking the protocol is cut off and counted; the proxy keeps s
   }
 
   test('a worker answering with an empty reply, then DATA after END: refused and cut off; others served', async () => {
-    const rogue = await rogueWorker(proxy);
+    const rogue = await rogueWorker(proxy, 'rogue-model');
     // Serve the rogue model badly: END without a body, then more DATA on the same stream (a late part
     // after END is dropped as a race would be; the empty reply is what is refused).
     const usage = { promptTokens: 1, cachedTokens: 0, completionTokens: 1, reasoningTokens: 0 };

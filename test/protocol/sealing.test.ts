@@ -8,6 +8,7 @@ import {
   REPLY_PAD_STEP,
   REQUEST_PAD_STEP,
   requestAad,
+  sealedRequestBytes,
   sealRequest,
 } from '../../src/protocol/sealing/index.ts';
 
@@ -358,4 +359,17 @@ describe('padding hides lengths within a bucket', () => {
     for (let n = 65_536; n < 131_072; n++) buckets.add(paddedLength(n, REPLY_PAD_STEP));
     assert.ok(buckets.size <= 32, `${buckets.size} buckets`);
   });
+});
+
+test('sealedRequestBytes gives the sealed size before sealing', async () => {
+  const key = await generateE2EKey();
+  for (const n of [0, 1, 511, 512, 5000, 70_000]) {
+    const { sealed } = await sealRequest({
+      recipientPublicKey: key.publicKeyHex,
+      plaintext: Buffer.alloc(n, 7),
+      aad: Buffer.from('a'),
+      maxReplyPartBytes: 1024,
+    });
+    assert.equal(sealed.length, sealedRequestBytes(n), `body of ${n} bytes`);
+  }
 });

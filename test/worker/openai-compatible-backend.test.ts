@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { CocoonError } from '../../src/errors.ts';
-import type { InferenceRequest, TokenUsage } from '../../src/protocol/inference.ts';
+import type { InferenceRequest } from '../../src/protocol/inference.ts';
 import { OpenAICompatibleBackend, SseDecoder } from '../../src/worker/backends/openai-compatible/index.ts';
 import { FakeVllmEngine } from '../fakes/fake-vllm.ts';
 import { drainReply } from './drain-reply.ts';

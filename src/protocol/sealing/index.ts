@@ -7,6 +7,13 @@ export {
   type RequestAadFields,
   requestAad,
   type SealRequestOptions,
+  sealedRequestBytes,
   sealRequest,
 } from './request.ts';
 export { E2E_SUITE, E2E_SUITES, type E2ESuiteId } from './suite.ts';
+
+/**
+ * Stream events a worker coalesces into one sealed part are separated by a newline, which JSON text never
+ * contains: output-less events ride with the next one that carries output, so each sealed part is a token.
+ */
+export const SEALED_EVENT_SEPARATOR = 0x0a;

@@ -1,7 +1,7 @@
 import type { webcrypto } from 'node:crypto';
 import { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } from '@hpke/core';
 import { E2EOpenError, ProtocolError } from '../../errors.ts';
-import { pad, REQUEST_PAD_STEP, unpad } from './padding.ts';
+import { pad, paddedLength, REQUEST_PAD_STEP, unpad } from './padding.ts';
 import { REPLY_SECRET_BYTES, ReplyOpener, ReplySealer } from './reply.ts';
 import { AEAD_TAG_BYTES, SEALED_REQUEST_VERSION, X25519_KEY_BYTES } from './suite.ts';
 
@@ -52,6 +52,11 @@ export function requestAad(fields: RequestAadFields): Buffer {
     at += p.length;
   }
   return out;
+}
+
+/** The size a body of `n` bytes seals to: known before sealing, so a call can declare it up front. */
+export function sealedRequestBytes(n: number): number {
+  return HEADER_BYTES + paddedLength(n, REQUEST_PAD_STEP) + AEAD_TAG_BYTES;
 }
 
 export interface SealRequestOptions {
