@@ -19,7 +19,8 @@ const QUICK = process.argv.includes('--quick');
 const REQUESTS: Record<number, number> = QUICK ? { 1: 200, 32: 1000 } : { 1: 1000, 32: 6000 };
 
 interface Scenario {
-  target: 'direct' | 'chain';
+  /** `chain-plain`: the same chain with the client's end-to-end encryption turned off. */
+  target: 'direct' | 'chain' | 'chain-plain';
   stream: boolean;
   concurrency: number;
 }
@@ -184,35 +185,60 @@ async function main() {
       ],
       /client '/,
     );
+    // A second client, E2E off (an explicit choice): what sealing and the offer round trip cost.
+    const hp2 = await freePort();
+    const plainConfig = join(dir, 'plain.json');
+    writeFileSync(plainConfig, JSON.stringify({ e2e: false }));
+    await startProcess(
+      [
+        BIN,
+        'client',
+        '--config',
+        plainConfig,
+        '--data-dir',
+        join(dir, 'c2'),
+        '--http-port',
+        `${hp2}`,
+        '--proxy',
+        `127.0.0.1:${cp}`,
+        '--log-level',
+        'warn',
+      ],
+      /client '/,
+    );
     const chainUrl = `http://127.0.0.1:${hp}/v1/chat/completions`;
+    const plainUrl = `http://127.0.0.1:${hp2}/v1/chat/completions`;
     const directUrl = `${engineUrl}/chat/completions`;
     // The worker registers asynchronously; wait until a request goes through.
-    for (let i = 0; ; i++) {
-      try {
-        await once(
-          chainUrl,
-          JSON.stringify({ model: 'bench', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }),
-        );
-        break;
-      } catch (err) {
-        if (i > 100) throw err;
-        await new Promise((r) => setTimeout(r, 100));
+    for (const url of [chainUrl, plainUrl]) {
+      for (let i = 0; ; i++) {
+        try {
+          await once(
+            url,
+            JSON.stringify({ model: 'bench', messages: [{ role: 'user', content: 'x' }], max_tokens: 1 }),
+          );
+          break;
+        } catch (err) {
+          if (i > 100) throw err;
+          await new Promise((r) => setTimeout(r, 100));
+        }
       }
     }
+    const urls = { direct: directUrl, chain: chainUrl, 'chain-plain': plainUrl };
 
     const results: Result[] = [];
     for (const stream of [false, true]) {
       for (const concurrency of [1, 32]) {
-        // Alternate direct and chain so drift in machine load hits both alike.
-        for (const target of ['direct', 'chain'] as const) {
-          const r = await measure(target === 'direct' ? directUrl : chainUrl, {
+        // Alternate the targets so drift in machine load hits them alike.
+        for (const target of ['direct', 'chain-plain', 'chain'] as const) {
+          const r = await measure(urls[target], {
             target,
             stream,
             concurrency,
           });
           results.push(r);
           process.stdout.write(
-            `${target.padEnd(6)} stream=${String(stream).padEnd(5)} c=${String(concurrency).padEnd(2)} ` +
+            `${target.padEnd(11)} stream=${String(stream).padEnd(5)} c=${String(concurrency).padEnd(2)} ` +
               `p50 ${r.p50Ms.toFixed(3)} ms  p99 ${r.p99Ms.toFixed(3)} ms  ${r.rps} req/s\n`,
           );
         }
@@ -226,6 +252,9 @@ async function main() {
         const c = results.find(
           (r) => r.target === 'chain' && r.stream === stream && r.concurrency === concurrency,
         )!;
+        const p = results.find(
+          (r) => r.target === 'chain-plain' && r.stream === stream && r.concurrency === concurrency,
+        )!;
         return {
           stream,
           concurrency,
@@ -237,13 +266,18 @@ async function main() {
           addedP99Ms: round(c.p99Ms - d.p99Ms),
           directRps: d.rps,
           chainRps: c.rps,
+          plainP50Ms: p.p50Ms,
+          plainP99Ms: p.p99Ms,
+          plainRps: p.rps,
+          e2eP50Ms: round(c.p50Ms - p.p50Ms),
+          e2eP99Ms: round(c.p99Ms - p.p99Ms),
         };
       }),
     );
     const report = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-      note: 'fake engine (16 completion tokens, no delay) in its own process; client, proxy, worker each in its own process; loopback, mutual TLS between nodes',
+      note: 'fake engine (16 completion tokens, no delay) in its own process; client, proxy, worker each in its own process; loopback, mutual TLS between nodes; chain = E2E on (default), chain-plain = the same proxy and worker through a client with e2e: false; receipts are signed, checked and logged in both',
       requestsPerScenario: REQUESTS,
       results,
       summary: rows,
@@ -261,12 +295,13 @@ function updateReadme(rows: Record<string, number | boolean>[]) {
   const path = join(ROOT, 'README.md');
   const readme = readFileSync(path, 'utf8');
   const table = [
-    '| mode | callers | direct p50 | chain p50 | added p50 | direct p99 | chain p99 | added p99 | direct req/s | chain req/s |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| mode | callers | direct p50 | chain p50 | added p50 | direct p99 | chain p99 | added p99 | direct req/s | chain req/s | E2E off: p50 / p99 / req/s | E2E adds p50 / p99 |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
         `| ${r.stream ? 'stream' : 'non-stream'} | ${r.concurrency} | ${r.directP50Ms} ms | ${r.chainP50Ms} ms | **${r.addedP50Ms} ms** | ` +
-        `${r.directP99Ms} ms | ${r.chainP99Ms} ms | **${r.addedP99Ms} ms** | ${r.directRps} | ${r.chainRps} |`,
+        `${r.directP99Ms} ms | ${r.chainP99Ms} ms | **${r.addedP99Ms} ms** | ${r.directRps} | ${r.chainRps} | ` +
+        `${r.plainP50Ms} / ${r.plainP99Ms} ms / ${r.plainRps} | **${r.e2eP50Ms} / ${r.e2eP99Ms} ms** |`,
     ),
   ].join('\n');
   const start = '<!-- bench:chain:start -->';

@@ -78,6 +78,13 @@ export class ModelNotFoundError extends CocoonError {
   }
 }
 
+/** A thing the caller named by id (a receipt) does not exist here. */
+export class NotFoundError extends CocoonError {
+  constructor(message: string, code = 'not_found') {
+    super(404, 'invalid_request_error', code, message);
+  }
+}
+
 export class RouteNotFoundError extends CocoonError {
   constructor(method: string, path: string) {
     super(404, 'invalid_request_error', 'unknown_url', `Unknown request URL: ${method} ${path}.`);

@@ -32,6 +32,7 @@ import { pathOf, type Route, RouteTable } from '../ops/route-table.ts';
 import { waitUntil } from '../ops/wait.ts';
 import type { InferenceKind, InferenceRequest } from '../protocol/inference.ts';
 import type { InferenceTrailer } from '../protocol/messages.ts';
+import { receiptsDir } from '../protocol/receipt-audit.ts';
 import { Admission } from './admission.ts';
 import type { ClientPayments } from './client-payments.ts';
 import { MODEL_PREFIX, modelIdOf, networkModels, sendModels } from './models-route.ts';
@@ -39,7 +40,8 @@ import { OfferDesk } from './offer-answer.ts';
 import { parseInferenceRequest, type RequestDefaults } from './openai-request.ts';
 import { type FailoverOptions, type Opened, openThroughProxies } from './proxy-failover.ts';
 import { type ProxyAddress, type ProxyConnection, ProxyPool } from './proxy-pool.ts';
-import { relayJson, relaySse } from './reply-relay.ts';
+import { RECEIPTS_PREFIX, ReceiptDesk } from './receipt-desk.ts';
+import { type ReplyContext, relayJson, relaySse } from './reply-relay.ts';
 import { WorkerCheck } from './worker-check.ts';
 
 export interface ClientOptions {
@@ -100,6 +102,8 @@ export class ClientNode {
   /** Workers the proxies offered that this client refused, by reason. */
   readonly refusals: Record<string, number> = {};
   private readonly workers: WorkerCheck;
+  /** The workers' receipts of our replies: checked, kept in `<dataDir>/receipts`, served by id. */
+  private receiptDesk: ReceiptDesk | null = null;
 
   readonly metrics: NodeMetrics;
   readonly recent = new RecentRequests();
@@ -194,6 +198,7 @@ export class ClientNode {
 
   async start(): Promise<this> {
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
+    this.receiptDesk = await ReceiptDesk.open(receiptsDir(this.opts.dataDir), this.refusals);
     const validity = this.opts.trust.certValidityMs ?? CERT_VALIDITY_MS;
     const issue = async () =>
       (await makeCredentials(key, 'client', this.opts.trust.provider, undefined, validity)).credentials;
@@ -273,6 +278,10 @@ export class ClientNode {
       .add('/v1/chat/completions', infer('chat'))
       .add('/v1/completions', infer('completion'))
       .add('/v1/models', models)
+      .addPrefix(RECEIPTS_PREFIX, {
+        methods: ['GET'],
+        handle: (_req, res, { path, cors }) => this.receiptDesk!.serve(res, path, cors),
+      })
       .addPrefix(MODEL_PREFIX, models)
       .add('/metrics', {
         methods: ['GET'],
@@ -353,10 +362,21 @@ export class ClientNode {
     try {
       opened = await openThroughProxies(this.failover(), request, requestId, res, started);
       if (res.destroyed) throw new CancelledError(); // the caller left; what it got is paid for
-      const ctx = { requestId, serving: opened.serving, headers: cors };
-      const relayed = request.stream
-        ? await relaySse(opened, res, ctx, this.log)
-        : relayJson(opened, res, ctx);
+      const o = opened;
+      const ctx: ReplyContext = {
+        requestId,
+        serving: o.serving,
+        headers: cors,
+        receipt: (reply, replyHash) =>
+          this.receiptDesk!.accept(reply?.receipt, {
+            requestId,
+            worker: o.worker,
+            proxy: o.proxyKey,
+            requestHash: o.requestHash,
+            replyHash,
+          }),
+      };
+      const relayed = request.stream ? await relaySse(o, res, ctx, this.log) : await relayJson(o, res, ctx);
       trailer = relayed.trailer;
       if (res.destroyed && !res.writableFinished) throw new CancelledError();
       error = relayed.error ?? undefined; // a stream broken after its first part: the caller got an error event
@@ -438,5 +458,6 @@ export class ClientNode {
     this.pool?.stop();
     await this.http?.close();
     await this.opts.payments?.close();
+    await this.receiptDesk?.close();
   }
 }

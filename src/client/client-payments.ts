@@ -174,7 +174,7 @@ export class ClientPayments {
   }
 
   /** The worker we sent the request's body to asks this coefficient: the only one its bill may name. */
-  served(requestId: string, coefficient: number): void {
-    this.payer.served(requestId, coefficient);
+  served(requestId: string, coefficient: number, worker: string): void {
+    this.payer.served(requestId, coefficient, worker);
   }
 }

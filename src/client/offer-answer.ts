@@ -1,7 +1,8 @@
 import { BadGatewayError, ProtocolError } from '../errors.ts';
 import type { Stream } from '../net/stream.ts';
 import type { InferenceRequest } from '../protocol/inference.ts';
-import type { ControlMessage, Serving, WorkerTrailer } from '../protocol/messages.ts';
+import type { ControlMessage, WorkerTrailer } from '../protocol/messages.ts';
+import { ReplyHasher, sha256Hex } from '../protocol/receipt.ts';
 import {
   type ReplyOpener,
   requestAad,
@@ -40,55 +41,67 @@ export class OfferDesk {
   }
 }
 
-/** Opens the reply's parts: sealed by the worker we checked, or as they came when E2E is off. */
-export interface ReplyReader {
-  readonly sealed: boolean;
+/**
+ * Opens the reply's parts (sealed by the worker we checked, or as they came when E2E is off) and hashes
+ * every event as it is read, in order, the tail last: what the worker's receipt must name.
+ */
+export class ReplyReader {
+  private readonly hasher = new ReplyHasher();
+
+  constructor(private readonly opener: ReplyOpener | null) {}
+
+  get sealed(): boolean {
+    return this.opener !== null;
+  }
+
   /** The events one part of a stream carries (one, or several a sealed part coalesced). */
-  open(part: Buffer): Buffer[];
-  openWhole(body: Buffer): Buffer;
-  /** The reply's last part (its usage chunk, if any) from the worker's trailer; a cut reply fails here. */
-  tail(reply: WorkerTrailer | undefined): string | null;
-}
-
-const PLAIN: ReplyReader = {
-  sealed: false,
-  open: (part) => [part],
-  openWhole: (body) => body,
-  tail: (reply) => reply?.tail ?? null,
-};
-
-class SealedReply implements ReplyReader {
-  readonly sealed = true;
-  constructor(private readonly opener: ReplyOpener) {}
-
   open(part: Buffer): Buffer[] {
-    const plain = this.opener.open(part);
-    const events: Buffer[] = [];
-    let from = 0;
-    for (
-      let at = plain.indexOf(SEALED_EVENT_SEPARATOR);
-      at >= 0;
-      at = plain.indexOf(SEALED_EVENT_SEPARATOR, from)
-    ) {
-      events.push(plain.subarray(from, at));
-      from = at + 1;
-    }
-    events.push(plain.subarray(from));
+    const events = this.opener ? splitEvents(this.opener.open(part)) : [part];
+    for (const e of events) this.hasher.update(e);
     return events;
   }
 
-  /** A whole reply is one sealed part; a reply that came in several frames is one concatenation of them. */
+  /** A whole reply: one part. */
   openWhole(body: Buffer): Buffer {
-    return this.opener.open(body);
+    const plain = this.opener ? this.opener.open(body) : body;
+    this.hasher.update(plain);
+    return plain;
   }
 
+  /** The reply's last part (its usage chunk, if any) from the worker's trailer; a cut reply fails here. */
   tail(reply: WorkerTrailer | undefined): string | null {
-    if (reply?.end === undefined)
-      throw new ProtocolError('a sealed reply without its sealed end', 'bad_message');
-    const tail = this.opener.open(Buffer.from(reply.end, 'base64'));
-    if (!this.opener.finished) throw new ProtocolError('a sealed reply whose end is not last', 'bad_message');
-    return tail.length > 0 ? tail.toString('utf8') : null;
+    let tail: string | null = reply?.tail ?? null;
+    if (this.opener) {
+      if (reply?.end === undefined)
+        throw new ProtocolError('a sealed reply without its sealed end', 'bad_message');
+      const end = this.opener.open(Buffer.from(reply.end, 'base64'));
+      if (!this.opener.finished)
+        throw new ProtocolError('a sealed reply whose end is not last', 'bad_message');
+      tail = end.length > 0 ? end.toString('utf8') : null;
+    }
+    if (tail !== null) this.hasher.update(Buffer.from(tail));
+    return tail;
   }
+
+  /** SHA-256 over what was read (ReplyHasher); call once, after the tail. */
+  digest(): string {
+    return this.hasher.digest();
+  }
+}
+
+function splitEvents(plain: Buffer): Buffer[] {
+  const events: Buffer[] = [];
+  let from = 0;
+  for (
+    let at = plain.indexOf(SEALED_EVENT_SEPARATOR);
+    at >= 0;
+    at = plain.indexOf(SEALED_EVENT_SEPARATOR, from)
+  ) {
+    events.push(plain.subarray(from, at));
+    from = at + 1;
+  }
+  events.push(plain.subarray(from));
+  return events;
 }
 
 /**
@@ -98,7 +111,7 @@ class SealedReply implements ReplyReader {
  */
 export class OfferAnswer {
   private queue: Promise<void> = Promise.resolve();
-  private current: { checked: CheckedWorker; reply: ReplyReader } | null = null;
+  private current: { checked: CheckedWorker; reply: ReplyReader; requestHash: string } | null = null;
   private done = false;
 
   constructor(
@@ -115,19 +128,20 @@ export class OfferAnswer {
   }
 
   /** The reply began: the worker answered last is the one serving it. */
-  accepted(): { serving: Serving; reply: ReplyReader } {
+  accepted(): { worker: CheckedWorker; reply: ReplyReader; requestHash: string } {
     this.done = true;
     if (!this.current) {
       throw new BadGatewayError('The proxy sent a reply before offering a worker.', 'reply_before_offer');
     }
-    return { serving: this.current.checked.serving, reply: this.current.reply };
+    const { checked, reply, requestHash } = this.current;
+    return { worker: checked, reply, requestHash };
   }
 
   private async answer(offer: Offer): Promise<void> {
     if (this.done || this.stream.isClosed) return;
     const checked = await this.o.workers.check(offer, this.request, this.o.e2e);
     let part = this.body;
-    let reply = PLAIN;
+    let reply = new ReplyReader(null);
     if (this.o.e2e) {
       const aad = requestAad({
         requestId: this.requestId,
@@ -141,12 +155,12 @@ export class OfferAnswer {
         maxReplyPartBytes: MAX_REPLY_PART_BYTES,
       });
       part = sealed.sealed;
-      reply = new SealedReply(sealed.reply);
+      reply = new ReplyReader(sealed.reply);
     }
     if (this.done || this.stream.isClosed) return;
-    this.current = { checked, reply };
+    this.current = { checked, reply, requestHash: sha256Hex(part) };
     // The bill may name only the coefficient of the worker we sent the body to.
-    this.conn.payments?.served(this.requestId, offer.coefficient);
+    this.conn.payments?.served(this.requestId, offer.coefficient, checked.peer.publicKey);
     const p = this.stream.write(part);
     if (p) await p;
   }

@@ -15,7 +15,7 @@ import { OutputObserver } from '../protocol/observed-output.ts';
 import { sealedRequestBytes } from '../protocol/sealing/index.ts';
 import { OfferAnswer, type OfferDesk, type ReplyReader } from './offer-answer.ts';
 import type { ProxyConnection, ProxyPool } from './proxy-pool.ts';
-import type { WorkerCheck } from './worker-check.ts';
+import type { CheckedWorker, WorkerCheck } from './worker-check.ts';
 
 /** A request under way on one proxy: its first part (a stream) or its whole body (JSON) is in. */
 export interface Opened {
@@ -25,6 +25,11 @@ export interface Opened {
   head: { first?: IteratorResult<Buffer[]>; body?: Buffer };
   /** The worker serving it, as the client checked it itself. */
   serving: Serving;
+  worker: CheckedWorker;
+  /** SHA-256 of the body as sent to that worker: its receipt must name it. */
+  requestHash: string;
+  /** The Ed25519 key of the proxy it went through (its receipt names it). */
+  proxyKey: string;
   /** Opens each further part of the reply. */
   reply: ReplyReader;
   onClose: () => void;
@@ -126,6 +131,7 @@ async function attemptOn(
     const body = Buffer.from(JSON.stringify(request.body));
     const bodyBytes = o.e2e ? sealedRequestBytes(body.length) : body.length;
     const call = { ...meta, timeoutMs, bodyBytes, sealed: o.e2e };
+    const proxyKey = conn.link.peer?.publicKey ?? '';
     const s = session.openStream({ method: 'inference', requestId, request: call });
     stream = s;
     bound.callBytes = s.headerBytes + bodyBytes;
@@ -147,7 +153,7 @@ async function attemptOn(
       o.offers.forget(requestId);
     }
     s.end(); // no other worker can be offered now: our half of the call is done
-    const { serving, reply } = answer.accepted();
+    const { worker, reply, requestHash } = answer.accepted();
     const head: Opened['head'] = request.stream
       ? {
           first: first!.done
@@ -157,7 +163,18 @@ async function attemptOn(
       : { body: reply.openWhole(whole!) };
     if (request.stream) o.onFirstPart((performance.now() - started) / 1000);
     conn.recordSuccess(performance.now() - attemptStarted);
-    return { conn, stream: s, head, serving, reply, onClose, attempts: attempt };
+    return {
+      conn,
+      stream: s,
+      head,
+      serving: worker.serving,
+      worker,
+      requestHash,
+      proxyKey,
+      reply,
+      onClose,
+      attempts: attempt,
+    };
   } catch (err) {
     res.off('close', onClose);
     conn.inFlight--;

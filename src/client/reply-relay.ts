@@ -2,7 +2,13 @@ import type { ServerResponse } from 'node:http';
 import { asCocoonError, CancelledError, type CocoonError, toOpenAIError } from '../errors.ts';
 import type { Logger } from '../ops/log.ts';
 import { addCostToUsage } from '../pay/usage-cost.ts';
-import { type InferenceTrailer, inferenceTrailerSchema, type Serving } from '../protocol/messages.ts';
+import {
+  type InferenceTrailer,
+  inferenceTrailerSchema,
+  type Serving,
+  type WorkerTrailer,
+} from '../protocol/messages.ts';
+import type { Receipt } from '../protocol/receipt.ts';
 import type { Opened } from './proxy-failover.ts';
 import { addServing, servingHeaders } from './serving.ts';
 
@@ -17,29 +23,30 @@ export interface ReplyContext {
   requestId: string;
   serving: Serving | null | undefined;
   headers: Record<string, string>;
+  /** Checks and keeps the worker's receipt of the reply as read (its hash); throws if it does not hold. */
+  receipt: (reply: WorkerTrailer | undefined, replyHash: string) => Promise<Receipt>;
 }
 
 /** Relays a whole JSON reply (already read); returns the stream's trailer (null if malformed). */
-export function relayJson(
+export async function relayJson(
   { stream, head, conn, reply }: Opened,
   res: ServerResponse,
   ctx: ReplyContext,
-): Relayed {
+): Promise<Relayed> {
   const parts = head.body ?? Buffer.alloc(0);
   const trailer = parseTrailer(stream.trailer);
   reply.tail(trailer?.reply); // a sealed reply is whole only with its sealed end
+  const receipt = await ctx.receipt(trailer?.reply, reply.digest());
   // The reply came whole before its bill; the cost just signed for goes into its usage.
   const text = parts.toString('utf8');
   const body = Buffer.from(
-    addServing(trailer?.cost ? addCostToUsage(text, trailer.cost) : text, ctx.serving),
+    addServing(trailer?.cost ? addCostToUsage(text, trailer.cost) : text, ctx.serving, receipt),
   );
   res.writeHead(200, {
     ...ctx.headers,
     'content-type': 'application/json',
     'content-length': body.length,
-    'x-request-id': ctx.requestId,
-    'x-cocoon-proxy': conn.address,
-    ...servingHeaders(ctx.serving),
+    ...replyHeaders(ctx, conn.address),
   });
   res.end(body);
   return { trailer, error: null };
@@ -60,20 +67,25 @@ export async function relaySse(
     'content-type': 'text/event-stream; charset=utf-8',
     'cache-control': 'no-cache',
     connection: 'keep-alive',
-    'x-request-id': ctx.requestId,
-    'x-cocoon-proxy': conn.address,
-    ...servingHeaders(ctx.serving),
+    ...replyHeaders(ctx, conn.address),
   });
   try {
+    let lastEvent: Buffer | null = null;
+    const relay = async (events: Buffer[]) => {
+      for (const event of events) await writeEvent(res, event);
+      lastEvent = events.at(-1) ?? lastEvent;
+    };
     if (!first.done) {
-      for (const event of first.value) await writeEvent(res, event);
-      for await (const part of stream) for (const event of reply.open(part)) await writeEvent(res, event);
+      await relay(first.value);
+      for await (const part of stream) await relay(reply.open(part));
     }
     const trailer = parseTrailer(stream.trailer);
     const tail = finalPart(trailer, reply.tail(trailer?.reply));
-    // Without a usage chunk (not asked for), the headers alone say who served: OpenAI streams end with
-    // content chunks, and an extra chunk without choices would surprise clients.
-    if (tail !== null) await writeEvent(res, Buffer.from(addServing(tail, ctx.serving)));
+    const receipt = await ctx.receipt(trailer?.reply, reply.digest());
+    // Who served and the receipt go in the usage chunk; without one (not asked for), in a last chunk of
+    // the same shape (no choices), so a stream always ends with its receipt.
+    const last = tail ?? receiptChunk(lastEvent);
+    await writeEvent(res, Buffer.from(addServing(last, ctx.serving, receipt)));
     endEvents(res, 'data: [DONE]\n\n');
     return { trailer, error: null };
   } catch (err) {
@@ -87,6 +99,30 @@ export async function relaySse(
     );
     return { trailer: null, error: asCocoonError(err) };
   }
+}
+
+function replyHeaders(ctx: ReplyContext, proxy: string): Record<string, string> {
+  return {
+    'x-request-id': ctx.requestId,
+    'x-cocoon-receipt': ctx.requestId,
+    'x-cocoon-proxy': proxy,
+    ...servingHeaders(ctx.serving),
+  };
+}
+
+/** A chunk without choices in the envelope (id, object, created, model) of the stream's last event. */
+function receiptChunk(last: Buffer | null): string {
+  let e: Record<string, unknown> = {};
+  try {
+    e = last ? JSON.parse(last.toString('utf8')) : {};
+  } catch {}
+  return JSON.stringify({
+    id: e.id ?? '',
+    object: e.object ?? 'chat.completion.chunk',
+    created: e.created ?? 0,
+    model: e.model ?? '',
+    choices: [],
+  });
 }
 
 function writeEvent(res: ServerResponse, part: Buffer): Promise<void> | undefined {

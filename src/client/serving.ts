@@ -1,4 +1,5 @@
 import type { Serving } from '../protocol/messages.ts';
+import type { Receipt } from '../protocol/receipt.ts';
 
 /**
  * What the caller is shown about who served its request — the worker's proved trust tier, its measured
@@ -14,15 +15,24 @@ export function servingHeaders(s: Serving | null | undefined): Record<string, st
   };
 }
 
-function servingJson(s: Serving): string {
-  return JSON.stringify({ trust_tier: s.tier, worker_image: s.image, model: s.model, worker: s.worker });
+function servingJson(s: Serving, receipt: Receipt | undefined): string {
+  return JSON.stringify({
+    trust_tier: s.tier,
+    worker_image: s.image,
+    model: s.model,
+    worker: s.worker,
+    ...(receipt ? { receipt } : {}),
+  });
 }
 
-/** Adds `"cocoon":{…}` as the last field of a JSON object text, keeping the rest byte for byte. */
-export function addServing(json: string, s: Serving | null | undefined): string {
+/**
+ * Adds `"cocoon":{…}` (who served, and the worker's receipt) as the last field of a JSON object text,
+ * keeping the rest byte for byte.
+ */
+export function addServing(json: string, s: Serving | null | undefined, receipt?: Receipt): string {
   if (!s) return json;
   const end = json.lastIndexOf('}');
   if (end < 0) return json;
   const empty = /^\s*\{\s*$/.test(json.slice(0, end));
-  return `${json.slice(0, end)}${empty ? '' : ','}"cocoon":${servingJson(s)}${json.slice(end)}`;
+  return `${json.slice(0, end)}${empty ? '' : ','}"cocoon":${servingJson(s, receipt)}${json.slice(end)}`;
 }

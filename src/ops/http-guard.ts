@@ -29,7 +29,7 @@ export interface HttpGuardOptions {
 export type CorsHeaders = Record<string, string>;
 
 const EXPOSED =
-  'x-request-id, x-cocoon-proxy, x-cocoon-trust-tier, x-cocoon-worker-image, x-cocoon-model, retry-after';
+  'x-request-id, x-cocoon-proxy, x-cocoon-trust-tier, x-cocoon-worker-image, x-cocoon-model, x-cocoon-receipt, retry-after';
 const PREFLIGHT_MAX_AGE_SECONDS = 600;
 const WILDCARD_HOSTS = new Set(['0.0.0.0', '::', '']);
 

@@ -2,6 +2,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Address } from '@ton/core';
 import { PaymentRefusedError } from '../errors.ts';
 import type { TokenUsage } from '../protocol/inference.ts';
+import { type Receipt, verifyReceiptSignature } from '../protocol/receipt.ts';
 import type { Ledger } from './ledger.ts';
 import type { PaymentParams } from './payments-chain.ts';
 import { boundUsage, requestCost, sameUsage, worstCaseCost } from './pricing.ts';
@@ -24,8 +25,10 @@ export interface RequestBound {
   choices: number;
   /** Bytes of the call as sent (its OPEN header); 0 until it is sent. */
   callBytes: number;
-  /** The coefficient of the worker the proxy said serves the request (`request.serving`); null until then. */
+  /** The coefficient of the worker we sent the request's body to; null until then. */
   coefficient: number | null;
+  /** That worker's Ed25519 key (hex): a bill's receipt must be signed by it. */
+  worker?: string;
   observed: ObservedOutput;
 }
 
@@ -35,6 +38,8 @@ export interface Bill {
   coefficient: number;
   usage: TokenUsage;
   cost: UsageCost;
+  /** The worker's signed receipt (a finished reply's bill carries one). */
+  receipt?: Receipt;
 }
 
 export interface SignedAuth {
@@ -142,9 +147,11 @@ export class Payer {
   }
 
   /** We sent the request's body to this worker (the last one offered): its coefficient is the only one a bill may name. */
-  served(requestId: string, coefficient: number): void {
+  served(requestId: string, coefficient: number, worker?: string): void {
     const b = this.bounds.get(requestId);
-    if (b) b.coefficient = coefficient;
+    if (!b) return;
+    b.coefficient = coefficient;
+    if (worker !== undefined) b.worker = worker;
   }
 
   expect(requestId: string, bound: RequestBound): void {
@@ -190,6 +197,7 @@ export class Payer {
         'coefficient_mismatch',
       );
     }
+    checkSigned(bill, bound);
     const observed = boundUsage(bill.usage, {
       callBytes: bound.callBytes,
       maxCompletionTokens: bound.maxCompletionTokens,
@@ -264,4 +272,44 @@ export class Payer {
 
 function recordKey(contract: Address): string {
   return `auth/${contract.toRawString()}`;
+}
+
+/**
+ * A bill must not exceed what the serving worker signed: a finished reply's bill carries the worker's
+ * receipt (signed by the worker we sent the body to, for this request) and bills at most its usage. A bill
+ * without one is for a reply cut short, which bills delivered tokens only, never the prompt.
+ */
+function checkSigned(bill: Bill, bound: RequestBound): void {
+  const r = bill.receipt;
+  if (!r) {
+    if (bill.usage.promptTokens > 0) {
+      throw new PaymentRefusedError(
+        "a bill for prompt tokens without the worker's receipt",
+        'receipt_missing',
+      );
+    }
+    return;
+  }
+  if (r.requestId !== bill.requestId || bound.worker === undefined || r.worker !== bound.worker) {
+    throw new PaymentRefusedError(
+      "the bill's receipt is not from the worker we sent the request to",
+      'receipt_mismatch',
+    );
+  }
+  if (!verifyReceiptSignature(r, bound.worker)) {
+    throw new PaymentRefusedError("the bill's receipt is not signed by its worker", 'receipt_mismatch');
+  }
+  const u = bill.usage;
+  const s = r.usage;
+  if (
+    u.promptTokens > s.promptTokens ||
+    u.cachedTokens > s.cachedTokens ||
+    u.completionTokens > s.completionTokens ||
+    u.reasoningTokens > s.reasoningTokens
+  ) {
+    throw new PaymentRefusedError(
+      `billed usage ${JSON.stringify(u)} is more than the worker signed (${JSON.stringify(s)})`,
+      'usage_not_signed',
+    );
+  }
 }

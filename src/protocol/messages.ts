@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { ProtocolError, type WireError } from '../errors.ts';
 import { inferenceCallSchema, trustTierSchema } from './inference.ts';
 import { MAX_MODEL_NAME_CHARS } from './limits.ts';
+import { receiptSchema, requestIdSchema } from './receipt.ts';
 
 /**
  * The JSON messages of the node-to-node protocol. Every message from a peer is parsed here, once, and is
@@ -142,6 +143,8 @@ export const controlSchema = z.discriminatedUnion('type', [
     coefficient: z.number().int().nonnegative(),
     usage: tokenUsageSchema,
     cost: costSchema,
+    /** The serving worker's signed receipt: the bill's usage may not exceed what the worker signed. */
+    receipt: receiptSchema.optional(),
   }),
   /** client → proxy: a signed cumulative authorisation covering the listed bills. */
   z.object({
@@ -169,7 +172,8 @@ export type ControlMessage = z.infer<typeof controlSchema>;
 export const callSchema = z.discriminatedUnion('method', [
   z.object({
     method: z.literal('inference'),
-    requestId: z.string().max(100),
+    /** Header-safe, as a receipt's id must be (the receipt is named by it). */
+    requestId: requestIdSchema,
     request: inferenceCallSchema,
     /** proxy → worker: SHA-256 (hex) of the worker certificate the client was offered and sealed to. */
     certificate: z
@@ -197,6 +201,8 @@ export const workerTrailerSchema = z.looseObject({
     .optional(),
   worker: z.string().max(200).optional(),
   workerMs: z.number().nonnegative().optional(),
+  /** The worker's signed receipt for this reply (src/protocol/receipt.ts), checked by proxy and client. */
+  receipt: z.unknown().optional(),
 });
 export type WorkerTrailer = z.infer<typeof workerTrailerSchema>;
 

@@ -32,7 +32,7 @@ const decimal = (digits: number, max: bigint, what: string) =>
     .refine((s) => BigInt(s) <= max, `${what} out of range`);
 const nanoton = decimal(39, U128_MAX, 'nanoton');
 /** Header-safe and never escaped in JSON: a receipt's id goes in a response header and in file scans. */
-const requestIdSchema = z.string().regex(/^[A-Za-z0-9._~:+/=-]{1,100}$/, 'expected a request id');
+export const requestIdSchema = z.string().regex(/^[A-Za-z0-9._~:+/=-]{1,100}$/, 'expected a request id');
 /** A lone surrogate would encode to U+FFFD, so two strings would share one signature. */
 const wellFormed = (max: number) =>
   z

@@ -12,11 +12,11 @@ import type { PaymentsChain } from '../pay/payments-chain.ts';
 import { capCost, type RequestCost, requestCost, worstCaseCost } from '../pay/pricing.ts';
 import { WorkerAccount, type WorkerAccountRecord } from '../pay/worker-account.ts';
 import { type InferenceRequest, maxCompletionTokens, type TokenUsage } from '../protocol/inference.ts';
+import type { ControlMessage } from '../protocol/messages.ts';
+import type { Receipt } from '../protocol/receipt.ts';
 
 /** What a reservation is made from: the call's bounds, not its body. */
 type ReservedCall = Pick<InferenceRequest, 'maxTokens' | 'n' | 'maxCoefficient'>;
-
-import type { ControlMessage } from '../protocol/messages.ts';
 
 export interface BillingOptions {
   ledger: Ledger;
@@ -286,6 +286,8 @@ export class ProxyBilling {
     coefficient: number,
     reservation: bigint,
     worker: WorkerAccount,
+    /** The worker's signed receipt: the client checks the bill against the usage it signed. */
+    receipt?: unknown,
   ): Promise<RequestCost> {
     const session = this.clientSessions.get(acct);
     if (!session)
@@ -307,6 +309,7 @@ export class ProxyBilling {
         paramsVersion: prices.paramsVersion,
         coefficient,
         usage,
+        ...(receipt !== undefined ? { receipt: receipt as Receipt } : {}),
         cost: {
           prompt: cost.promptCost.toString(),
           completion: cost.completionCost.toString(),

@@ -15,7 +15,7 @@ import type { Logger } from '../ops/log.ts';
 import type { NodeMetrics } from '../ops/metrics.ts';
 import type { RequestTally } from '../ops/request-tally.ts';
 import type { ClientAccount } from '../pay/client-account.ts';
-import { boundUsage, type RequestCost, usageBeyondBound } from '../pay/pricing.ts';
+import { boundUsage, type RequestCost, sameUsage, usageBeyondBound } from '../pay/pricing.ts';
 import {
   type InferenceCall,
   maxCompletionTokens,
@@ -24,6 +24,7 @@ import {
 } from '../protocol/inference.ts';
 import { type WorkerTrailer, workerTrailerSchema } from '../protocol/messages.ts';
 import { OutputObserver } from '../protocol/observed-output.ts';
+import { parseReceipt, type Receipt, verifyReceiptSignature } from '../protocol/receipt.ts';
 import type { ProxyBilling } from './billing.ts';
 import { chooseWorker } from './router.ts';
 import type { WorkerConnection, WorkerRegistry } from './worker-registry.ts';
@@ -256,7 +257,15 @@ export class RequestRelay {
       // The reply went to the caller before its bill (a stream's parts and a whole reply alike): the client
       // signs for what it has seen, and the stream ends, with the worker's trailer, once it has signed.
       if (desk && account) {
-        cost = await desk.bill(account, requestId, usage, relay.coefficient!, reservation, worker.account!);
+        cost = await desk.bill(
+          account,
+          requestId,
+          usage,
+          relay.coefficient!,
+          reservation,
+          worker.account!,
+          reply.receipt,
+        );
         clientStream.end({ usage, cost: wireCost(cost), reply });
       } else {
         clientStream.end({ usage, reply });
@@ -377,21 +386,17 @@ export class RequestRelay {
     tried: Set<WorkerConnection>,
     relay: Relay,
   ): Promise<WorkerTrailer> {
-    const started = relay.started;
     let worker = first;
     for (let attempt = 1; ; attempt++) {
       tried.add(worker);
       relay.worker = worker;
       relay.coefficient = worker.model(request.model)!.coefficient;
       const attemptStarted = performance.now();
-      const remaining = request.timeoutMs - (attemptStarted - started);
-      // Each hop keeps a little of the time budget for itself, as the original does.
-      const forwarded = { ...request, timeoutMs: Math.max(1, Math.floor(remaining * HOP_TIME_SHARE)) };
       worker.running++;
       worker.total++;
       let e: CocoonError;
       try {
-        const trailer = await this.relayFrom(worker, clientStream, requestId, forwarded, relay);
+        const trailer = await this.relayFrom(worker, clientStream, requestId, request, relay);
         worker.recordSuccess(performance.now() - attemptStarted);
         return trailer;
       } catch (err) {
@@ -427,10 +432,14 @@ export class RequestRelay {
     worker: WorkerConnection,
     clientStream: Stream,
     requestId: string,
-    forwarded: InferenceCall,
+    call: InferenceCall,
     relay: Relay,
   ): Promise<WorkerTrailer> {
-    const body = await this.offer(clientStream, requestId, forwarded, worker);
+    const body = await this.offer(clientStream, requestId, call, worker);
+    // The worker's budget starts when it gets the call, after the client answered the offer: each hop
+    // keeps a little of what is left for itself, as the original does.
+    const remaining = call.timeoutMs - (performance.now() - relay.started);
+    const forwarded = { ...call, timeoutMs: Math.max(1, Math.floor(remaining * HOP_TIME_SHARE)) };
     const ws = worker.session.openStream({
       method: 'inference',
       requestId,
@@ -481,6 +490,7 @@ export class RequestRelay {
         throw this.misbehaved(worker, 'worker ended a reply without a body', 'empty_reply');
       if (relay.metered) for (const part of held) relay.output.collect(part, forwarded.sealed);
     }
+    this.checkReceipt(worker, requestId, parsed.data);
     if (forwarded.sealed && parsed.data.end === undefined) {
       throw this.misbehaved(worker, 'a sealed reply without its sealed end', 'bad_message');
     }
@@ -524,6 +534,28 @@ export class RequestRelay {
       const p = clientStream.write(part);
       if (p) await p;
     }
+  }
+
+  /**
+   * The worker's signed receipt must be well formed, signed by this worker, for this request and the usage
+   * it reports: it goes to the client inside the bill, so a bad one would have the client refuse us.
+   */
+  private checkReceipt(worker: WorkerConnection, requestId: string, reply: WorkerTrailer): void {
+    let receipt: Receipt;
+    try {
+      receipt = parseReceipt(reply.receipt);
+    } catch (err) {
+      throw this.misbehaved(worker, (err as Error).message, 'bad_receipt');
+    }
+    const why =
+      receipt.requestId !== requestId
+        ? 'a receipt for another request'
+        : !sameUsage(receipt.usage, reply.usage)
+          ? 'a receipt for other usage than it reports'
+          : !verifyReceiptSignature(receipt, worker.peer.publicKey)
+            ? 'a receipt it did not sign'
+            : null;
+    if (why) throw this.misbehaved(worker, why, 'bad_receipt');
   }
 
   /** A worker broke the protocol: it is disconnected (its other calls fail over) and the request fails. */

@@ -1,9 +1,11 @@
 import type { E2EKey } from '../attest/e2e-key.ts';
+import type { VerifiedAttestation } from '../attest/types.ts';
 import { BadGatewayError, BadRequestError, ProtocolError } from '../errors.ts';
 import type { Stream } from '../net/stream.ts';
 import type { InferenceCall, InferenceRequest } from '../protocol/inference.ts';
 import { jsonNestsDeeperThan, MAX_JSON_DEPTH } from '../protocol/limits.ts';
 import { partCarriesOutput } from '../protocol/observed-output.ts';
+import { ReplyHasher, sha256Hex } from '../protocol/receipt.ts';
 import {
   openRequest,
   type ReplySealer,
@@ -19,15 +21,21 @@ const MAX_HELD_PARTS = 4;
  * so the last two are accepted; an older one, or another worker's, is refused before anything is opened.
  */
 export class OwnCertificates {
-  private readonly hashes: string[] = [];
+  private readonly certs: { hash: string; attestation: VerifiedAttestation }[] = [];
 
-  add(hash: string): void {
-    this.hashes.unshift(hash);
-    this.hashes.length = Math.min(this.hashes.length, 2);
+  /** A new certificate, with what its quote proves (the worker verified it as a peer would). */
+  add(hash: string, attestation: VerifiedAttestation): void {
+    this.certs.unshift({ hash, attestation });
+    this.certs.length = Math.min(this.certs.length, 2);
   }
 
   has(hash: string | undefined): hash is string {
-    return hash !== undefined && this.hashes.includes(hash);
+    return hash !== undefined && this.certs.some((c) => c.hash === hash);
+  }
+
+  /** The certificate a request names (when it is ours), or else the newest: what its receipt names. */
+  pick(hash: string | undefined): { hash: string; attestation: VerifiedAttestation } {
+    return this.certs.find((c) => c.hash === hash) ?? this.certs[0]!;
   }
 }
 
@@ -35,6 +43,8 @@ export class OwnCertificates {
 export interface OpenedCall {
   request: InferenceRequest;
   reply: ReplyWriter;
+  /** SHA-256 (hex) of the body exactly as the client sent it (sealed or not): its receipt names it. */
+  requestHash: string;
 }
 
 /**
@@ -52,8 +62,10 @@ export async function openCall(
 ): Promise<OpenedCall> {
   const body = await readBody(stream, call.bodyBytes);
   const { bodyBytes: _, sealed: __, ...meta } = call;
-  if (!call.sealed)
-    return { request: { ...meta, body: parseBody(body) }, reply: new ReplyWriter(stream, null) };
+  const requestHash = sha256Hex(body);
+  if (!call.sealed) {
+    return { request: { ...meta, body: parseBody(body) }, reply: new ReplyWriter(stream, null), requestHash };
+  }
   if (!own.has(certificate)) {
     throw new BadGatewayError(
       'The request was sealed for a certificate this worker does not hold now.',
@@ -65,6 +77,7 @@ export async function openCall(
   return {
     request: { ...meta, body: parseBody(opened.plaintext) },
     reply: new ReplyWriter(stream, opened.reply),
+    requestHash,
   };
 }
 
@@ -107,6 +120,8 @@ function parseBody(bytes: Buffer): Record<string, unknown> {
 export class ReplyWriter {
   private held: Buffer[] = [];
   private started = false;
+  /** Every event as the client will read it, in order (the tail last): the receipt's `replyHash`. */
+  readonly hasher = new ReplyHasher();
 
   constructor(
     private readonly stream: Stream,
@@ -116,6 +131,7 @@ export class ReplyWriter {
   /** One stream chunk. */
   async chunk(json: string): Promise<void> {
     const part = Buffer.from(json);
+    this.hasher.update(part);
     const holding = this.sealer !== null || !this.started;
     if (holding && this.held.length < MAX_HELD_PARTS && !partCarriesOutput(part)) {
       this.held.push(part);
@@ -127,12 +143,15 @@ export class ReplyWriter {
 
   /** A whole reply: one part. */
   async whole(json: string): Promise<void> {
-    await this.write(Buffer.from(json));
+    const part = Buffer.from(json);
+    this.hasher.update(part);
+    await this.write(part);
   }
 
   /** What the trailer carries to end the reply: the sealed last part (with the tail), or the tail itself. */
   async end(tail: string | null): Promise<{ tail?: string; end?: string }> {
     await this.flush(null);
+    if (tail !== null) this.hasher.update(Buffer.from(tail));
     if (!this.sealer) return tail !== null ? { tail } : {};
     return { end: this.sealer.seal(Buffer.from(tail ?? ''), true).toString('base64') };
   }

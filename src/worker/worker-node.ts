@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { verifyPeerCertificate } from '../attest/certificate.ts';
 import { type E2EKey, loadOrCreateE2EKey } from '../attest/e2e-key.ts';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import {
@@ -9,6 +10,7 @@ import {
   type TrustSetup,
   trustLabel,
 } from '../attest/trust-setup.ts';
+import type { PeerIdentity } from '../attest/types.ts';
 import {
   asCocoonError,
   BadGatewayError,
@@ -29,9 +31,11 @@ import { NodeMetrics, type Outcome, tonGauge } from '../ops/metrics.ts';
 import { RequestTally } from '../ops/request-tally.ts';
 import { waitUntil } from '../ops/wait.ts';
 import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
-import { type Call, callSchema, type WorkerInfo, type WorkerTrailer } from '../protocol/messages.ts';
+import { callSchema, type WorkerInfo, type WorkerTrailer } from '../protocol/messages.ts';
+import type { Receipt } from '../protocol/receipt.ts';
 import type { InferenceBackend, ReplyPart } from './backend.ts';
-import { OwnCertificates, openCall, type ReplyWriter } from './sealed-call.ts';
+import { ReceiptSigner } from './receipt-signer.ts';
+import { type OpenedCall, OwnCertificates, openCall, type ReplyWriter } from './sealed-call.ts';
 import { adminRoutes, loadOrCreateAdminToken } from './worker-admin.ts';
 import type { WorkerPayments } from './worker-payments.ts';
 
@@ -71,6 +75,9 @@ export class WorkerNode {
   adminToken: string | null = null;
   private stopRotation: () => void = () => {};
   private e2eKey: E2EKey | null = null;
+  private receipts: ReceiptSigner | null = null;
+  /** The proxy on each session (its key goes into receipts). */
+  private readonly proxyOf = new WeakMap<Session, PeerIdentity>();
   private readonly certificates = new OwnCertificates();
   readonly counters = {
     running: 0,
@@ -134,13 +141,16 @@ export class WorkerNode {
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
     const e2eKey = await loadOrCreateE2EKey(this.opts.dataDir);
     this.e2eKey = e2eKey;
+    this.receipts = ReceiptSigner.open(this.opts.dataDir, key);
     const models = this.opts.modelIdentities ?? this.opts.backend.models();
     const validity = this.opts.trust.certValidityMs ?? CERT_VALIDITY_MS;
     // The E2E key is in the claims, so the quote binds it: clients seal requests to it.
     const e2e = { suite: e2eKey.suite, publicKey: e2eKey.publicKeyHex };
     const issue = async () => {
       const made = await makeCredentials(key, 'worker', this.opts.trust.provider, models, validity, { e2e });
-      this.certificates.add(createHash('sha256').update(made.cert.certDer).digest('hex'));
+      // Verified as a peer would verify it: the tier and image its receipts name are what the quote proves.
+      const self = await verifyPeerCertificate(made.cert.certDer, { verifiers: this.opts.trust.verifiers });
+      this.certificates.add(createHash('sha256').update(made.cert.certDer).digest('hex'), self.attestation);
       return made.credentials;
     };
     const credentials = await issue();
@@ -161,8 +171,9 @@ export class WorkerNode {
         session: { hello: { role: 'worker', name: this.opts.name, info: this.info() } },
       });
       link.on('up', (session, peer) => {
+        this.proxyOf.set(session, peer);
         this.log.info({ proxy: link.address, tier: peer.attestation.tier }, 'connected to proxy');
-        session.on('stream', (stream) => void this.serve(stream));
+        session.on('stream', (stream) => void this.serve(stream, session));
         try {
           this.opts.payments?.attach(session, peer);
           link.accepted();
@@ -241,7 +252,7 @@ export class WorkerNode {
     return this.links.filter((l) => l.session && !l.session.closed).length;
   }
 
-  private async serve(stream: Stream): Promise<void> {
+  private async serve(stream: Stream, session: Session): Promise<void> {
     const parsed = callSchema.safeParse(stream.header);
     if (!parsed.success || parsed.data.method !== 'inference') {
       stream.reset(new BadRequestError('worker accepts only inference calls', null, 'unsupported_call'));
@@ -288,11 +299,13 @@ export class WorkerNode {
       const opened = await openCall(stream, requestId, call, certificate, this.certificates, this.e2eKey!);
       gen = this.opts.backend.infer(opened.request, abort.signal);
       const final = await this.relayParts(gen, opened.reply, opened.request, started);
+      const ending = await opened.reply.end(final.tail);
       const trailer: WorkerTrailer = {
         usage: final.usage,
         worker: this.opts.name,
         workerMs: performance.now() - started,
-        ...(await opened.reply.end(final.tail)),
+        ...ending,
+        receipt: this.receipt(session, requestId, call.model, certificate, opened, final.usage),
       };
       stream.end(trailer);
       finish('ok', undefined, final.usage);
@@ -310,6 +323,40 @@ export class WorkerNode {
       clearTimeout(timer);
       this.counters.running--;
     }
+  }
+
+  /** What this worker signs it served: the request, the reply the client will read, the money. */
+  private receipt(
+    session: Session,
+    requestId: string,
+    model: string,
+    certificate: string | undefined,
+    opened: OpenedCall,
+    usage: TokenUsage,
+  ): Receipt {
+    const cert = this.certificates.pick(certificate);
+    const coefficient = this.opts.coefficient;
+    const terms = this.opts.payments?.receiptTerms(session, usage, coefficient);
+    return this.receipts!.sign({
+      network: terms?.network ?? null,
+      proxyContract: terms?.proxyContract ?? null,
+      proxy: this.proxyOf.get(session)?.publicKey ?? '0'.repeat(64),
+      requestId,
+      requestHash: opened.requestHash,
+      replyHash: opened.reply.hasher.digest(),
+      model: this.identityOf(model),
+      image: cert.attestation.imageHash,
+      tier: cert.attestation.tier,
+      certificate: cert.hash,
+      usage,
+      coefficient,
+      cost: terms?.cost ?? null,
+    });
+  }
+
+  /** The identity a model is attested under (`name@revision:hash`), as clients see it. */
+  private identityOf(model: string): string {
+    return (this.opts.modelIdentities ?? []).find((m) => m === model || m.startsWith(`${model}@`)) ?? model;
   }
 
   /**

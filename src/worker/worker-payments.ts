@@ -9,6 +9,8 @@ import type { Logger } from '../ops/log.ts';
 import { Earnings } from '../pay/earnings.ts';
 import type { Ledger } from '../pay/ledger.ts';
 import type { PaymentsChain } from '../pay/payments-chain.ts';
+import { requestCost } from '../pay/pricing.ts';
+import type { TokenUsage } from '../protocol/inference.ts';
 import { controlSchema, parseMessage, proxyInfoSchema } from '../protocol/messages.ts';
 
 export interface WorkerPaymentsOptions {
@@ -79,6 +81,24 @@ export class WorkerPayments {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     await this.opts.ledger.close();
+  }
+
+  /**
+   * What a receipt for a request on `session` names of the money side: the network, the proxy contract the
+   * request is paid through, and its cost at the root's current prices (the bill may be capped below it).
+   */
+  receiptTerms(session: Session, usage: TokenUsage, coefficient: number) {
+    const info = proxyInfoSchema.safeParse(session.peerHello?.info);
+    const cost = requestCost(usage, coefficient, this.opts.chain.prices());
+    return {
+      network: this.opts.chain.globalId,
+      proxyContract: info.success ? Address.parse(info.data.proxyContract).toString() : null,
+      cost: {
+        prompt: cost.promptCost.toString(),
+        completion: cost.completionCost.toString(),
+        total: cost.totalCost.toString(),
+      },
+    };
   }
 
   attach(session: Session, peer: PeerIdentity): void {

@@ -100,16 +100,26 @@ describe('attack: a proxy lies to the client about who serves its request', () =
     await h.stop();
   });
 
-  test('honest relaying through the same code works: the tier, image and model come from the certificate', async () => {
+  test('through the honest proxy: the tier, image and model come from the certificate', async () => {
+    const direct = await h.client(real);
+    const r = await post(`${direct.baseUrl}/chat/completions`, ask);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('x-cocoon-trust-tier'), 'dev');
+    const name = (r.json as unknown as { cocoon: { worker: string } }).cocoon.worker;
+    const served = real.registry.all().find((w) => w.name === name)!;
+    assert.equal(r.headers.get('x-cocoon-worker-image'), served.peer.attestation.imageHash);
+    assert.equal(r.headers.get('x-cocoon-model'), 'cocoon-tiny');
+  });
+
+  test("relaying the right worker's reply through another proxy's session: the receipt names that proxy", async () => {
     behave = relayTo(
       () => a,
       () => a,
     );
     const r = await post(url, ask);
-    assert.equal(r.status, 200, r.text);
-    assert.equal(r.headers.get('x-cocoon-trust-tier'), 'dev');
-    assert.equal(r.headers.get('x-cocoon-worker-image'), a.peer.attestation.imageHash);
-    assert.equal(r.headers.get('x-cocoon-model'), 'cocoon-tiny');
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error?.code, 'bad_receipt');
+    assert.match(r.json.error!.message, /names another proxy/);
     assert.ok(bodiesSeen.at(-1)!.toString('latin1').indexOf('hi') < 0, 'the proxy saw only a sealed body');
   });
 
@@ -216,8 +226,7 @@ describe('attack: a proxy lies to the client about who serves its request', () =
       () => a,
     );
     const open = await h.client(real, { proxy: `127.0.0.1:${liar.port}`, maxAttempts: 1, e2e: false });
-    const r = await post(`${open.baseUrl}/chat/completions`, ask);
-    assert.equal(r.status, 200, r.text);
+    await post(`${open.baseUrl}/chat/completions`, ask);
     assert.match(bodiesSeen.at(-1)!.toString('utf8'), /"content":"hi"/);
     assert.match(String(open.stats().e2e), /^off/);
     assert.equal(client.stats().e2e, 'on');

@@ -1,5 +1,5 @@
 import { generateE2EKey } from '../../src/attest/e2e-key.ts';
-import { generateNodeKey } from '../../src/attest/identity.ts';
+import { generateNodeKey, type NodeKey } from '../../src/attest/identity.ts';
 import { makeCredentials, trustSetup } from '../../src/attest/trust-setup.ts';
 import type { Session } from '../../src/net/session.ts';
 import { dialPeer } from '../../src/net/tls.ts';
@@ -22,6 +22,8 @@ export async function rogueWorker(
     attested?: string[] | null;
     /** Models its Hello announces (default `[model]`). */
     announced?: string[];
+    /** Its node key (default: a new one). */
+    key?: NodeKey;
   } = {},
 ): Promise<Session> {
   const e2eKey = await generateE2EKey();
@@ -29,7 +31,7 @@ export async function rogueWorker(
   const attested = over.attested === null ? undefined : (over.attested ?? [model]);
   const extra = { e2e };
   const { credentials } = await makeCredentials(
-    generateNodeKey(),
+    over.key ?? generateNodeKey(),
     'worker',
     dev.provider,
     attested,

@@ -58,17 +58,25 @@ describe('the official openai SDK against a local network (client -> proxy -> wo
     assert.ok(usage && usage.completion_tokens > 0 && usage.completion_tokens <= 20);
   });
 
-  test('streaming without include_usage sends no usage chunk', async () => {
+  test('streaming without include_usage sends no usage, and ends with a chunk carrying the receipt', async () => {
     const stream = await openai.chat.completions.create({
       model: 'cocoon-tiny',
       messages: [{ role: 'user', content: 'No usage.' }],
       max_tokens: 5,
       stream: true,
     });
+    const chunks: (typeof stream extends AsyncIterable<infer C> ? C : never)[] = [];
     for await (const chunk of stream) {
       assert.ok(!chunk.usage, 'unexpected usage');
-      assert.ok(chunk.choices.length > 0);
+      chunks.push(chunk);
     }
+    const last = chunks.pop() as unknown as {
+      choices: unknown[];
+      cocoon: { receipt: { requestId: string } };
+    };
+    assert.deepEqual(last.choices, []);
+    assert.ok(last.cocoon.receipt.requestId);
+    assert.ok(chunks.every((c) => c.choices.length > 0));
   });
 
   test('legacy completions, streaming and not', async () => {

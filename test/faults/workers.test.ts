@@ -201,19 +201,26 @@ describe('workers killed with kill -9; SIGTERM drains; request ids across the ho
   test('SIGTERM: a worker finishes its stream, then exits 0', async () => {
     const leaving = await worker('leaving', 20);
     await setEnabled('fast', false);
-    const pending = post(`${api}/chat/completions`, {
+    const openai = new OpenAI({ baseURL: api, apiKey: 'x', maxRetries: 0 });
+    const stream = await openai.chat.completions.create({
       model: 'cocoon-tiny',
       messages: [{ role: 'user', content: 'long' }],
       max_tokens: 40,
+      stream: true,
+      stream_options: { include_usage: true },
     });
-    await until(
-      async () => (await stats()).workers.find((w) => w.name === 'leaving')?.running === 1,
-      'at leaving',
-    );
-    leaving.proc.child.kill('SIGTERM');
-    const r = await pending;
-    assert.equal(r.status, 200, r.text);
-    assert.equal((r.json as unknown as { usage: { completion_tokens: number } }).usage.completion_tokens, 40);
+    let usage = 0;
+    let signalled = false;
+    for await (const chunk of stream) {
+      // Signalled once its first token arrived: the worker is surely running it (not only chosen for it).
+      if (!signalled && chunk.choices[0]?.delta.content) {
+        signalled = true;
+        leaving.proc.child.kill('SIGTERM');
+      }
+      if (chunk.usage) usage = chunk.usage.completion_tokens;
+    }
+    assert.ok(signalled);
+    assert.equal(usage, 40);
     assert.equal(await leaving.proc.exited, 0);
     assert.match(leaving.proc.stdout, /stopped cleanly/);
   });

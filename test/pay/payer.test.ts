@@ -7,6 +7,7 @@ import { type Bill, Payer, type RequestBound, type SignedAuth } from '../../src/
 import { requestCost } from '../../src/pay/pricing.ts';
 import { clientAuthCell, GLOBAL_ID, signCell, verifyCell } from '../../src/pay/signed-messages.ts';
 import type { TokenUsage } from '../../src/protocol/inference.ts';
+import { devWorker, receipt } from '../protocol/receipt-fixtures.ts';
 import {
   CONTRACT,
   type KeyPair,
@@ -44,6 +45,9 @@ const USAGE: TokenUsage = {
 };
 
 /** The bill a proxy would send for `usage` at `coefficient`, priced exactly. */
+/** The worker serving every request here: each bill carries its signed receipt for the billed usage. */
+const worker = await devWorker();
+
 function billFor(requestId: string, usage: TokenUsage = USAGE, coefficient = 1000): Bill {
   const c = requestCost(usage, coefficient, PRICES);
   return {
@@ -52,6 +56,7 @@ function billFor(requestId: string, usage: TokenUsage = USAGE, coefficient = 100
     coefficient,
     usage,
     cost: { prompt: c.promptCost, completion: c.completionCost, total: c.totalCost },
+    receipt: receipt(worker, requestId, { usage, coefficient }),
   };
 }
 
@@ -115,7 +120,7 @@ function harness(
       bound: RequestBound = boundOf(),
     ): Bill {
       payer.expect(id, bound);
-      payer.served(id, coefficient); // the proxy names the serving worker before the first token
+      payer.served(id, coefficient, worker.key.publicKeyHex); // the worker we sent the body to
       const bill = billFor(id, usage, coefficient);
       proxy.addBill(id, bill.cost.total);
       return bill;
@@ -189,7 +194,7 @@ describe('Payer ↔ ClientAccount', () => {
     const bill = billFor('r1');
     const capped: Bill = { ...bill, cost: { prompt: 1n, completion: 2n, total: 3n } };
     h.payer.expect('r1', boundOf());
-    h.payer.served('r1', 1000);
+    h.payer.served('r1', 1000, worker.key.publicKeyHex);
     h.proxy.addBill('r1', 3n);
     await h.payer.pay(capped);
     h.deliver();
@@ -278,7 +283,7 @@ describe('Payer refuses bills', () => {
   test('before any account is known with no_account', async (t) => {
     const h = harness(t, { resume: false });
     h.payer.expect('r1', boundOf());
-    h.payer.served('r1', 1000);
+    h.payer.served('r1', 1000, worker.key.publicKeyHex);
     await assert.rejects(h.payer.pay(billFor('r1')), refusedWith('no_account'));
   });
 
@@ -311,7 +316,7 @@ describe('Payer signs only what it can bound from what it observed', () => {
   test('a coefficient other than the serving worker’s is refused with coefficient_mismatch', async (t) => {
     const h = harness(t);
     h.payer.expect('r1', boundOf());
-    h.payer.served('r1', 1000);
+    h.payer.served('r1', 1000, worker.key.publicKeyHex);
     await assert.rejects(h.payer.pay(billFor('r1', USAGE, 1400)), refusedWith('coefficient_mismatch'));
     assert.equal(h.sent.length, 0);
   });
@@ -335,6 +340,42 @@ describe('Payer signs only what it can bound from what it observed', () => {
     const h = harness(t);
     const bill = h.request('r1', USAGE, 1000, boundOf({ callBytes: 100 }));
     await assert.rejects(h.payer.pay(bill), refusedWith('usage_not_observed'));
+  });
+
+  test('a bill above the usage its worker signed is refused with usage_not_signed', async (t) => {
+    const h = harness(t);
+    const bill = h.request('r1');
+    const more = { ...USAGE, completionTokens: USAGE.completionTokens - 1 };
+    await assert.rejects(
+      h.payer.pay({ ...bill, receipt: receipt(worker, 'r1', { usage: more }) }),
+      refusedWith('usage_not_signed'),
+    );
+  });
+
+  test('a receipt from another worker, for another request, or forged is refused with receipt_mismatch', async (t) => {
+    const h = harness(t);
+    const other = await devWorker();
+    const forged = {
+      ...receipt(worker, 'r3', { usage: USAGE }),
+      usage: { ...USAGE, promptTokens: USAGE.promptTokens + 1 },
+    };
+    for (const [id, r] of [
+      ['r1', receipt(other, 'r1', { usage: USAGE })],
+      ['r2', receipt(worker, 'elsewhere', { usage: USAGE })],
+      ['r3', forged],
+    ] as const) {
+      const bill = h.request(id);
+      await assert.rejects(h.payer.pay({ ...bill, receipt: r }), refusedWith('receipt_mismatch'));
+    }
+  });
+
+  test('a bill without a receipt may charge delivered tokens only, never the prompt', async (t) => {
+    const h = harness(t);
+    const { receipt: _, ...bare } = h.request('r1');
+    await assert.rejects(h.payer.pay(bare), refusedWith('receipt_missing'));
+    const cut = { ...USAGE, promptTokens: 0, cachedTokens: 0 };
+    const { receipt: __, ...partial } = h.request('r2', cut);
+    await h.payer.pay(partial);
   });
 
   test('sub-counts above their totals (dearer classes) are refused', async (t) => {
@@ -364,13 +405,14 @@ describe('Payer signs only what it can bound from what it observed', () => {
     const priced = (id: string, prices: typeof PRICES): Bill => {
       const c = requestCost(USAGE, 1000, prices);
       payer.expect(id, boundOf());
-      payer.served(id, 1000);
+      payer.served(id, 1000, worker.key.publicKeyHex);
       return {
         requestId: id,
         paramsVersion: prices.paramsVersion,
         coefficient: 1000,
         usage: USAGE,
         cost: { prompt: c.promptCost, completion: c.completionCost, total: c.totalCost },
+        receipt: receipt(worker, id, { usage: USAGE }),
       };
     };
     await payer.pay(priced('r1', v2));
@@ -416,7 +458,7 @@ describe('Payer.resume', () => {
     h.payer.resume(CONTRACT, { seqno: a2.seqno, total: a2.total, signature: a2.signature }, 0n);
     assert.equal(h.payer.authorisedTotal, a2.total);
     h.payer.expect('r4', boundOf());
-    h.payer.served('r4', 1000);
+    h.payer.served('r4', 1000, worker.key.publicKeyHex);
     const b4 = billFor('r4');
     proxy.addBill('r4', b4.cost.total);
     await h.payer.pay(b4);
@@ -499,7 +541,7 @@ describe('Payer durability', () => {
     payer.resume(CONTRACT, null, 0n);
     for (const id of ['r1', 'r2']) {
       payer.expect(id, boundOf());
-      payer.served(id, 1000);
+      payer.served(id, 1000, worker.key.publicKeyHex);
       await payer.pay(billFor(id));
     }
     assert.equal(sends, 2);
@@ -520,7 +562,7 @@ describe('Payer durability', () => {
     );
     payer.resume(CONTRACT, null, 0n);
     payer.expect('r1', boundOf());
-    payer.served('r1', 1000);
+    payer.served('r1', 1000, worker.key.publicKeyHex);
     await assert.rejects(payer.pay(billFor('r1')), /disk full/);
     assert.equal(sent.length, 0);
   });
@@ -540,12 +582,12 @@ describe('Payer durability', () => {
     const payer = new Payer(client.privateKey, client.publicKey, flaky, NETWORK, PRICES, (a) => sent.push(a));
     payer.resume(CONTRACT, null, 0n);
     payer.expect('r1', boundOf());
-    payer.served('r1', 1000);
+    payer.served('r1', 1000, worker.key.publicKeyHex);
     h.proxy.addBill('r1', billFor('r1').cost.total);
     await assert.rejects(payer.pay(billFor('r1')), /disk full/);
     const b2 = h.request('r2');
     payer.expect('r2', boundOf());
-    payer.served('r2', 1000);
+    payer.served('r2', 1000, worker.key.publicKeyHex);
     await payer.pay(b2);
     assert.equal(sent.length, 1);
     assert.equal(sent[0]!.total, b2.cost.total);
