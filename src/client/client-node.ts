@@ -76,6 +76,8 @@ export interface ClientOptions {
    * reads prompts and completions: an explicit, labelled choice.
    */
   e2e?: boolean;
+  /** Receipts: ms between a log write and its fsync (0: fsync before each reply ends). Default 100. */
+  receiptSyncMs?: number;
   /** Paying proxies on TON (a client contract per proxy); without it only free proxies serve us. */
   payments?: { newPayments: () => ClientPayments; close: () => Promise<void> };
 }
@@ -198,7 +200,11 @@ export class ClientNode {
 
   async start(): Promise<this> {
     const key = await loadOrCreateNodeKey(this.opts.dataDir);
-    this.receiptDesk = await ReceiptDesk.open(receiptsDir(this.opts.dataDir), this.refusals);
+    this.receiptDesk = await ReceiptDesk.open(
+      receiptsDir(this.opts.dataDir),
+      this.refusals,
+      this.opts.receiptSyncMs ?? 100,
+    );
     const validity = this.opts.trust.certValidityMs ?? CERT_VALIDITY_MS;
     const issue = async () =>
       (await makeCredentials(key, 'client', this.opts.trust.provider, undefined, validity)).credentials;

@@ -31,8 +31,8 @@ export class ReceiptDesk {
     private readonly refusals: Record<string, number>,
   ) {}
 
-  static async open(dir: string, refusals: Record<string, number>): Promise<ReceiptDesk> {
-    return new ReceiptDesk(await ReceiptLog.open(dir), refusals);
+  static async open(dir: string, refusals: Record<string, number>, syncIntervalMs = 0): Promise<ReceiptDesk> {
+    return new ReceiptDesk(await ReceiptLog.open(dir, { syncIntervalMs }), refusals);
   }
 
   /** Checks the receipt of a reply, and keeps it durably. */

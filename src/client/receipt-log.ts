@@ -50,6 +50,12 @@ export class ReceiptLogError extends Error {
 export interface ReceiptLogOptions {
   /** Request ids whose line offset is kept in memory for `get`; older ones are found by a scan. */
   indexLimit?: number;
+  /**
+   * 0 (default): an append resolves once its line is fsynced. Above 0: once it is written (in the page
+   * cache, so a crash of the process loses nothing), with an fsync at most this many ms later: an
+   * operating-system crash or a power cut may lose the receipts of that last moment, never tear the chain.
+   */
+  syncIntervalMs?: number;
 }
 
 export interface AppendResult {
@@ -99,7 +105,10 @@ export class ReceiptLog {
     /** The bytes `open` cut after the last complete line, if a crash left some. */
     readonly torn: TornTail | null,
     private readonly indexLimit: number,
+    private readonly syncIntervalMs: number,
   ) {}
+
+  private syncTimer: NodeJS.Timeout | null = null;
 
   /** Opens (or creates) the log in `dir`, cutting a torn last line, and continues its chain. */
   static async open(dir: string, opts: ReceiptLogOptions = {}): Promise<ReceiptLog> {
@@ -136,6 +145,7 @@ export class ReceiptLog {
         certs,
         torn,
         opts.indexLimit ?? DEFAULT_INDEX_LIMIT,
+        opts.syncIntervalMs ?? 0,
       );
     } catch (err) {
       await fh.close();
@@ -217,6 +227,11 @@ export class ReceiptLog {
     while (this.flushing || this.scheduled) {
       await (this.flushing ? this.idle : new Promise((r) => setImmediate(r)));
     }
+    if (this.syncTimer) {
+      clearTimeout(this.syncTimer);
+      this.syncTimer = null;
+      await this.fh.datasync();
+    }
     await this.fh.close();
   }
 
@@ -271,14 +286,29 @@ export class ReceiptLog {
     const data = Buffer.concat(batch.map((p) => p.bytes));
     await writeAll(this.fh, data, this.size);
     this.stats.writes++;
-    await this.fh.datasync();
-    this.stats.syncs++;
+    if (this.syncIntervalMs > 0) this.syncSoon();
+    else {
+      await this.fh.datasync();
+      this.stats.syncs++;
+    }
     let offset = this.size;
     for (const p of batch) {
       this.remember(p.requestId, offset);
       offset += p.bytes.length;
     }
     this.size += data.length;
+  }
+
+  /** One fsync for everything written in the last interval. */
+  private syncSoon(): void {
+    if (this.syncTimer) return;
+    this.syncTimer = setTimeout(() => {
+      this.syncTimer = null;
+      this.fh.datasync().then(
+        () => this.stats.syncs++,
+        (err) => this.fail(err, []),
+      );
+    }, this.syncIntervalMs);
   }
 
   /** Bounded: the oldest ids fall out first and are found by a scan. */

@@ -199,6 +199,7 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
     ...(c.proxiesFromRoot ? { listProxies: proxiesFromRoot(c, logger) } : {}),
     maxAttempts: c.maxAttempts,
     e2e: c.e2e,
+    receiptSyncMs: c.receiptSyncMs,
     trust: await trustFor(c, logger),
     defaults: {
       maxTokens: c.maxTokens,

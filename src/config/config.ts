@@ -182,6 +182,11 @@ export const clientConfigSchema = z.strictObject({
    * prompt and no completion. `false` is an explicit choice, labelled at start-up and in `/jsonstats`.
    */
   e2e: z.boolean().default(true),
+  /**
+   * How long a receipt may sit written but not yet fsynced (ms): the reply waits for the write, not the
+   * fsync, so a process crash loses none; a power cut may lose the last moment's. 0: fsync every reply.
+   */
+  receiptSyncMs: z.coerce.number().int().min(0).max(10_000).default(100),
   /** Proxies one request may try before its first part reaches the caller. */
   maxAttempts: z.coerce.number().int().min(1).max(10).default(3),
   maxTokens: z.coerce.number().int().min(1).default(1024),

@@ -1,4 +1,4 @@
-import { createHash, type Hash, sign, verify } from 'node:crypto';
+import { createHash, type Hash, type KeyObject, sign, verify } from 'node:crypto';
 import { Address } from '@ton/core';
 import { z } from 'zod';
 import { type NodeKey, rawPublicKeyFromHex } from '../attest/identity.ts';
@@ -209,15 +209,22 @@ export function verifyReceiptSignature(receipt: Receipt, workerPublicKeyHex: str
   if (receipt.worker !== workerPublicKeyHex) return false;
   const { signature, ...unsigned } = receipt;
   try {
-    return verify(
-      null,
-      receiptBytes(unsigned),
-      rawPublicKeyFromHex(workerPublicKeyHex),
-      Buffer.from(signature, 'hex'),
-    );
+    return verify(null, receiptBytes(unsigned), workerKey(workerPublicKeyHex), Buffer.from(signature, 'hex'));
   } catch {
     return false; // not a valid Ed25519 public key
   }
+}
+
+/** Workers' keys, made once each (a KeyObject from hex costs tens of µs; a network has few workers). */
+const workerKeys = new Map<string, KeyObject>();
+function workerKey(hex: string): KeyObject {
+  let k = workerKeys.get(hex);
+  if (!k) {
+    k = rawPublicKeyFromHex(hex);
+    if (workerKeys.size >= 1024) workerKeys.delete(workerKeys.keys().next().value!);
+    workerKeys.set(hex, k);
+  }
+  return k;
 }
 
 /** SHA-256 hex of some bytes: a request as sent, a certificate's DER. */
