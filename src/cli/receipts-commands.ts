@@ -1,9 +1,8 @@
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { type Command, Option } from 'commander';
-import { trustSetup } from '../attest/trust-setup.ts';
 import { ConfigError, clientConfigSchema, loadConfig } from '../config/config.ts';
 import { choicesAt, defaultAt, showDefault } from '../config/strict.ts';
+import { trustModeOf } from '../config/trust-mode.ts';
 import {
   type AuditReport,
   type LogLine,
@@ -45,17 +44,7 @@ function auditSetup(f: ReceiptsFlags) {
     collateralFile: f.collateralFile,
     acceptTcbStatuses: f.acceptTcbStatus,
   });
-  let setup: ReturnType<typeof trustSetup>;
-  try {
-    setup = trustSetup(c.trust, {
-      collateralCacheDir: join(c.dataDir, 'collateral'),
-      ...(c.pccsUrl ? { pccsUrl: c.pccsUrl } : {}),
-      ...(c.collateralFile ? { collateralFile: c.collateralFile } : {}),
-      ...(c.acceptTcbStatuses ? { acceptTcbStatuses: c.acceptTcbStatuses } : {}),
-    });
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
+  const setup = trustModeOf(c);
   const dir = receiptsDir(c.dataDir);
   if (!existsSync(logPath(dir))) {
     throw new CliError(`no receipt log at ${logPath(dir)} (is this the client's --data-dir?)`);

@@ -1,8 +1,7 @@
-import { join } from 'node:path';
 import { Address } from '@ton/core';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
 import { StaticPolicy } from '../attest/policy.ts';
-import { type TrustSetup, trustSetup } from '../attest/trust-setup.ts';
+import type { TrustSetup } from '../attest/trust-setup.ts';
 import { ProxyContract, proxyCommissionAt } from '../chain/contracts/proxy-contract.ts';
 import { RootContract } from '../chain/contracts/root-contract.ts';
 import { RootPolicy } from '../chain/root-policy.ts';
@@ -27,15 +26,11 @@ import {
   type ProxyConfig,
   type WorkerConfig,
 } from './config.ts';
+import { type TrustModeConfig, trustModeOf } from './trust-mode.ts';
 
 /** Builds each daemon from its validated configuration. */
 
-interface TrustConfig {
-  trust: 'dev' | 'tdx';
-  dataDir: string;
-  pccsUrl?: string | undefined;
-  collateralFile?: string | undefined;
-  acceptTcbStatuses?: string[] | undefined;
+interface TrustConfig extends TrustModeConfig {
   trustFromRoot: boolean;
   root?: string | undefined;
   chainEndpoint: string;
@@ -48,17 +43,7 @@ interface TrustConfig {
 
 /** The trust mode plus its allow-lists: from the root contract, from config, or none (dev). */
 async function trustFor(c: TrustConfig, log: Logger): Promise<TrustSetup> {
-  let setup: TrustSetup;
-  try {
-    setup = trustSetup(c.trust, {
-      collateralCacheDir: join(c.dataDir, 'collateral'),
-      ...(c.pccsUrl ? { pccsUrl: c.pccsUrl } : {}),
-      ...(c.collateralFile ? { collateralFile: c.collateralFile } : {}),
-      ...(c.acceptTcbStatuses ? { acceptTcbStatuses: c.acceptTcbStatuses } : {}),
-    });
-  } catch (err) {
-    throw new ConfigError((err as Error).message);
-  }
+  const setup = trustModeOf(c);
   const base = { ...setup, certValidityMs: c.certValiditySeconds * 1000 };
   if (c.trustFromRoot) {
     if (!c.root) throw new ConfigError('trustFromRoot: needs root (the root contract address)');
