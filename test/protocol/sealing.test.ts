@@ -373,3 +373,32 @@ test('sealedRequestBytes gives the sealed size before sealing', async () => {
     assert.equal(sealed.length, sealedRequestBytes(n), `body of ${n} bytes`);
   }
 });
+
+test('the synchronous HMAC gives the same HPKE as the library on WebCrypto (both directions, and exports)', async () => {
+  const { Aes256Gcm, CipherSuite, DhkemX25519HkdfSha256, HkdfSha256 } = await import('@hpke/core');
+  const { withSyncHmac } = await import('../../src/protocol/sealing/sync-hmac.ts');
+  const pristine = new CipherSuite({
+    kem: new DhkemX25519HkdfSha256(),
+    kdf: new HkdfSha256(),
+    aead: new Aes256Gcm(),
+  });
+  const kem = new DhkemX25519HkdfSha256();
+  withSyncHmac((kem as unknown as { _kdf: object })._kdf);
+  const fast = new CipherSuite({ kem, kdf: withSyncHmac(new HkdfSha256()), aead: new Aes256Gcm() });
+  const info = Buffer.from('interop');
+  const label = Buffer.from('label');
+  for (const [from, to] of [
+    [fast, pristine],
+    [pristine, fast],
+  ] as const) {
+    const recipient = await to.kem.generateKeyPair();
+    const sender = await from.createSenderContext({ recipientPublicKey: recipient.publicKey, info });
+    const ct = await sender.seal(Buffer.from('the same bytes'), Buffer.from('aad'));
+    const opened = await to.createRecipientContext({ recipientKey: recipient, enc: sender.enc, info });
+    assert.equal(Buffer.from(await opened.open(ct, Buffer.from('aad'))).toString(), 'the same bytes');
+    assert.deepEqual(
+      Buffer.from(await sender.export(label, 32)),
+      Buffer.from(await opened.export(label, 32)),
+    );
+  }
+});

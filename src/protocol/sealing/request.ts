@@ -4,6 +4,7 @@ import { E2EOpenError, ProtocolError } from '../../errors.ts';
 import { pad, paddedLength, REQUEST_PAD_STEP, unpad } from './padding.ts';
 import { REPLY_SECRET_BYTES, ReplyOpener, ReplySealer } from './reply.ts';
 import { AEAD_TAG_BYTES, SEALED_REQUEST_VERSION, X25519_KEY_BYTES } from './suite.ts';
+import { withSyncHmac } from './sync-hmac.ts';
 
 /**
  * A sealed request body:
@@ -17,11 +18,9 @@ import { AEAD_TAG_BYTES, SEALED_REQUEST_VERSION, X25519_KEY_BYTES } from './suit
  * (and its own info string); this one refuses all but 1.
  */
 
-const suite = new CipherSuite({
-  kem: new DhkemX25519HkdfSha256(),
-  kdf: new HkdfSha256(),
-  aead: new Aes256Gcm(),
-});
+const kem = new DhkemX25519HkdfSha256();
+withSyncHmac((kem as unknown as { _kdf: object })._kdf);
+const suite = new CipherSuite({ kem, kdf: withSyncHmac(new HkdfSha256()), aead: new Aes256Gcm() });
 const INFO = Buffer.from('cocoon-e2e-v1');
 /** HPKE exporter context for the reply's secret: a label of its own, so it is no key used elsewhere. */
 const REPLY_EXPORTER_CONTEXT = Buffer.from('cocoon-e2e-reply-v1');
