@@ -208,12 +208,25 @@ export function signReceipt(fields: ReceiptFields, nodeKey: NodeKey): Receipt {
 export function verifyReceiptSignature(receipt: Receipt, workerPublicKeyHex: string): boolean {
   if (receipt.worker !== workerPublicKeyHex) return false;
   const { signature, ...unsigned } = receipt;
+  const bytes = receiptBytes(unsigned);
+  // A node checks one receipt more than once (its bill, then its reply): the same bytes under the same
+  // signature verified already, so the second check is a comparison.
+  if (verified.get(signature)?.equals(bytes)) return true;
+  let ok: boolean;
   try {
-    return verify(null, receiptBytes(unsigned), workerKey(workerPublicKeyHex), Buffer.from(signature, 'hex'));
+    ok = verify(null, bytes, workerKey(workerPublicKeyHex), Buffer.from(signature, 'hex'));
   } catch {
     return false; // not a valid Ed25519 public key
   }
+  if (ok) {
+    if (verified.size >= 1024) verified.delete(verified.keys().next().value!);
+    verified.set(signature, bytes);
+  }
+  return ok;
 }
+
+/** Receipts verified lately: signature → the bytes it signs (the worker key is among them). */
+const verified = new Map<string, Buffer>();
 
 /** Workers' keys, made once each (a KeyObject from hex costs tens of µs; a network has few workers). */
 const workerKeys = new Map<string, KeyObject>();
