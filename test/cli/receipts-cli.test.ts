@@ -3,9 +3,10 @@ import { rmSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { ReceiptLog } from '../../src/client/receipt-log.ts';
 import type { ReceiptFields } from '../../src/protocol/receipt.ts';
-import { certPath, receiptsDir } from '../../src/protocol/receipt-audit.ts';
+import { certPath, receiptsDir, verifyLog } from '../../src/protocol/receipt-audit.ts';
 import {
   clientWithLog,
+  dev,
   devWorker,
   MODEL,
   readLines,
@@ -80,12 +81,14 @@ describe('cocoon receipts verify', { concurrency: true }, () => {
   });
 });
 
+/** What the audit finds (src/protocol/receipt-audit.ts), in process: the CLI above prints the same lines. */
 describe('receipts the attestation does not back', { concurrency: true }, () => {
+  const problemsOf = async (dataDir: string) =>
+    (await verifyLog(receiptsDir(dataDir), { verifiers: dev.verifiers })).problems.map((p) => p.message);
   const expectProblem = async (dataDir: string, pattern: RegExp) => {
-    const r = await verify(dataDir);
-    assert.equal(r.code, 1, r.stdout);
-    assert.match(r.stdout, pattern);
-    assert.match(r.stdout, /^1 receipt, chain intact, all signatures verify, 1 attestation problem$/m);
+    const problems = await problemsOf(dataDir);
+    assert.equal(problems.length, 1, problems.join('\n'));
+    assert.match(problems[0]!, pattern);
   };
 
   test('a model the certificate does not attest', async () => {
@@ -116,9 +119,6 @@ describe('receipts the attestation does not back', { concurrency: true }, () => 
 
   test('a certificate without models accepts any model name', async () => {
     const { dataDir } = await oneReceipt({ model: 'anything' }, null);
-    assert.match(
-      ok(await verify(dataDir)),
-      /^1 receipt, chain intact, all signatures and attestations verify$/m,
-    );
+    assert.deepEqual(await problemsOf(dataDir), []);
   });
 });
