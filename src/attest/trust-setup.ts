@@ -133,20 +133,18 @@ export function trustLabel(mode: TrustMode): string {
   return mode === 'dev' ? 'dev (software attestation, no TEE)' : `${mode} (hardware attestation)`;
 }
 
+/**
+ * `tdx`: hardware quotes only, made and accepted. `dev`: software quotes, labelled; given where Intel's
+ * collateral comes from, a dev node also verifies TDX quotes — a client on a laptop has no TEE of its own,
+ * but must still check the TDX workers it is offered (and a TDX quote still proves only `tee-cpu`).
+ */
 export function trustSetup(mode: TrustMode, tdx?: TdxTrustOptions): TrustSetup {
   switch (mode) {
     case 'tdx': {
       if (!tdx || (!tdx.pccsUrl && !tdx.collateralFile)) {
         throw new Error('trust tdx needs pccsUrl or collateralFile (where Intel collateral comes from)');
       }
-      const collateral = tdx.collateralFile
-        ? new FileCollateral(tdx.collateralFile)
-        : new PccsCollateral(tdx.pccsUrl!, tdx.collateralCacheDir, tdx.now, tdx.pccsLimits);
-      const verifier = new TdxAttestationVerifier({
-        collateral,
-        ...(tdx.now ? { now: tdx.now } : {}),
-        ...(tdx.acceptTcbStatuses ? { acceptStatuses: tdx.acceptTcbStatuses } : {}),
-      });
+      const verifier = tdxVerifier(tdx);
       // Hardware only: no dev verifier, so a software quote is refused whatever its claims.
       return {
         mode,
@@ -158,15 +156,31 @@ export function trustSetup(mode: TrustMode, tdx?: TdxTrustOptions): TrustSetup {
     }
     case 'dev': {
       const verifier = new DevAttestationVerifier();
+      const verifiers = new Map<string, AttestationVerifier>([[verifier.kind, verifier]]);
+      if (tdx && (tdx.pccsUrl || tdx.collateralFile)) {
+        const hardware = tdxVerifier(tdx);
+        verifiers.set(hardware.kind, hardware);
+      }
       return {
         mode,
         provider: new DevAttestationProvider(),
-        verifiers: new Map([[verifier.kind, verifier]]),
+        verifiers,
         minPeerTier: 'dev',
         policy: new StaticPolicy(),
       };
     }
   }
+}
+
+function tdxVerifier(tdx: TdxTrustOptions): TdxAttestationVerifier {
+  const collateral = tdx.collateralFile
+    ? new FileCollateral(tdx.collateralFile)
+    : new PccsCollateral(tdx.pccsUrl!, tdx.collateralCacheDir, tdx.now, tdx.pccsLimits);
+  return new TdxAttestationVerifier({
+    collateral,
+    ...(tdx.now ? { now: tdx.now } : {}),
+    ...(tdx.acceptTcbStatuses ? { acceptStatuses: tdx.acceptTcbStatuses } : {}),
+  });
 }
 
 /** Makes this node's RA-TLS certificate and the TLS credentials to present it. */
