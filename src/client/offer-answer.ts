@@ -14,6 +14,12 @@ import type { CheckedWorker, WorkerCheck } from './worker-check.ts';
 
 type Offer = Extract<ControlMessage, { type: 'request.offer' }>;
 
+/**
+ * Offers answered for one request at most: each costs the client a certificate check and a sealing, so a
+ * proxy may not make it work without end (the proxy re-dispatches a few times, see its maxAttempts).
+ */
+export const MAX_OFFERS_PER_REQUEST = 8;
+
 /** A sealed reply part is at most a session frame. */
 const MAX_REPLY_PART_BYTES = 8 * 1024 * 1024;
 
@@ -113,6 +119,7 @@ export class OfferAnswer {
   private queue: Promise<void> = Promise.resolve();
   private current: { checked: CheckedWorker; reply: ReplyReader; requestHash: string } | null = null;
   private done = false;
+  private offers = 0;
 
   constructor(
     private readonly o: { workers: WorkerCheck; e2e: boolean },
@@ -124,6 +131,17 @@ export class OfferAnswer {
   ) {}
 
   offered(offer: Offer): void {
+    if (++this.offers > MAX_OFFERS_PER_REQUEST) {
+      if (this.offers === MAX_OFFERS_PER_REQUEST + 1) {
+        this.stream.reset(
+          new BadGatewayError(
+            `The proxy offered more than ${MAX_OFFERS_PER_REQUEST} workers.`,
+            'too_many_offers',
+          ),
+        );
+      }
+      return;
+    }
     this.queue = this.queue.then(() => this.answer(offer)).catch((err) => this.stream.reset(err));
   }
 

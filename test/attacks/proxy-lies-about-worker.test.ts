@@ -5,6 +5,7 @@ import { generateE2EKey } from '../../src/attest/e2e-key.ts';
 import { generateNodeKey } from '../../src/attest/identity.ts';
 import { makeCredentials, trustSetup } from '../../src/attest/trust-setup.ts';
 import type { ClientNode } from '../../src/client/client-node.ts';
+import { MAX_OFFERS_PER_REQUEST } from '../../src/client/offer-answer.ts';
 import type { Session } from '../../src/net/session.ts';
 import type { Stream } from '../../src/net/stream.ts';
 import { listenForPeers, type PeerListener } from '../../src/net/tls.ts';
@@ -230,5 +231,24 @@ describe('attack: a proxy lies to the client about who serves its request', () =
     assert.match(bodiesSeen.at(-1)!.toString('utf8'), /"content":"hi"/);
     assert.match(String(open.stats().e2e), /^off/);
     assert.equal(client.stats().e2e, 'on');
+  });
+
+  test('offers without end: the client answers a few, then gives the request up', async () => {
+    behave = async ({ stream, session, requestId, model }) => {
+      for (let i = 0; i < 50; i++) session.sendControl(b.offer(requestId, model));
+      for (;;) {
+        const body = await stream.next();
+        if (body.done) return;
+        bodiesSeen.push(body.value);
+      }
+    };
+    const seen = bodiesSeen.length;
+    const r = await post(url, ask);
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error?.code, 'too_many_offers');
+    assert.ok(
+      bodiesSeen.length - seen <= MAX_OFFERS_PER_REQUEST,
+      `${bodiesSeen.length - seen} bodies sealed`,
+    );
   });
 });
