@@ -208,6 +208,25 @@ describe('attack: a proxy lies to the client about who serves its request', () =
     }
   });
 
+  test('offers without end: the client answers a few, then gives the request up', async () => {
+    behave = async ({ stream, session, requestId, model }) => {
+      for (let i = 0; i < 50; i++) session.sendControl(b.offer(requestId, model));
+      for (;;) {
+        const body = await stream.next();
+        if (body.done) return;
+        bodiesSeen.push(body.value);
+      }
+    };
+    const seen = bodiesSeen.length;
+    const r = await post(url, ask);
+    assert.equal(r.status, 502, r.text);
+    assert.equal(r.json.error?.code, 'too_many_offers');
+    assert.ok(
+      bodiesSeen.length - seen <= MAX_OFFERS_PER_REQUEST,
+      `${bodiesSeen.length - seen} bodies sealed`,
+    );
+  });
+
   test('the old way of claiming a tier (a bare serving message) is a protocol violation: the proxy is cut off', async () => {
     behave = async ({ session, requestId }) => {
       session.sendControl({
@@ -231,24 +250,5 @@ describe('attack: a proxy lies to the client about who serves its request', () =
     assert.match(bodiesSeen.at(-1)!.toString('utf8'), /"content":"hi"/);
     assert.match(String(open.stats().e2e), /^off/);
     assert.equal(client.stats().e2e, 'on');
-  });
-
-  test('offers without end: the client answers a few, then gives the request up', async () => {
-    behave = async ({ stream, session, requestId, model }) => {
-      for (let i = 0; i < 50; i++) session.sendControl(b.offer(requestId, model));
-      for (;;) {
-        const body = await stream.next();
-        if (body.done) return;
-        bodiesSeen.push(body.value);
-      }
-    };
-    const seen = bodiesSeen.length;
-    const r = await post(url, ask);
-    assert.equal(r.status, 502, r.text);
-    assert.equal(r.json.error?.code, 'too_many_offers');
-    assert.ok(
-      bodiesSeen.length - seen <= MAX_OFFERS_PER_REQUEST,
-      `${bodiesSeen.length - seen} bodies sealed`,
-    );
   });
 });
