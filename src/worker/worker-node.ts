@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { verifyPeerCertificate } from '../attest/certificate.ts';
 import { type E2EKey, loadOrCreateE2EKey } from '../attest/e2e-key.ts';
 import { loadOrCreateNodeKey } from '../attest/identity.ts';
+import { attestedModel } from '../attest/model-identity.ts';
 import {
   CERT_VALIDITY_MS,
   makeCredentials,
@@ -344,7 +345,7 @@ export class WorkerNode {
       requestId,
       requestHash: opened.requestHash,
       replyHash: opened.reply.hasher.digest(),
-      model: this.identityOf(model),
+      model: attestedModel({ models: this.opts.modelIdentities }, model) ?? model,
       image: cert.attestation.imageHash,
       tier: cert.attestation.tier,
       certificate: cert.hash,
@@ -352,11 +353,6 @@ export class WorkerNode {
       coefficient,
       cost: terms?.cost ?? null,
     });
-  }
-
-  /** The identity a model is attested under (`name@revision:hash`), as clients see it. */
-  private identityOf(model: string): string {
-    return (this.opts.modelIdentities ?? []).find((m) => m === model || m.startsWith(`${model}@`)) ?? model;
   }
 
   /**
