@@ -1,15 +1,16 @@
 /**
  * The end-to-end encryption suite: HPKE (RFC 9180) base mode with DHKEM(X25519, HKDF-SHA256), HKDF-SHA256
  * and AES-256-GCM, for the request; reply parts under keys exported from the same HPKE context, sealed
- * with AES-256-GCM by node:crypto.
+ * with AES-256-GCM by node:crypto. The request's HPKE is `@hpke/core`'s, run on node:crypto's synchronous
+ * primitives rather than WebCrypto (sync-suite.ts).
  *
- * Why AES-256-GCM rather than ChaCha20-Poly1305: `@hpke/core` runs AES-256-GCM through WebCrypto
- * (OpenSSL), while ChaCha20-Poly1305 needs `@hpke/chacha20poly1305`, pure JavaScript (noble): one more
- * dependency and about 3× slower on a 1 MiB request body (seal + open: 19 ms against 4 ms here). One AEAD for
- * both directions keeps one construction to review. ChaCha's edge, constant time without AES
- * instructions, is moot: TDX hosts have AES-NI, and OpenSSL uses constant-time vector AES where a client
- * lacks it. GCM's weakness, nonce reuse, is designed out: every key is fresh per request (and per reply,
- * see reply.ts), and nonces are counters under it.
+ * Why AES-256-GCM rather than ChaCha20-Poly1305: AES-256-GCM is OpenSSL's (node:crypto here, WebCrypto in
+ * the stock library), while ChaCha20-Poly1305 needs `@hpke/chacha20poly1305`, pure JavaScript (noble): one
+ * more dependency and about 3× slower on a 1 MiB request body (seal + open: 19 ms against 4 ms, measured
+ * with the library's WebCrypto AES). One AEAD for both directions keeps one construction to review.
+ * ChaCha's edge, constant time without AES instructions, is moot: TDX hosts have AES-NI, and OpenSSL uses
+ * constant-time vector AES where a client lacks it. GCM's weakness, nonce reuse, is designed out: every key
+ * is fresh per request (and per reply, see reply.ts), and nonces are counters under it.
  *
  * This file holds only names and sizes, so the certificate claims can name the suite without loading HPKE.
  */
