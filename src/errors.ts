@@ -130,6 +130,20 @@ export class PaymentRefusedError extends CocoonError {
   }
 }
 
+/**
+ * The client will not sign a bill for a sealed reply: the worker claims more completion tokens than the
+ * reply it sent accounts for. `proof` shows it to the proxy (the reply's secret, then its sealed parts as
+ * they came; src/proxy/dispute.ts), which drops the bill if it holds.
+ */
+export class UsageDisputedError extends PaymentRefusedError {
+  constructor(
+    message: string,
+    readonly proof: Buffer[],
+  ) {
+    super(message, 'usage_disputed');
+  }
+}
+
 /** A peer or upstream engine failed or answered nonsense. */
 export class BadGatewayError extends CocoonError {
   constructor(message: string, code = 'bad_gateway') {

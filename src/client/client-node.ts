@@ -167,7 +167,26 @@ export class ClientNode {
       m.counterFrom('cocoon_authorised_ton_total', 'TON this client signed to its proxies so far.', () =>
         tonGauge(proxies().reduce((sum, c) => sum + (c.payments?.payer.authorisedTotal ?? 0n), 0n)),
       );
+      m.counterFrom(
+        'cocoon_bill_disputes_total',
+        'Bills disputed because a worker claimed more than its sealed reply carries, by ruling.',
+        () =>
+          (['upheld', 'rejected'] as const).map(
+            (ruling) => [{ ruling }, this.disputeTotals()[ruling]] as [{ ruling: string }, number],
+          ),
+        ['ruling'],
+      );
     }
+  }
+
+  /** Bills this client disputed with its proxies, and how they ruled. */
+  disputeTotals(): { opened: number; upheld: number; rejected: number } {
+    const t = { opened: 0, upheld: 0, rejected: 0 };
+    for (const c of this.proxies) {
+      const d = c.payments?.disputes;
+      if (d) for (const k of ['opened', 'upheld', 'rejected'] as const) t[k] += d[k];
+    }
+    return t;
   }
 
   /** Base URL for OpenAI SDKs, e.g. http://127.0.0.1:10000/v1 */
@@ -440,6 +459,7 @@ export class ClientNode {
             spentNano: this.proxies
               .reduce((sum, c) => sum + (c.payments?.payer.authorisedTotal ?? 0n), 0n)
               .toString(),
+            disputes: this.disputeTotals(),
           }
         : 'off (free proxies only)',
       e2e: this.opts.e2e === false ? 'off (the proxy reads prompts and completions)' : 'on',

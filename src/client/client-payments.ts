@@ -2,11 +2,16 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { Address } from '@ton/core';
 import { rawPublicKeyFromHex } from '../attest/identity.ts';
 import type { PeerIdentity } from '../attest/types.ts';
-import { type CocoonError, PaymentRefusedError, ServiceUnavailableError } from '../errors.ts';
+import {
+  type CocoonError,
+  PaymentRefusedError,
+  ServiceUnavailableError,
+  UsageDisputedError,
+} from '../errors.ts';
 import type { Session } from '../net/session.ts';
 import type { Logger } from '../ops/log.ts';
 import type { Ledger } from '../pay/ledger.ts';
-import { Payer, type RequestBound } from '../pay/payer.ts';
+import { Payer, type ReplyRead, type RequestBound } from '../pay/payer.ts';
 import type { PaymentsChain } from '../pay/payments-chain.ts';
 import { type ControlMessage, proxyInfoSchema } from '../protocol/messages.ts';
 
@@ -35,6 +40,8 @@ export class ClientPayments {
   isReady = false;
   /** Our client contract as the proxy last reported it from the chain (nanoton). */
   contractState: { balance: bigint; stake: bigint; charged: bigint } | null = null;
+  /** Bills disputed (a worker claimed more than its sealed reply carries), and how the proxy ruled. */
+  readonly disputes = { opened: 0, upheld: 0, rejected: 0 };
 
   constructor(private readonly opts: ClientPaymentsOptions) {
     this.payer = new Payer(
@@ -119,6 +126,7 @@ export class ClientPayments {
           try {
             await this.payer.pay(msg);
           } catch (err) {
+            if (err instanceof UsageDisputedError) return this.dispute(session, msg.requestId, err);
             session.sendControl({
               type: 'pay.reject',
               requestId: msg.requestId,
@@ -136,6 +144,29 @@ export class ClientPayments {
         }
       });
     };
+  }
+
+  /**
+   * Shows the proxy that the worker claimed more than its sealed reply carries (src/proxy/dispute.ts):
+   * instead of refusing the bill, which would count against us, we hand over the proof. The request then
+   * fails with `usage_disputed` and nothing is charged; a rejected dispute leaves the bill unpaid.
+   */
+  private async dispute(session: Session, requestId: string, err: UsageDisputedError): Promise<void> {
+    this.disputes.opened++;
+    this.opts.log.warn({ requestId, reason: err.message }, 'disputing a bill');
+    const s = session.openStream({ method: 'dispute', requestId });
+    try {
+      for (const part of err.proof) {
+        const p = s.write(part);
+        if (p) await p;
+      }
+      s.end();
+      await s.readAll();
+      this.disputes.upheld++;
+    } catch (e) {
+      this.disputes.rejected++;
+      this.opts.log.warn({ requestId, err: (e as Error).message }, 'dispute rejected');
+    }
   }
 
   /** A control message from the proxy session, already parsed (by the client node, once). */
@@ -174,7 +205,7 @@ export class ClientPayments {
   }
 
   /** The worker we sent the request's body to asks this coefficient: the only one its bill may name. */
-  served(requestId: string, coefficient: number, worker: string): void {
-    this.payer.served(requestId, coefficient, worker);
+  served(requestId: string, coefficient: number, worker: string, read?: ReplyRead): void {
+    this.payer.served(requestId, coefficient, worker, read);
   }
 }

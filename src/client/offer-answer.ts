@@ -1,15 +1,11 @@
-import { BadGatewayError, ProtocolError } from '../errors.ts';
+import { BadGatewayError } from '../errors.ts';
 import type { Stream } from '../net/stream.ts';
 import type { InferenceRequest } from '../protocol/inference.ts';
-import type { ControlMessage, WorkerTrailer } from '../protocol/messages.ts';
-import { ReplyHasher, sha256Hex } from '../protocol/receipt.ts';
-import {
-  type ReplyOpener,
-  requestAad,
-  SEALED_EVENT_SEPARATOR,
-  sealRequest,
-} from '../protocol/sealing/index.ts';
+import type { ControlMessage } from '../protocol/messages.ts';
+import { sha256Hex } from '../protocol/receipt.ts';
+import { requestAad, sealRequest } from '../protocol/sealing/index.ts';
 import type { ProxyConnection } from './proxy-pool.ts';
+import { type ReplyKeys, ReplyReader } from './reply-reader.ts';
 import type { CheckedWorker, WorkerCheck } from './worker-check.ts';
 
 type Offer = Extract<ControlMessage, { type: 'request.offer' }>;
@@ -48,69 +44,6 @@ export class OfferDesk {
 }
 
 /**
- * Opens the reply's parts (sealed by the worker we checked, or as they came when E2E is off) and hashes
- * every event as it is read, in order, the tail last: what the worker's receipt must name.
- */
-export class ReplyReader {
-  private readonly hasher = new ReplyHasher();
-
-  constructor(private readonly opener: ReplyOpener | null) {}
-
-  get sealed(): boolean {
-    return this.opener !== null;
-  }
-
-  /** The events one part of a stream carries (one, or several a sealed part coalesced). */
-  open(part: Buffer): Buffer[] {
-    const events = this.opener ? splitEvents(this.opener.open(part)) : [part];
-    for (const e of events) this.hasher.update(e);
-    return events;
-  }
-
-  /** A whole reply: one part. */
-  openWhole(body: Buffer): Buffer {
-    const plain = this.opener ? this.opener.open(body) : body;
-    this.hasher.update(plain);
-    return plain;
-  }
-
-  /** The reply's last part (its usage chunk, if any) from the worker's trailer; a cut reply fails here. */
-  tail(reply: WorkerTrailer | undefined): string | null {
-    let tail: string | null = reply?.tail ?? null;
-    if (this.opener) {
-      if (reply?.end === undefined)
-        throw new ProtocolError('a sealed reply without its sealed end', 'bad_message');
-      const end = this.opener.open(Buffer.from(reply.end, 'base64'));
-      if (!this.opener.finished)
-        throw new ProtocolError('a sealed reply whose end is not last', 'bad_message');
-      tail = end.length > 0 ? end.toString('utf8') : null;
-    }
-    if (tail !== null) this.hasher.update(Buffer.from(tail));
-    return tail;
-  }
-
-  /** SHA-256 over what was read (ReplyHasher); call once, after the tail. */
-  digest(): string {
-    return this.hasher.digest();
-  }
-}
-
-function splitEvents(plain: Buffer): Buffer[] {
-  const events: Buffer[] = [];
-  let from = 0;
-  for (
-    let at = plain.indexOf(SEALED_EVENT_SEPARATOR);
-    at >= 0;
-    at = plain.indexOf(SEALED_EVENT_SEPARATOR, from)
-  ) {
-    events.push(plain.subarray(from, at));
-    from = at + 1;
-  }
-  events.push(plain.subarray(from));
-  return events;
-}
-
-/**
  * One attempt's answers to the proxy's offers: each offered worker is checked by the client itself, then
  * the body goes to it (sealed to its attested key). Offers are answered one at a time and in order, so the
  * worker the reply is opened for is the last one answered; none is answered once the reply began.
@@ -120,6 +53,8 @@ export class OfferAnswer {
   private current: { checked: CheckedWorker; reply: ReplyReader; requestHash: string } | null = null;
   private done = false;
   private offers = 0;
+  /** Reply parts came before any offer was answered: no worker can have sent them. */
+  private early = false;
 
   constructor(
     private readonly o: { workers: WorkerCheck; e2e: boolean },
@@ -128,7 +63,15 @@ export class OfferAnswer {
     private readonly request: InferenceRequest,
     private readonly requestId: string,
     private readonly body: Buffer,
+    /** A reply part did not open: stop the request, keep reading what is on its way (it is billed). */
+    private readonly onUnreadable: () => void,
   ) {}
+
+  /** A reply part as it arrives: the reader of the worker answered last opens it. */
+  arrive(part: Buffer): void {
+    if (this.current) this.current.reply.arrive(part);
+    else this.early = true;
+  }
 
   offered(offer: Offer): void {
     if (++this.offers > MAX_OFFERS_PER_REQUEST) {
@@ -148,7 +91,7 @@ export class OfferAnswer {
   /** The reply began: the worker answered last is the one serving it. */
   accepted(): { worker: CheckedWorker; reply: ReplyReader; requestHash: string } {
     this.done = true;
-    if (!this.current) {
+    if (!this.current || this.early) {
       throw new BadGatewayError('The proxy sent a reply before offering a worker.', 'reply_before_offer');
     }
     const { checked, reply, requestHash } = this.current;
@@ -159,7 +102,7 @@ export class OfferAnswer {
     if (this.done || this.stream.isClosed) return;
     const checked = await this.o.workers.check(offer, this.request, this.o.e2e);
     let part = this.body;
-    let reply = new ReplyReader(null);
+    let keys: ReplyKeys | null = null;
     if (this.o.e2e) {
       const aad = requestAad({
         requestId: this.requestId,
@@ -173,12 +116,15 @@ export class OfferAnswer {
         maxReplyPartBytes: MAX_REPLY_PART_BYTES,
       });
       part = sealed.sealed;
-      reply = new ReplyReader(sealed.reply);
+      keys = { opener: sealed.reply, secret: sealed.secret };
     }
     if (this.done || this.stream.isClosed) return;
+    const payments = this.conn.payments;
+    const reply = new ReplyReader(keys, this.request.stream, payments !== null, this.onUnreadable);
     this.current = { checked, reply, requestHash: sha256Hex(part) };
-    // The bill may name only the coefficient of the worker we sent the body to.
-    this.conn.payments?.served(this.requestId, offer.coefficient, checked.peer.publicKey);
+    // The bill may name only the coefficient of the worker we sent the body to, and is read against its
+    // reply when sealed.
+    payments?.served(this.requestId, offer.coefficient, checked.peer.publicKey, keys ? reply : undefined);
     const p = this.stream.write(part);
     if (p) await p;
   }

@@ -13,8 +13,9 @@ import { type InferenceRequest, maxCompletionTokens } from '../protocol/inferenc
 import type { Serving } from '../protocol/messages.ts';
 import { OutputObserver } from '../protocol/observed-output.ts';
 import { sealedRequestBytes } from '../protocol/sealing/index.ts';
-import { OfferAnswer, type OfferDesk, type ReplyReader } from './offer-answer.ts';
+import { OfferAnswer, type OfferDesk } from './offer-answer.ts';
 import type { ProxyConnection, ProxyPool } from './proxy-pool.ts';
+import type { ReplyReader } from './reply-reader.ts';
 import type { CheckedWorker, WorkerCheck } from './worker-check.ts';
 
 /** A request under way on one proxy: its first part (a stream) or its whole body (JSON) is in. */
@@ -91,6 +92,8 @@ export async function openThroughProxies(
     } catch (err) {
       const e = asCocoonError(err);
       if (res.destroyed || e instanceof CancelledError || e.status === 504) throw e;
+      // The proxy relayed a worker's padded claim and upheld our dispute: it did its part.
+      if (e.code === 'usage_disputed') throw e;
       if (e.status === 500 || e.status === 502) conn.recordFailure();
       if (!isRetryable(e) || attempt >= o.maxAttempts) throw e;
       lastError = e;
@@ -135,20 +138,26 @@ async function attemptOn(
     const s = session.openStream({ method: 'inference', requestId, request: call });
     stream = s;
     bound.callBytes = s.headerBytes + bodyBytes;
-    // Everything received is counted as it arrives: a bill is checked against it.
+    const answer = new OfferAnswer(o, conn, s, request, requestId, body, () => cancel(conn, s, requestId));
+    // Everything received is opened and counted as it arrives: a bill, which comes before the reply's
+    // end, is checked against all of it.
     if (conn.payments) {
       const observed = bound.observed as OutputObserver;
       s.onData = request.stream
-        ? (p) => void observed.observeStreamPart(p, o.e2e)
-        : (p) => observed.collect(p, o.e2e);
-    }
-    const answer = new OfferAnswer(o, conn, s, request, requestId, body);
+        ? (p) => {
+            observed.observeStreamPart(p, o.e2e);
+            answer.arrive(p);
+          }
+        : (p) => {
+            observed.collect(p, o.e2e);
+            answer.arrive(p);
+          };
+    } else s.onData = (p) => answer.arrive(p);
     o.offers.expect(requestId, conn, (offer) => answer.offered(offer));
     let first: IteratorResult<Buffer> | undefined;
-    let whole: Buffer | undefined;
     try {
       if (request.stream) first = await s.next();
-      else whole = await s.readAll();
+      else await s.readAll(); // the reader has it, opened
     } finally {
       o.offers.forget(requestId);
     }
@@ -156,11 +165,9 @@ async function attemptOn(
     const { worker, reply, requestHash } = answer.accepted();
     const head: Opened['head'] = request.stream
       ? {
-          first: first!.done
-            ? { done: true, value: undefined }
-            : { done: false, value: reply.open(first!.value) },
+          first: first!.done ? { done: true, value: undefined } : { done: false, value: reply.next() },
         }
-      : { body: reply.openWhole(whole!) };
+      : { body: reply.whole() };
     if (request.stream) o.onFirstPart((performance.now() - started) / 1000);
     conn.recordSuccess(performance.now() - attemptStarted);
     return {

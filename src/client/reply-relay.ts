@@ -77,7 +77,7 @@ export async function relaySse(
     };
     if (!first.done) {
       await relay(first.value);
-      for await (const part of stream) await relay(reply.open(part));
+      for await (const _ of stream) await relay(reply.next());
     }
     const trailer = parseTrailer(stream.trailer);
     const tail = finalPart(trailer, reply.tail(trailer?.reply));

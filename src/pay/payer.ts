@@ -1,6 +1,6 @@
 import type { KeyObject } from 'node:crypto';
 import type { Address } from '@ton/core';
-import { PaymentRefusedError } from '../errors.ts';
+import { PaymentRefusedError, UsageDisputedError } from '../errors.ts';
 import type { TokenUsage } from '../protocol/inference.ts';
 import { type Receipt, verifyReceiptSignature } from '../protocol/receipt.ts';
 import type { Ledger } from './ledger.ts';
@@ -12,6 +12,17 @@ import type { UsageCost } from './usage-cost.ts';
 /** What the received part of a reply can account for (see OutputObserver). */
 export interface ObservedOutput {
   completionTokens(choices: number): number;
+}
+
+/**
+ * What the client read of a sealed reply, which no proxy can: a bill is checked against its plaintext, and
+ * an over-claim is disputed with the proof.
+ */
+export interface ReplyRead {
+  /** The most completion tokens the plaintext accounts for, its sealed `end` (from the bill) included. */
+  completionTokens(choices: number, end: string | undefined): number;
+  /** The proof for a dispute: the reply's secret, its sealed parts as they came, `end` last; null if not kept. */
+  proof(end: string | undefined): Buffer[] | null;
 }
 
 /**
@@ -30,6 +41,8 @@ export interface RequestBound {
   /** That worker's Ed25519 key (hex): a bill's receipt must be signed by it. */
   worker?: string;
   observed: ObservedOutput;
+  /** A sealed reply as the client opened it (the bound the proxy cannot see). */
+  read?: ReplyRead;
 }
 
 export interface Bill {
@@ -40,6 +53,8 @@ export interface Bill {
   cost: UsageCost;
   /** The worker's signed receipt (a finished reply's bill carries one). */
   receipt?: Receipt;
+  /** A sealed reply's end, as the worker sent it. */
+  end?: string;
 }
 
 export interface SignedAuth {
@@ -146,12 +161,17 @@ export class Payer {
     if (charged > this.base.total) this.base = { seqno: this.base.seqno, total: charged };
   }
 
-  /** We sent the request's body to this worker (the last one offered): its coefficient is the only one a bill may name. */
-  served(requestId: string, coefficient: number, worker?: string): void {
+  /**
+   * We sent the request's body to this worker (the last one offered): its coefficient is the only one a
+   * bill may name, and its reply, when sealed, is read through `read`.
+   */
+  served(requestId: string, coefficient: number, worker?: string, read?: ReplyRead): void {
     const b = this.bounds.get(requestId);
     if (!b) return;
     b.coefficient = coefficient;
     if (worker !== undefined) b.worker = worker;
+    if (read) b.read = read;
+    else delete b.read;
   }
 
   expect(requestId: string, bound: RequestBound): void {
@@ -230,6 +250,7 @@ export class Payer {
       );
     }
     this.bounds.delete(bill.requestId); // one bill per request: a second one is refused as unknown
+    if (bound.read) checkRead(bill, bound.read, bound.choices);
   }
 
   /**
@@ -268,6 +289,20 @@ export class Payer {
     }
     this.flushing = null;
   }
+}
+
+/**
+ * A sealed reply's bill, within what the proxy can see, must also be within what the client read: the
+ * worker's claim beyond its plaintext is disputed (the proxy and the client bound the envelope alike, so
+ * an honest proxy bills no more; only the worker can have padded its reply).
+ */
+function checkRead(bill: Bill, read: ReplyRead, choices: number): void {
+  const counted = read.completionTokens(choices, bill.end);
+  if (bill.usage.completionTokens <= counted) return;
+  const why = `the worker claims ${bill.usage.completionTokens} completion tokens, but its reply accounts for ${counted}`;
+  const proof = read.proof(bill.end);
+  if (!proof) throw new PaymentRefusedError(`${why} (too long a reply to prove it)`, 'usage_not_read');
+  throw new UsageDisputedError(why, proof);
 }
 
 function recordKey(contract: Address): string {

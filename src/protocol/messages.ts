@@ -29,6 +29,12 @@ export type Serving = z.infer<typeof servingSchema>;
 /** A certificate of at most 64 KiB (src/attest/certificate.ts) in base64. */
 const MAX_CERTIFICATE_BASE64 = Math.ceil((64 * 1024) / 3) * 4;
 
+/**
+ * A sealed reply's end (its last part, sealed, base64): it carries a stream's usage chunk and nothing
+ * larger, so it fits in the bill the proxy sends before the reply's trailer.
+ */
+export const MAX_SEALED_END_BASE64 = Math.ceil((64 * 1024) / 3) * 4;
+
 /** A TON address in any standard text form; checked here so no handler ever parses a bad one. */
 const tonAddress = z
   .string()
@@ -145,6 +151,11 @@ export const controlSchema = z.discriminatedUnion('type', [
     cost: costSchema,
     /** The serving worker's signed receipt: the bill's usage may not exceed what the worker signed. */
     receipt: receiptSchema.optional(),
+    /**
+     * A sealed reply's end, as the worker sent it (the trailer follows only once the bill is signed): the
+     * client opens it to count the whole reply before it signs, and puts it in a dispute's proof.
+     */
+    end: z.string().max(MAX_SEALED_END_BASE64).optional(),
   }),
   /** client → proxy: a signed cumulative authorisation covering the listed bills. */
   z.object({
@@ -182,6 +193,14 @@ export const callSchema = z.discriminatedUnion('method', [
       .optional(),
   }),
   z.object({ method: z.literal('models') }),
+  /**
+   * client → proxy: the client will not sign a bill for a sealed reply because the worker claims more
+   * completion tokens than the reply's plaintext accounts for. The stream's data is the proof: the reply's
+   * 32-byte secret first (it opens this reply only: no other reply, not the request), then every sealed part
+   * exactly as the proxy relayed it, the end last. The proxy checks the parts against what it relayed,
+   * counts them opened, and drops the bill and cuts the worker off if the client is right (src/proxy/dispute.ts).
+   */
+  z.object({ method: z.literal('dispute'), requestId: requestIdSchema }),
 ]);
 export type Call = z.infer<typeof callSchema>;
 
@@ -195,10 +214,7 @@ export const workerTrailerSchema = z.looseObject({
   /** A stream's usage chunk (when the caller asked for one), held back so the client can add the cost. */
   tail: z.string().optional(),
   /** Sealed replies: the last sealed part, base64, carrying the tail (or nothing): a cut reply cannot pass. */
-  end: z
-    .string()
-    .max(8 * 1024 * 1024)
-    .optional(),
+  end: z.string().max(MAX_SEALED_END_BASE64).optional(),
   worker: z.string().max(200).optional(),
   workerMs: z.number().nonnegative().optional(),
   /** The worker's signed receipt for this reply (src/protocol/receipt.ts), checked by proxy and client. */

@@ -3,8 +3,15 @@ import { createPublicKey } from 'node:crypto';
 import { Address } from '@ton/core';
 import { rawPublicKeyFromHex, rawPublicKeyHex } from '../attest/identity.ts';
 import { ConfigError } from '../config/config.ts';
-import { BadRequestError, type CocoonError, PaymentRefusedError, PaymentRequiredError } from '../errors.ts';
+import {
+  BadGatewayError,
+  BadRequestError,
+  type CocoonError,
+  PaymentRefusedError,
+  PaymentRequiredError,
+} from '../errors.ts';
 import type { Session } from '../net/session.ts';
+import type { Stream } from '../net/stream.ts';
 import type { Logger } from '../ops/log.ts';
 import { type AuthMessage, ClientAccount, type CreditTerms, type StoredAuth } from '../pay/client-account.ts';
 import type { Ledger } from '../pay/ledger.ts';
@@ -14,6 +21,7 @@ import { WorkerAccount, type WorkerAccountRecord } from '../pay/worker-account.t
 import { type InferenceRequest, maxCompletionTokens, type TokenUsage } from '../protocol/inference.ts';
 import type { ControlMessage } from '../protocol/messages.ts';
 import type { Receipt } from '../protocol/receipt.ts';
+import { type DisputeTerms, judgeDispute, type Verdict } from './dispute.ts';
 
 /** What a reservation is made from: the call's bounds, not its body. */
 type ReservedCall = Pick<InferenceRequest, 'maxTokens' | 'n' | 'maxCoefficient'>;
@@ -62,11 +70,29 @@ interface ClientRecord {
   auth: { seqno: string; total: string; signature: string } | null;
 }
 
+/** One finished request to bill. */
+export interface BillRequest {
+  requestId: string;
+  usage: TokenUsage;
+  coefficient: number;
+  reservation: bigint;
+  worker: WorkerAccount;
+  /** The worker's signed receipt: the client checks the bill against the usage it signed. */
+  receipt?: unknown;
+  /** A sealed reply's end, as the worker sent it: the client counts the whole reply before signing. */
+  end?: string;
+  /** A sealed reply: what the client may dispute the bill on, and what to do if it is right. */
+  dispute?: DisputeTerms & { onUpheld: (why: string) => void };
+}
+
 interface OpenBill {
   key: string;
   account: ClientAccount;
   cost: RequestCost;
   worker: WorkerAccount;
+  dispute: BillRequest['dispute'];
+  /** A dispute was opened (one per bill). */
+  disputed: boolean;
   resolve: () => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
@@ -277,39 +303,39 @@ export class ProxyBilling {
 
   /**
    * Bills a finished request and waits until the client's authorisation covering it and the worker's
-   * accrual are both in the ledger. Rejects if the client refuses or does not sign in time.
+   * accrual are both in the ledger. Rejects if the client refuses or does not sign in time, or if it
+   * shows, disputing, that the worker claimed more than the reply carries.
    */
-  bill(
-    acct: ClientAccount,
-    requestId: string,
-    usage: TokenUsage,
-    coefficient: number,
-    reservation: bigint,
-    worker: WorkerAccount,
-    /** The worker's signed receipt: the client checks the bill against the usage it signed. */
-    receipt?: unknown,
-  ): Promise<RequestCost> {
+  bill(acct: ClientAccount, r: BillRequest): Promise<RequestCost> {
     const session = this.clientSessions.get(acct);
     if (!session)
       return Promise.reject(new PaymentRefusedError('client disconnected before paying', 'unpaid_bill'));
     const prices = this.opts.chain.prices();
-    const cost = capCost(requestCost(usage, coefficient, prices), reservation);
-    const key = billKey(acct, requestId);
-    acct.addBill(requestId, cost.totalCost);
+    const cost = capCost(requestCost(r.usage, r.coefficient, prices), r.reservation);
+    const key = billKey(acct, r.requestId);
+    acct.addBill(r.requestId, cost.totalCost);
     this.totals.billed += cost.totalCost;
     return new Promise<RequestCost>((resolve, reject) => {
-      const timer = setTimeout(
-        () => this.unpaidBill(key, `no authorisation within ${this.opts.billTimeoutMs} ms`),
-        this.opts.billTimeoutMs,
-      );
-      this.bills.set(key, { key, account: acct, cost, worker, resolve: () => resolve(cost), reject, timer });
+      const timer = this.billClock(key, `no authorisation within ${this.opts.billTimeoutMs} ms`);
+      this.bills.set(key, {
+        key,
+        account: acct,
+        cost,
+        worker: r.worker,
+        dispute: r.dispute,
+        disputed: false,
+        resolve: () => resolve(cost),
+        reject,
+        timer,
+      });
       session.sendControl({
         type: 'pay.bill',
-        requestId,
+        requestId: r.requestId,
         paramsVersion: prices.paramsVersion,
-        coefficient,
-        usage,
-        ...(receipt !== undefined ? { receipt: receipt as Receipt } : {}),
+        coefficient: r.coefficient,
+        usage: r.usage,
+        ...(r.receipt !== undefined ? { receipt: r.receipt as Receipt } : {}),
+        ...(r.end !== undefined ? { end: r.end } : {}),
         cost: {
           prompt: cost.promptCost.toString(),
           completion: cost.completionCost.toString(),
@@ -317,6 +343,63 @@ export class ProxyBilling {
         },
       });
     });
+  }
+
+  /** A bill left unsigned this long is unpaid. */
+  private billClock(key: string, reason: string): NodeJS.Timeout {
+    return setTimeout(() => this.unpaidBill(key, reason), this.opts.billTimeoutMs);
+  }
+
+  /**
+   * A client disputes its bill for a sealed reply, its proof on `stream` (src/proxy/dispute.ts). Only an
+   * open bill of its own with dispute terms, once; the proof must arrive within the bill's time, counted
+   * again from now. Upheld: nothing is charged, the worker is not paid and is cut off, and the request
+   * fails with `usage_disputed`. Rejected: the bill is unpaid, as when a client refuses one.
+   */
+  async dispute(acct: ClientAccount, requestId: string, stream: Stream): Promise<void> {
+    const key = billKey(acct, requestId);
+    const b = this.bills.get(key);
+    if (!b?.dispute || b.disputed) {
+      this.refused('dispute_refused');
+      stream.reset(
+        new PaymentRefusedError(`No bill of yours for ${requestId} can be disputed.`, 'dispute_refused'),
+      );
+      return;
+    }
+    b.disputed = true;
+    clearTimeout(b.timer);
+    b.timer = this.billClock(key, `no dispute proof within ${this.opts.billTimeoutMs} ms`);
+    let verdict: Verdict;
+    try {
+      verdict = await judgeDispute(stream, b.dispute);
+    } catch (err) {
+      verdict = { upheld: false, reason: (err as Error).message };
+    }
+    if (this.bills.get(key) !== b) {
+      stream.reset(new PaymentRefusedError('The bill was closed before the proof was in.', 'dispute_late'));
+      return;
+    }
+    if (!verdict.upheld) {
+      this.refused('dispute_rejected');
+      stream.reset(new PaymentRefusedError(`Dispute rejected: ${verdict.reason}.`, 'dispute_rejected'));
+      this.unpaidBill(key, `dispute rejected: ${verdict.reason}`);
+      return;
+    }
+    this.bills.delete(key);
+    clearTimeout(b.timer);
+    acct.dropBill(requestId);
+    this.totals.billed -= b.cost.totalCost;
+    this.refused('dispute_upheld');
+    const why = `claimed ${b.dispute.billed} completion tokens; its reply accounts for ${verdict.counted}`;
+    this.opts.log.warn({ requestId, client: acct.contract.toString(), why }, 'dispute upheld');
+    b.dispute.onUpheld(why);
+    stream.end({ upheld: true, counted: verdict.counted });
+    b.reject(
+      new BadGatewayError(
+        `The worker ${why}. Nothing is charged for this request, and the worker is cut off.`,
+        'usage_disputed',
+      ),
+    );
   }
 
   /** A control message from a client session. A bad authorisation is the client's protocol violation. */

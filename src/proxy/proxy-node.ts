@@ -438,6 +438,15 @@ export class ProxyNode {
       stream.end();
       return;
     }
+    if (call.method === 'dispute') {
+      const desk = this.opts.billing?.desk;
+      if (!desk || !account) {
+        stream.reset(new BadRequestError('This proxy takes no payments.', null, 'no_payments'));
+        return;
+      }
+      await desk.dispute(account, call.requestId, stream);
+      return;
+    }
     await this.relay.forward(stream, client, account, call.requestId, call.request, calls);
   }
 

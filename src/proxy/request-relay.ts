@@ -25,7 +25,9 @@ import {
 import { type WorkerTrailer, workerTrailerSchema } from '../protocol/messages.ts';
 import { OutputObserver } from '../protocol/observed-output.ts';
 import { parseReceipt, type Receipt, verifyReceiptSignature } from '../protocol/receipt.ts';
-import type { ProxyBilling } from './billing.ts';
+import { sealedRequestEnc } from '../protocol/sealing/index.ts';
+import type { BillRequest, ProxyBilling } from './billing.ts';
+import { RelayedReply } from './dispute.ts';
 import { chooseWorker } from './router.ts';
 import type { WorkerConnection, WorkerRegistry } from './worker-registry.ts';
 
@@ -82,6 +84,10 @@ interface Relay {
   metered: boolean;
   /** The caller asked to stop (`request.cancel`): end with what was delivered, billed. */
   cancelled: boolean;
+  /** A sealed, metered reply: what reached the caller, so it may dispute its bill (src/proxy/dispute.ts). */
+  relayed: RelayedReply | null;
+  /** The sealed request's `enc` as the serving worker got it: its reply's keys derive from it. */
+  enc: Buffer | null;
   /** When the proxy received the request (performance.now()). */
   started: number;
 }
@@ -174,6 +180,8 @@ export class RequestRelay {
       output: new OutputObserver(),
       metered: desk !== null && account !== null,
       cancelled: false,
+      relayed: desk !== null && account !== null && request.sealed ? new RelayedReply() : null,
+      enc: null,
       started,
     };
     calls.set(requestId, () => {
@@ -257,15 +265,16 @@ export class RequestRelay {
       // The reply went to the caller before its bill (a stream's parts and a whole reply alike): the client
       // signs for what it has seen, and the stream ends, with the worker's trailer, once it has signed.
       if (desk && account) {
-        cost = await desk.bill(
-          account,
+        cost = await desk.bill(account, {
           requestId,
           usage,
-          relay.coefficient!,
+          coefficient: relay.coefficient!,
           reservation,
-          worker.account!,
-          reply.receipt,
-        );
+          worker: worker.account!,
+          receipt: reply.receipt,
+          ...(reply.end !== undefined ? { end: reply.end } : {}),
+          dispute: this.disputeTerms(relay, request, usage, reply.end),
+        });
         clientStream.end({ usage, cost: wireCost(cost), reply });
       } else {
         clientStream.end({ usage, reply });
@@ -436,6 +445,7 @@ export class RequestRelay {
     relay: Relay,
   ): Promise<WorkerTrailer> {
     const body = await this.offer(clientStream, requestId, call, worker);
+    if (relay.relayed) relay.enc = sealedRequestEnc(body);
     // The worker's budget starts when it gets the call, after the client answered the offer: each hop
     // keeps a little of what is left for itself, as the original does.
     const remaining = call.timeoutMs - (performance.now() - relay.started);
@@ -474,8 +484,7 @@ export class RequestRelay {
         }
         await this.commit(clientStream, forwarded, relay, held);
       }
-      const p = clientStream.write(part);
-      if (p) await p;
+      await this.toCaller(clientStream, relay, part);
     }
     const parsed = workerTrailerSchema.safeParse(ws.trailer);
     if (!parsed.success) throw this.misbehaved(worker, 'worker sent a malformed trailer', 'bad_message');
@@ -530,10 +539,38 @@ export class RequestRelay {
   ): Promise<void> {
     relay.committed = true;
     if (call.stream) this.ctx.metrics.firstToken((performance.now() - relay.started) / 1000);
-    for (const part of held) {
-      const p = clientStream.write(part);
-      if (p) await p;
-    }
+    for (const part of held) await this.toCaller(clientStream, relay, part);
+  }
+
+  /** One part of the reply to the caller, kept on record when the caller may dispute its bill. */
+  private async toCaller(clientStream: Stream, relay: Relay, part: Buffer): Promise<void> {
+    relay.relayed?.add(part);
+    const p = clientStream.write(part);
+    if (p) await p;
+  }
+
+  /**
+   * What the caller may dispute its bill for a sealed reply on: the parts it got (the sealed end too,
+   * which goes in the bill), the request's shape, the completion tokens billed. If it is right, the worker
+   * claimed more than it sent: it is cut off.
+   */
+  private disputeTerms(
+    relay: Relay,
+    call: InferenceCall,
+    usage: TokenUsage,
+    end: string | undefined,
+  ): BillRequest['dispute'] {
+    const worker = relay.worker;
+    if (!relay.relayed || !relay.enc || !worker) return undefined;
+    if (end !== undefined) relay.relayed.add(Buffer.from(end, 'base64'));
+    return {
+      relayed: relay.relayed.seal(),
+      enc: relay.enc,
+      stream: call.stream,
+      choices: call.n,
+      billed: usage.completionTokens,
+      onUpheld: (why) => void this.misbehaved(worker, why, 'usage_disputed'),
+    };
   }
 
   /**
@@ -589,7 +626,14 @@ export class RequestRelay {
       charged = ' Nothing is charged for it.';
       if (delivered > 0) {
         try {
-          cost = await desk.bill(account, requestId, usage, relay.coefficient!, reservation, workerAccount);
+          cost = await desk.bill(account, {
+            requestId,
+            usage,
+            coefficient: relay.coefficient!,
+            reservation,
+            worker: workerAccount,
+            dispute: this.disputeTerms(relay, request, usage, undefined),
+          });
           charged = ` Only the ${delivered} delivered tokens are charged (${cost.totalCost} nanoton).`;
         } catch (err) {
           this.ctx.log.warn({ requestId, err: String(err) }, 'bill for the delivered tokens failed');

@@ -4,7 +4,7 @@ import { BadGatewayError, BadRequestError, ProtocolError } from '../errors.ts';
 import type { Stream } from '../net/stream.ts';
 import type { InferenceCall, InferenceRequest } from '../protocol/inference.ts';
 import { jsonNestsDeeperThan, MAX_JSON_DEPTH } from '../protocol/limits.ts';
-import { partCarriesOutput } from '../protocol/observed-output.ts';
+import { OutputObserver } from '../protocol/observed-output.ts';
 import { ReplyHasher, sha256Hex } from '../protocol/receipt.ts';
 import {
   openRequest,
@@ -122,6 +122,8 @@ export class ReplyWriter {
   private started = false;
   /** Every event as the client will read it, in order (the tail last): the receipt's `replyHash`. */
   readonly hasher = new ReplyHasher();
+  /** What the reply carries, counted as the proxy and the client count it: the most this worker may claim. */
+  readonly output = new OutputObserver();
 
   constructor(
     private readonly stream: Stream,
@@ -132,8 +134,9 @@ export class ReplyWriter {
   async chunk(json: string): Promise<void> {
     const part = Buffer.from(json);
     this.hasher.update(part);
+    const carries = this.output.observePart(part);
     const holding = this.sealer !== null || !this.started;
-    if (holding && this.held.length < MAX_HELD_PARTS && !partCarriesOutput(part)) {
+    if (holding && this.held.length < MAX_HELD_PARTS && !carries) {
       this.held.push(part);
       return;
     }
@@ -145,13 +148,18 @@ export class ReplyWriter {
   async whole(json: string): Promise<void> {
     const part = Buffer.from(json);
     this.hasher.update(part);
+    this.output.observeResponse(part);
     await this.write(part);
   }
 
   /** What the trailer carries to end the reply: the sealed last part (with the tail), or the tail itself. */
   async end(tail: string | null): Promise<{ tail?: string; end?: string }> {
     await this.flush(null);
-    if (tail !== null) this.hasher.update(Buffer.from(tail));
+    if (tail !== null) {
+      // Only a stream has a tail (its usage chunk): one event, as the client counts a sealed end.
+      this.hasher.update(Buffer.from(tail));
+      this.output.observePart(tail);
+    }
     if (!this.sealer) return tail !== null ? { tail } : {};
     return { end: this.sealer.seal(Buffer.from(tail ?? ''), true).toString('base64') };
   }

@@ -31,7 +31,8 @@ import { type Logger, silentLogger } from '../ops/log.ts';
 import { NodeMetrics, type Outcome, tonGauge } from '../ops/metrics.ts';
 import { RequestTally } from '../ops/request-tally.ts';
 import { waitUntil } from '../ops/wait.ts';
-import type { InferenceRequest, TokenUsage } from '../protocol/inference.ts';
+import { boundUsage } from '../pay/pricing.ts';
+import { type InferenceRequest, maxCompletionTokens, type TokenUsage } from '../protocol/inference.ts';
 import { callSchema, type WorkerInfo, type WorkerTrailer } from '../protocol/messages.ts';
 import type { Receipt } from '../protocol/receipt.ts';
 import type { InferenceBackend, ReplyPart } from './backend.ts';
@@ -90,6 +91,8 @@ export class WorkerNode {
     rejected: 0,
     promptTokens: 0,
     completionTokens: 0,
+    /** Replies whose engine reported more completion tokens than the reply carries: signed as carried. */
+    usageClamped: 0,
   };
   private readonly tally: RequestTally;
 
@@ -301,15 +304,16 @@ export class WorkerNode {
       gen = this.opts.backend.infer(opened.request, abort.signal);
       const final = await this.relayParts(gen, opened.reply, opened.request, started);
       const ending = await opened.reply.end(final.tail);
+      const usage = this.signable(final.usage, opened, requestId);
       const trailer: WorkerTrailer = {
-        usage: final.usage,
+        usage,
         worker: this.opts.name,
         workerMs: performance.now() - started,
         ...ending,
-        receipt: this.receipt(session, requestId, call.model, certificate, opened, final.usage),
+        receipt: this.receipt(session, requestId, call.model, certificate, opened, usage),
       };
       stream.end(trailer);
-      finish('ok', undefined, final.usage);
+      finish('ok', undefined, usage);
     } catch (err) {
       if (stream.resetError) {
         finish('cancelled', stream.resetError);
@@ -324,6 +328,28 @@ export class WorkerNode {
       clearTimeout(timer);
       this.counters.running--;
     }
+  }
+
+  /**
+   * The usage this worker reports and signs: the engine's, within what the reply carries as the proxy and
+   * the client count it (OutputObserver). A claim beyond it the proxy would cut down in the clear, and a
+   * client would dispute when sealed, and have this worker cut off.
+   */
+  private signable(reported: TokenUsage, opened: OpenedCall, requestId: string): TokenUsage {
+    const req = opened.request;
+    const usage = boundUsage(reported, {
+      callBytes: Number.POSITIVE_INFINITY,
+      maxCompletionTokens: maxCompletionTokens(req),
+      observedCompletionTokens: opened.reply.output.completionTokens(req.n),
+    });
+    if (usage.completionTokens !== reported.completionTokens) {
+      this.counters.usageClamped++;
+      this.log.warn(
+        { requestId, reported: reported.completionTokens, carried: usage.completionTokens },
+        'engine reported more completion tokens than its reply carries; signing what it carries',
+      );
+    }
+    return usage;
   }
 
   /** What this worker signs it served: the request, the reply the client will read, the money. */

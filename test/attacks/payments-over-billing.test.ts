@@ -71,43 +71,24 @@ describe('attack: a proxy over-bills the client', () => {
     const kind = stream ? 'stream' : 'JSON reply';
     test(`${kind}: 10× the completion tokens delivered is refused`, () =>
       overBilled(
-        (acct, id, usage, coefficient, reservation, worker) =>
-          honestBill(
-            acct,
-            id,
-            { ...usage, completionTokens: usage.completionTokens * 10 },
-            coefficient,
-            reservation,
-            worker,
-          ),
+        (acct, r) =>
+          honestBill(acct, { ...r, usage: { ...r.usage, completionTokens: r.usage.completionTokens * 10 } }),
         stream,
       ));
 
     test(`${kind}: prompt tokens beyond the call's bytes are refused`, () =>
       overBilled(
-        (acct, id, usage, coefficient, reservation, worker) =>
-          honestBill(acct, id, { ...usage, promptTokens: 100_000 }, coefficient, reservation, worker),
+        (acct, r) => honestBill(acct, { ...r, usage: { ...r.usage, promptTokens: 100_000 } }),
         stream,
       ));
 
     test(`${kind}: a coefficient above the serving worker's is refused`, () =>
-      overBilled(
-        (acct, id, usage, coefficient, reservation, worker) =>
-          honestBill(acct, id, usage, coefficient * 4, reservation, worker),
-        stream,
-      ));
+      overBilled((acct, r) => honestBill(acct, { ...r, coefficient: r.coefficient * 4 }), stream));
 
     test(`${kind}: reasoning tokens (a dearer class) beyond completion are refused`, () =>
       overBilled(
-        (acct, id, usage, coefficient, reservation, worker) =>
-          honestBill(
-            acct,
-            id,
-            { ...usage, reasoningTokens: usage.completionTokens + 50 },
-            coefficient,
-            reservation,
-            worker,
-          ),
+        (acct, r) =>
+          honestBill(acct, { ...r, usage: { ...r.usage, reasoningTokens: r.usage.completionTokens + 50 } }),
         stream,
       ));
   }

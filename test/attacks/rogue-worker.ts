@@ -1,4 +1,4 @@
-import { generateE2EKey } from '../../src/attest/e2e-key.ts';
+import { type E2EKey, generateE2EKey } from '../../src/attest/e2e-key.ts';
 import { generateNodeKey, type NodeKey } from '../../src/attest/identity.ts';
 import { makeCredentials, trustSetup } from '../../src/attest/trust-setup.ts';
 import type { Session } from '../../src/net/session.ts';
@@ -24,9 +24,13 @@ export async function rogueWorker(
     announced?: string[];
     /** Its node key (default: a new one). */
     key?: NodeKey;
+    /** Its E2E key (default: a new one): given, the test can open what clients seal to it. */
+    e2eKey?: E2EKey;
+    /** Where its fees go (a paying proxy bills only workers that name one). */
+    payoutAddress?: string;
   } = {},
 ): Promise<Session> {
-  const e2eKey = await generateE2EKey();
+  const e2eKey = over.e2eKey ?? (await generateE2EKey());
   const e2e = { suite: e2eKey.suite, publicKey: e2eKey.publicKeyHex };
   const attested = over.attested === null ? undefined : (over.attested ?? [model]);
   const extra = { e2e };
@@ -54,6 +58,7 @@ export async function rogueWorker(
             maxConcurrent: over.maxConcurrent ?? 1,
             coefficient: over.coefficient ?? 1000,
           })),
+          ...(over.payoutAddress ? { payoutAddress: over.payoutAddress } : {}),
         },
       },
     },

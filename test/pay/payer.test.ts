@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, type TestContext, test } from 'node:test';
-import type { CocoonError } from '../../src/errors.ts';
+import { type CocoonError, UsageDisputedError } from '../../src/errors.ts';
 import { type AuthMessage, ClientAccount, type StoredAuth } from '../../src/pay/client-account.ts';
 import { Ledger } from '../../src/pay/ledger.ts';
 import { type Bill, Payer, type RequestBound, type SignedAuth } from '../../src/pay/payer.ts';
@@ -376,6 +376,52 @@ describe('Payer signs only what it can bound from what it observed', () => {
     const cut = { ...USAGE, promptTokens: 0, cachedTokens: 0 };
     const { receipt: __, ...partial } = h.request('r2', cut);
     await h.payer.pay(partial);
+  });
+
+  /** A sealed reply the client read: it accounts for `counted` completion tokens; `proof` is what it kept. */
+  function readReply(counted: number, proof: Buffer[] | null) {
+    const ends: (string | undefined)[] = [];
+    return {
+      ends,
+      completionTokens: (_n: number, end: string | undefined) => {
+        ends.push(end);
+        return counted;
+      },
+      proof: () => proof,
+    };
+  }
+
+  test('a sealed reply billed beyond what it carries is disputed with the proof, and nothing signed', async (t) => {
+    const h = harness(t);
+    const proof = [Buffer.alloc(32, 1), Buffer.from('part')];
+    const bill = h.request('r1');
+    const read = readReply(USAGE.completionTokens - 1, proof);
+    h.payer.served('r1', 1000, worker.key.publicKeyHex, read);
+    await assert.rejects(h.payer.pay({ ...bill, end: 'ZW5k' }), (e: Error) => {
+      assert.ok(e instanceof UsageDisputedError);
+      assert.equal(e.code, 'usage_disputed');
+      assert.deepEqual(e.proof, proof);
+      return true;
+    });
+    assert.deepEqual(read.ends, ['ZW5k'], "the bill's sealed end is counted with the reply");
+    await settle();
+    assert.equal(h.sent.length, 0);
+    await assert.rejects(h.payer.pay(bill), refusedWith('unknown_bill'), 'one bill per request');
+  });
+
+  test('a sealed reply billed within what it carries is signed', async (t) => {
+    const h = harness(t);
+    const bill = h.request('r1');
+    h.payer.served('r1', 1000, worker.key.publicKeyHex, readReply(USAGE.completionTokens, null));
+    await h.payer.pay(bill);
+    assert.equal(h.sent.length, 1);
+  });
+
+  test('an over-claim on a reply too long to prove is refused with usage_not_read', async (t) => {
+    const h = harness(t);
+    const bill = h.request('r1');
+    h.payer.served('r1', 1000, worker.key.publicKeyHex, readReply(1, null));
+    await assert.rejects(h.payer.pay(bill), refusedWith('usage_not_read'));
   });
 
   test('sub-counts above their totals (dearer classes) are refused', async (t) => {

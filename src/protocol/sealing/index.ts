@@ -1,6 +1,6 @@
 /** End-to-end encryption between a client and the worker serving its request; the proxy relays sealed bytes. */
 export { paddedLength, REPLY_PAD_STEP, REQUEST_PAD_STEP } from './padding.ts';
-export { ReplyOpener, ReplySealer } from './reply.ts';
+export { REPLY_SECRET_BYTES, ReplyOpener, ReplySealer } from './reply.ts';
 export {
   type OpenRequestOptions,
   openRequest,
@@ -8,6 +8,7 @@ export {
   requestAad,
   type SealRequestOptions,
   sealedRequestBytes,
+  sealedRequestEnc,
   sealRequest,
 } from './request.ts';
 export { E2E_SUITE, E2E_SUITES, type E2ESuiteId } from './suite.ts';

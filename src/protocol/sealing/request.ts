@@ -51,6 +51,11 @@ export function requestAad(fields: RequestAadFields): Buffer {
   return out;
 }
 
+/** The `enc` of a sealed request (the client's ephemeral X25519 key): its reply's keys derive from it. */
+export function sealedRequestEnc(sealed: Uint8Array): Buffer {
+  return Buffer.from(sealed.subarray(1, HEADER_BYTES));
+}
+
 /** The size a body of `n` bytes seals to: known before sealing, so a call can declare it up front. */
 export function sealedRequestBytes(n: number): number {
   return HEADER_BYTES + paddedLength(n, REQUEST_PAD_STEP) + AEAD_TAG_BYTES;
@@ -65,8 +70,13 @@ export interface SealRequestOptions {
   maxReplyPartBytes: number;
 }
 
-/** Client side: seals a request body to the worker, and keeps what opens its reply. */
-export async function sealRequest(opts: SealRequestOptions): Promise<{ sealed: Buffer; reply: ReplyOpener }> {
+/**
+ * Client side: seals a request body to the worker, and keeps what opens its reply: the opener, and the
+ * secret it derives from (it opens this reply only; the client reveals it to dispute a bill).
+ */
+export async function sealRequest(
+  opts: SealRequestOptions,
+): Promise<{ sealed: Buffer; reply: ReplyOpener; secret: Buffer }> {
   if (!/^[0-9a-f]{64}$/.test(opts.recipientPublicKey)) {
     throw new ProtocolError('worker E2E public key is not 32 bytes of hex', 'e2e_bad_recipient_key');
   }
@@ -84,7 +94,7 @@ export async function sealRequest(opts: SealRequestOptions): Promise<{ sealed: B
   const enc = Buffer.from(sender.enc);
   const secret = Buffer.from(await sender.export(REPLY_EXPORTER_CONTEXT, REPLY_SECRET_BYTES));
   const sealed = Buffer.concat([Buffer.of(SEALED_REQUEST_VERSION), enc, ciphertext]);
-  return { sealed, reply: new ReplyOpener(secret, enc, opts.maxReplyPartBytes) };
+  return { sealed, reply: new ReplyOpener(secret, enc, opts.maxReplyPartBytes), secret };
 }
 
 export interface OpenRequestOptions {
