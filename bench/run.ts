@@ -19,8 +19,11 @@ const QUICK = process.argv.includes('--quick');
 const REQUESTS: Record<number, number> = QUICK ? { 1: 200, 32: 1000 } : { 1: 1000, 32: 6000 };
 
 interface Scenario {
-  /** `chain-plain`: the same chain with the client's end-to-end encryption turned off. */
-  target: 'direct' | 'chain' | 'chain-plain';
+  /**
+   * `chain-plain`: the same chain with the client's end-to-end encryption turned off; `chain-bare`: with
+   * receipts off too (what the chain was before either).
+   */
+  target: 'direct' | 'chain' | 'chain-plain' | 'chain-bare';
   stream: boolean;
   concurrency: number;
 }
@@ -127,7 +130,7 @@ async function main() {
       ['--import', 'tsx', 'bench/fake-engine-process.ts'],
       /^(http\S+)\n/m,
     );
-    const [wp, cp, hp] = await Promise.all([freePort(), freePort(), freePort()]);
+    const [wp, cp] = await Promise.all([freePort(), freePort()]);
     await startProcess(
       [
         BIN,
@@ -170,47 +173,37 @@ async function main() {
       ],
       /worker '/,
     );
-    await startProcess(
-      [
-        BIN,
-        'client',
-        '--data-dir',
-        join(dir, 'c'),
-        '--http-port',
-        `${hp}`,
-        '--proxy',
-        `127.0.0.1:${cp}`,
-        '--log-level',
-        'warn',
-      ],
-      /client '/,
-    );
-    // A second client, E2E off (an explicit choice): what sealing and the offer round trip cost.
-    const hp2 = await freePort();
-    const plainConfig = join(dir, 'plain.json');
-    writeFileSync(plainConfig, JSON.stringify({ e2e: false }));
-    await startProcess(
-      [
-        BIN,
-        'client',
-        '--config',
-        plainConfig,
-        '--data-dir',
-        join(dir, 'c2'),
-        '--http-port',
-        `${hp2}`,
-        '--proxy',
-        `127.0.0.1:${cp}`,
-        '--log-level',
-        'warn',
-      ],
-      /client '/,
-    );
-    const chainUrl = `http://127.0.0.1:${hp}/v1/chat/completions`;
-    const plainUrl = `http://127.0.0.1:${hp2}/v1/chat/completions`;
+    // Three clients through the same proxy and worker: the default (E2E and receipts on), E2E off, and
+    // receipts off too (explicit choices): what each costs, measured side by side.
+    const startClient = async (name: string, config: Record<string, boolean>): Promise<string> => {
+      const port = await freePort();
+      const file = join(dir, `${name}.json`);
+      writeFileSync(file, JSON.stringify(config));
+      await startProcess(
+        [
+          BIN,
+          'client',
+          '--config',
+          file,
+          '--data-dir',
+          join(dir, name),
+          '--http-port',
+          `${port}`,
+          '--proxy',
+          `127.0.0.1:${cp}`,
+          '--log-level',
+          'warn',
+        ],
+        /client '/,
+      );
+      return `http://127.0.0.1:${port}/v1/chat/completions`;
+    };
+    const chainUrl = await startClient('c', {});
+    const plainUrl = await startClient('c-plain', { e2e: false });
+    const bareUrl = await startClient('c-bare', { e2e: false, receipts: false });
     const directUrl = `${engineUrl}/chat/completions`;
     // The worker registers asynchronously; wait until a request goes through.
-    for (const url of [chainUrl, plainUrl]) {
+    for (const url of [chainUrl, plainUrl, bareUrl]) {
       for (let i = 0; ; i++) {
         try {
           await once(
@@ -224,13 +217,13 @@ async function main() {
         }
       }
     }
-    const urls = { direct: directUrl, chain: chainUrl, 'chain-plain': plainUrl };
+    const urls = { direct: directUrl, chain: chainUrl, 'chain-plain': plainUrl, 'chain-bare': bareUrl };
 
     const results: Result[] = [];
     for (const stream of [false, true]) {
       for (const concurrency of [1, 32]) {
         // Alternate the targets so drift in machine load hits them alike.
-        for (const target of ['direct', 'chain-plain', 'chain'] as const) {
+        for (const target of ['direct', 'chain-bare', 'chain-plain', 'chain'] as const) {
           const r = await measure(urls[target], {
             target,
             stream,
@@ -246,15 +239,9 @@ async function main() {
     }
     const rows = [false, true].flatMap((stream) =>
       [1, 32].map((concurrency) => {
-        const d = results.find(
-          (r) => r.target === 'direct' && r.stream === stream && r.concurrency === concurrency,
-        )!;
-        const c = results.find(
-          (r) => r.target === 'chain' && r.stream === stream && r.concurrency === concurrency,
-        )!;
-        const p = results.find(
-          (r) => r.target === 'chain-plain' && r.stream === stream && r.concurrency === concurrency,
-        )!;
+        const of = (target: Scenario['target']) =>
+          results.find((r) => r.target === target && r.stream === stream && r.concurrency === concurrency)!;
+        const [d, c, p, b] = [of('direct'), of('chain'), of('chain-plain'), of('chain-bare')];
         return {
           stream,
           concurrency,
@@ -271,13 +258,18 @@ async function main() {
           plainRps: p.rps,
           e2eP50Ms: round(c.p50Ms - p.p50Ms),
           e2eP99Ms: round(c.p99Ms - p.p99Ms),
+          bareP50Ms: b.p50Ms,
+          bareP99Ms: b.p99Ms,
+          bareRps: b.rps,
+          receiptsP50Ms: round(p.p50Ms - b.p50Ms),
+          receiptsP99Ms: round(p.p99Ms - b.p99Ms),
         };
       }),
     );
     const report = {
       date: new Date().toISOString(),
       machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version },
-      note: 'fake engine (16 completion tokens, no delay) in its own process; client, proxy, worker each in its own process; loopback, mutual TLS between nodes; chain = E2E on (default), chain-plain = the same proxy and worker through a client with e2e: false; receipts are signed, checked and logged in both',
+      note: 'fake engine (16 completion tokens, no delay) in its own process; client, proxy, worker each in its own process; loopback, mutual TLS between nodes; chain = E2E on (default), chain-plain = the same proxy and worker through a client with e2e: false; chain-bare = a client with e2e: false and receipts: false (receipts signed, checked and logged in the other two)',
       requestsPerScenario: REQUESTS,
       results,
       summary: rows,
@@ -295,13 +287,14 @@ function updateReadme(rows: Record<string, number | boolean>[]) {
   const path = join(ROOT, 'README.md');
   const readme = readFileSync(path, 'utf8');
   const table = [
-    '| mode | callers | direct p50 | chain p50 | added p50 | direct p99 | chain p99 | added p99 | direct req/s | chain req/s | E2E off: p50 / p99 / req/s | E2E adds p50 / p99 |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| mode | callers | direct p50 | chain p50 | added p50 | direct p99 | chain p99 | added p99 | direct req/s | chain req/s | E2E off: p50 / p99 / req/s | E2E adds p50 / p99 | E2E and receipts off: p50 / p99 / req/s | receipts add p50 / p99 |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows.map(
       (r) =>
         `| ${r.stream ? 'stream' : 'non-stream'} | ${r.concurrency} | ${r.directP50Ms} ms | ${r.chainP50Ms} ms | **${r.addedP50Ms} ms** | ` +
         `${r.directP99Ms} ms | ${r.chainP99Ms} ms | **${r.addedP99Ms} ms** | ${r.directRps} | ${r.chainRps} | ` +
-        `${r.plainP50Ms} / ${r.plainP99Ms} ms / ${r.plainRps} | **${r.e2eP50Ms} / ${r.e2eP99Ms} ms** |`,
+        `${r.plainP50Ms} / ${r.plainP99Ms} ms / ${r.plainRps} | **${r.e2eP50Ms} / ${r.e2eP99Ms} ms** | ` +
+        `${r.bareP50Ms} / ${r.bareP99Ms} ms / ${r.bareRps} | **${r.receiptsP50Ms} / ${r.receiptsP99Ms} ms** |`,
     ),
   ].join('\n');
   const start = '<!-- bench:chain:start -->';

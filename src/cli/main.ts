@@ -114,7 +114,8 @@ addDaemonFlags(
     (cl: Awaited<ReturnType<typeof buildClient>>) =>
       `client '${c.name}' [trust: ${c.trust}] OpenAI API at ${cl.baseUrl}, via ${c.proxy.length > 1 ? 'proxies' : 'proxy'} ${c.proxy.map((p) => `${p.host}:${p.port}`).join(', ')}` +
       (c.proxiesFromRoot ? ' and those registered in the root' : '') +
-      (c.e2e ? '' : '; END-TO-END ENCRYPTION OFF (e2e: false): the proxy reads prompts and completions'),
+      (c.e2e ? '' : '; END-TO-END ENCRYPTION OFF (e2e: false): the proxy reads prompts and completions') +
+      (c.receipts ? '' : '; RECEIPTS OFF (receipts: false): nothing binds a reply to the worker checked'),
     c.drainSeconds,
   );
 });

@@ -76,6 +76,11 @@ export interface ClientOptions {
    * reads prompts and completions: an explicit, labelled choice.
    */
   e2e?: boolean;
+  /**
+   * Ask for, check and keep workers' receipts (default on). Off only with E2E off (build-nodes checks):
+   * an explicit, labelled choice, for measuring what receipts cost.
+   */
+  receipts?: boolean;
   /** Receipts: ms between a log write and its fsync (0: fsync before each reply ends). Default 100. */
   receiptSyncMs?: number;
   /** Paying proxies on TON (a client contract per proxy); without it only free proxies serve us. */
@@ -392,14 +397,18 @@ export class ClientNode {
         requestId,
         serving: o.serving,
         headers: cors,
-        receipt: (reply, replyHash) =>
-          this.receiptDesk!.accept(reply?.receipt, {
-            requestId,
-            worker: o.worker,
-            proxy: o.proxyKey,
-            requestHash: o.requestHash,
-            replyHash,
-          }),
+        receipts: this.opts.receipts !== false,
+        receipt:
+          this.opts.receipts === false
+            ? async () => undefined
+            : (reply, replyHash) =>
+                this.receiptDesk!.accept(reply?.receipt, {
+                  requestId,
+                  worker: o.worker,
+                  proxy: o.proxyKey,
+                  requestHash: o.requestHash,
+                  replyHash,
+                }),
       };
       const relayed = request.stream ? await relaySse(o, res, ctx, this.log) : await relayJson(o, res, ctx);
       trailer = relayed.trailer;
@@ -438,6 +447,7 @@ export class ClientNode {
       offers: this.offers,
       workers: this.workers,
       e2e: this.opts.e2e ?? true,
+      receipts: this.opts.receipts ?? true,
       onFailover: () => this.counters.failovers++,
       onFirstPart: (seconds) => this.metrics.firstToken(seconds),
     };
@@ -463,6 +473,7 @@ export class ClientNode {
           }
         : 'off (free proxies only)',
       e2e: this.opts.e2e === false ? 'off (the proxy reads prompts and completions)' : 'on',
+      receipts: this.opts.receipts === false ? 'off (nothing binds a reply to the worker checked)' : 'on',
       refusals: { ...this.refusals },
       recent: this.recent.list(),
     };

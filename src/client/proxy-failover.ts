@@ -49,6 +49,8 @@ export interface FailoverOptions {
   workers: WorkerCheck;
   /** Seal request bodies to the serving worker (end-to-end encryption); off only by explicit choice. */
   e2e: boolean;
+  /** Ask for the worker's receipt; off only by explicit choice (with E2E off). */
+  receipts: boolean;
   /** A request moved on to another proxy. */
   onFailover: () => void;
   /** A stream's first part arrived, `seconds` after the request started. */
@@ -123,7 +125,7 @@ async function attemptOn(
   res.once('close', onClose);
   try {
     if (timeoutMs <= 0) throw new GatewayTimeoutError(`Request timed out after ${request.timeoutMs} ms.`);
-    const bound = requestBound(request);
+    const bound = requestBound(request, o);
     if (conn.payments) {
       await conn.payments.ready();
       conn.payments.expect(requestId, bound);
@@ -133,7 +135,7 @@ async function attemptOn(
     const { body: _, ...meta } = request;
     const body = Buffer.from(JSON.stringify(request.body));
     const bodyBytes = o.e2e ? sealedRequestBytes(body.length) : body.length;
-    const call = { ...meta, timeoutMs, bodyBytes, sealed: o.e2e };
+    const call = { ...meta, timeoutMs, bodyBytes, sealed: o.e2e, receipt: o.receipts };
     const proxyKey = conn.link.peer?.publicKey ?? '';
     const s = session.openStream({ method: 'inference', requestId, request: call });
     stream = s;
@@ -219,13 +221,14 @@ function isRetryable(e: CocoonError): boolean {
 }
 
 /** What we will pay one attempt of a request for at most: filled in as it is sent and received. */
-function requestBound(request: InferenceRequest): RequestBound {
+function requestBound(request: InferenceRequest, o: FailoverOptions): RequestBound {
   return {
     maxCoefficient: request.maxCoefficient,
     maxCompletionTokens: maxCompletionTokens(request),
     choices: request.n,
     callBytes: 0,
     coefficient: null,
+    receiptRequired: o.receipts,
     observed: new OutputObserver(),
   };
 }

@@ -23,8 +23,13 @@ export interface ReplyContext {
   requestId: string;
   serving: Serving | null | undefined;
   headers: Record<string, string>;
-  /** Checks and keeps the worker's receipt of the reply as read (its hash); throws if it does not hold. */
-  receipt: (reply: WorkerTrailer | undefined, replyHash: string) => Promise<Receipt>;
+  /** The reply has a receipt (the client did not turn them off): its id goes in `x-cocoon-receipt`. */
+  receipts: boolean;
+  /**
+   * Checks and keeps the worker's receipt of the reply as read (its hash); throws if it does not hold.
+   * Undefined when the client chose no receipts.
+   */
+  receipt: (reply: WorkerTrailer | undefined, replyHash: string) => Promise<Receipt | undefined>;
 }
 
 /** Relays a whole JSON reply (already read); returns the stream's trailer (null if malformed). */
@@ -84,8 +89,8 @@ export async function relaySse(
     const receipt = await ctx.receipt(trailer?.reply, reply.digest());
     // Who served and the receipt go in the usage chunk; without one (not asked for), in a last chunk of
     // the same shape (no choices), so a stream always ends with its receipt.
-    const last = tail ?? receiptChunk(lastEvent);
-    await writeEvent(res, Buffer.from(addServing(last, ctx.serving, receipt)));
+    const last = tail ?? (receipt ? receiptChunk(lastEvent) : null);
+    if (last !== null) await writeEvent(res, Buffer.from(addServing(last, ctx.serving, receipt)));
     endEvents(res, 'data: [DONE]\n\n');
     return { trailer, error: null };
   } catch (err) {
@@ -104,7 +109,7 @@ export async function relaySse(
 function replyHeaders(ctx: ReplyContext, proxy: string): Record<string, string> {
   return {
     'x-request-id': ctx.requestId,
-    'x-cocoon-receipt': ctx.requestId,
+    ...(ctx.receipts ? { 'x-cocoon-receipt': ctx.requestId } : {}),
     'x-cocoon-proxy': proxy,
     ...servingHeaders(ctx.serving),
   };

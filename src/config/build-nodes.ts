@@ -173,6 +173,11 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
       `httpHost ${c.httpHost} is reachable from other machines: set apiKeys, or listen on 127.0.0.1.`,
     );
   }
+  if (!c.receipts && c.e2e) {
+    throw new ConfigError(
+      'receipts: false needs e2e: false too: a sealed prompt is bounded by nothing but the worker’s receipt.',
+    );
+  }
   const logger = createLogger(`client:${c.name}`, c.logLevel);
   const paid = c.root ? await buildClientPayments(c, await loadOrCreateNodeKey(c.dataDir), logger) : null;
   const client = new ClientNode({
@@ -184,6 +189,7 @@ export async function buildClient(c: ClientConfig): Promise<ClientNode> {
     ...(c.proxiesFromRoot ? { listProxies: proxiesFromRoot(c, logger) } : {}),
     maxAttempts: c.maxAttempts,
     e2e: c.e2e,
+    receipts: c.receipts,
     receiptSyncMs: c.receiptSyncMs,
     trust: await trustFor(c, logger),
     defaults: {

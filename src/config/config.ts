@@ -183,6 +183,12 @@ export const clientConfigSchema = z.strictObject({
    */
   e2e: z.boolean().default(true),
   /**
+   * Workers' receipts: each reply signed by its worker, checked against what the client read, logged and
+   * returned. `false` (only with `e2e: false`: a sealed prompt is bounded by nothing else) is an explicit
+   * choice, labelled at start-up and in `/jsonstats`; then nothing binds a reply to the worker checked.
+   */
+  receipts: z.boolean().default(true),
+  /**
    * How long a receipt may sit written but not yet fsynced (ms): the reply waits for the write, not the
    * fsync, so a process crash loses none; a power cut may lose the last moment's. 0: fsync every reply.
    */

@@ -38,6 +38,8 @@ export interface RequestBound {
   callBytes: number;
   /** The coefficient of the worker we sent the request's body to; null until then. */
   coefficient: number | null;
+  /** A finished reply's bill must carry the worker's receipt (false only by the client's explicit choice). */
+  receiptRequired?: boolean;
   /** That worker's Ed25519 key (hex): a bill's receipt must be signed by it. */
   worker?: string;
   observed: ObservedOutput;
@@ -317,7 +319,7 @@ function recordKey(contract: Address): string {
 function checkSigned(bill: Bill, bound: RequestBound): void {
   const r = bill.receipt;
   if (!r) {
-    if (bill.usage.promptTokens > 0) {
+    if (bill.usage.promptTokens > 0 && bound.receiptRequired !== false) {
       throw new PaymentRefusedError(
         "a bill for prompt tokens without the worker's receipt",
         'receipt_missing',

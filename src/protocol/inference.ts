@@ -56,6 +56,8 @@ export const inferenceCallSchema = inferenceRequestSchema.omit({ body: true }).e
   /** Exact size of the body part (sealed or not): it bounds prompt tokens, so it is reserved up front. */
   bodyBytes: z.number().int().positive().max(MAX_CALL_BODY_BYTES),
   sealed: z.boolean(),
+  /** The caller wants the worker's signed receipt (off only by the client's explicit, labelled choice). */
+  receipt: z.boolean().default(true),
 });
 export type InferenceCall = z.infer<typeof inferenceCallSchema>;
 

@@ -310,7 +310,11 @@ export class WorkerNode {
         worker: this.opts.name,
         workerMs: performance.now() - started,
         ...ending,
-        receipt: this.receipt(session, requestId, call.model, certificate, opened, usage),
+        // Unless the client turned receipts off, which it may only with E2E off (the proxy requires one
+        // for a sealed reply, so a sealed call gets one whatever it asks).
+        ...(call.receipt || call.sealed
+          ? { receipt: this.receipt(session, requestId, call.model, certificate, opened, usage) }
+          : {}),
       };
       stream.end(trailer);
       finish('ok', undefined, usage);

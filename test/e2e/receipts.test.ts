@@ -82,4 +82,27 @@ describe('receipts: signed by the worker, checked, kept and served by the client
     assert.equal(r.code, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /3 receipts/);
   });
+
+  test('receipts: false (with e2e: false) is the explicit choice of none: none asked, shown or kept', async () => {
+    const bare = await h.client(proxy, { e2e: false, receipts: false });
+    const r = await post(`${bare.baseUrl}/chat/completions`, ask);
+    assert.equal(r.status, 200, r.text);
+    assert.equal(r.headers.get('x-cocoon-receipt'), null);
+    assert.equal((r.json as unknown as { cocoon: { receipt?: unknown } }).cocoon.receipt, undefined);
+    const openai = new OpenAI({ baseURL: bare.baseUrl, apiKey: 'x', maxRetries: 0 });
+    const stream = await openai.chat.completions.create({
+      model: ask.model,
+      messages: [{ role: 'user', content: 'no receipt' }],
+      max_tokens: 6,
+      stream: true,
+    });
+    const chunks = [];
+    for await (const c of stream) chunks.push(c);
+    assert.ok(chunks.length > 0 && chunks.every((c) => c.choices.length > 0), 'no receipt-only last chunk');
+    assert.equal(bare.stats().receipts, 'off (nothing binds a reply to the worker checked)');
+  });
+
+  test('receipts: false with end-to-end encryption on is refused at start-up', async () => {
+    await assert.rejects(h.client(proxy, { receipts: false }), /receipts: false needs e2e: false/);
+  });
 });
