@@ -1,6 +1,6 @@
 import { type FileHandle, mkdir, open, readdir, rename, stat } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { type Receipt, receiptSchema, sha256Hex } from '../protocol/receipt.ts';
+import { parseReceipt, type Receipt, sha256Hex } from '../protocol/receipt.ts';
 import {
   CERTS_DIR,
   certPath,
@@ -166,10 +166,13 @@ export class ReceiptLog {
   append(receipt: Receipt, certificateDer: Uint8Array): Promise<AppendResult> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new ReceiptLogError('closed', 'receipt log is closed'));
-    // Re-parsed so that the log never holds a line its reader would refuse (and no stray keys).
-    const parsed = receiptSchema.safeParse(receipt);
-    if (!parsed.success) return Promise.reject(new ReceiptLogError('invalid_receipt', 'not a valid receipt'));
-    const r = parsed.data;
+    // Parsed (once per receipt) so that the log never holds a line its reader would refuse, nor stray keys.
+    let r: Receipt;
+    try {
+      r = parseReceipt(receipt);
+    } catch {
+      return Promise.reject(new ReceiptLogError('invalid_receipt', 'not a valid receipt'));
+    }
     const hash = sha256Hex(certificateDer);
     if (hash !== r.certificate) {
       return Promise.reject(

@@ -104,45 +104,73 @@ export type Receipt = z.infer<typeof receiptSchema>;
 export type ReceiptFields = Omit<Receipt, 'v' | 'worker' | 'signature'>;
 const fieldsSchema = z.strictObject(fieldShape).omit({ worker: true });
 
+/**
+ * Receipts this process parsed (or signed) already, so in their one accepted form: a receipt is checked
+ * at several places of one client (bill, reply, log), and parsing it again each time would cost more
+ * than the rest of the check.
+ */
+const parsedReceipts = new WeakSet<Receipt>();
+
 /** Parses a receipt from a peer or a file, once; anything malformed is a ProtocolError. */
 export function parseReceipt(value: unknown): Receipt {
+  if (typeof value === 'object' && value !== null && parsedReceipts.has(value as Receipt))
+    return value as Receipt;
   const r = receiptSchema.safeParse(value);
   if (!r.success) throw new ProtocolError(`malformed receipt: ${z.prettifyError(r.error)}`, 'bad_receipt');
+  parsedReceipts.add(r.data);
   return r.data;
 }
 
-/** Builds the signed bytes field by field in a fixed order (docs/receipts.md has the layout). */
+/**
+ * Builds the signed bytes field by field in a fixed order (docs/receipts.md has the layout), into one
+ * buffer: a receipt is built on every hop of every request, so no small buffer per field.
+ */
 class ByteWriter {
-  private readonly parts: Buffer[] = [];
+  private buf = Buffer.allocUnsafe(512);
+  private at = 0;
 
-  raw(b: Buffer): this {
-    this.parts.push(b);
+  private room(n: number): void {
+    if (this.at + n <= this.buf.length) return;
+    const grown = Buffer.allocUnsafe(Math.max(this.buf.length * 2, this.at + n));
+    this.buf.copy(grown, 0, 0, this.at);
+    this.buf = grown;
+  }
+  raw(b: Uint8Array): this {
+    this.room(b.length);
+    this.buf.set(b, this.at);
+    this.at += b.length;
     return this;
   }
   u8(n: number): this {
-    return this.raw(Buffer.from([n]));
+    this.room(1);
+    this.at = this.buf.writeUInt8(n, this.at);
+    return this;
   }
   uint(n: bigint | number, bytes: 4 | 8 | 16): this {
-    const b = Buffer.alloc(bytes);
-    if (bytes === 4) b.writeUInt32BE(Number(n));
+    this.room(bytes);
+    if (bytes === 4) this.at = this.buf.writeUInt32BE(Number(n), this.at);
     else {
       const v = BigInt(n);
-      b.writeBigUInt64BE(v & 0xffff_ffff_ffff_ffffn, bytes - 8);
-      if (bytes === 16) b.writeBigUInt64BE(v >> 64n, 0);
+      if (bytes === 16) this.at = this.buf.writeBigUInt64BE(v >> 64n, this.at);
+      this.at = this.buf.writeBigUInt64BE(v & 0xffff_ffff_ffff_ffffn, this.at);
     }
-    return this.raw(b);
+    return this;
   }
   i32(n: number): this {
-    const b = Buffer.alloc(4);
-    b.writeInt32BE(n);
-    return this.raw(b);
+    this.room(4);
+    this.at = this.buf.writeInt32BE(n, this.at);
+    return this;
   }
   hex(h: string): this {
-    return this.raw(Buffer.from(h, 'hex'));
+    this.room(h.length >> 1);
+    this.at += this.buf.write(h, this.at, 'hex');
+    return this;
   }
   str(s: string): this {
-    const b = Buffer.from(s, 'utf8');
-    return this.uint(b.length, 4).raw(b);
+    const n = Buffer.byteLength(s, 'utf8');
+    this.uint(n, 4).room(n);
+    this.at += this.buf.write(s, this.at, 'utf8');
+    return this;
   }
   /** A nullable field: 0 for null, else 1 then the value. */
   opt<T>(v: T | null, write: (w: ByteWriter, v: T) => void): this {
@@ -151,7 +179,7 @@ class ByteWriter {
     return this;
   }
   bytes(): Buffer {
-    return Buffer.concat(this.parts);
+    return this.buf.subarray(0, this.at);
   }
 }
 
@@ -161,9 +189,11 @@ class ByteWriter {
  * Every textual field has one accepted form (lowercase hex, decimals without leading zeros), so
  * re-encoding a parsed receipt gives exactly the bytes that were signed.
  */
+const RECEIPT_TAG_BYTES = Buffer.from(RECEIPT_TAG, 'ascii');
+
 export function receiptBytes(r: Omit<Receipt, 'signature'>): Buffer {
   return new ByteWriter()
-    .raw(Buffer.from(RECEIPT_TAG, 'ascii'))
+    .raw(RECEIPT_TAG_BYTES)
     .u8(r.v)
     .opt(r.network, (w, n) => w.i32(n))
     .opt(r.proxyContract, (w, a) => w.str(a))
@@ -198,7 +228,9 @@ export function signReceipt(fields: ReceiptFields, nodeKey: NodeKey): Receipt {
   if (!checked.success) throw new Error(`receipt fields out of bounds: ${z.prettifyError(checked.error)}`);
   const unsigned = { v: RECEIPT_VERSION, ...checked.data, worker: nodeKey.publicKeyHex } as const;
   const signature = sign(null, receiptBytes(unsigned), nodeKey.privateKey).toString('hex');
-  return { ...unsigned, signature };
+  const receipt = { ...unsigned, signature };
+  parsedReceipts.add(receipt);
+  return receipt;
 }
 
 /**
