@@ -1,14 +1,14 @@
 import { BadGatewayError } from '../errors.ts';
 import type { Stream } from '../net/stream.ts';
 import type { InferenceRequest } from '../protocol/inference.ts';
-import type { ControlMessage } from '../protocol/messages.ts';
+import type { ResolvedOffer } from '../protocol/offered-certificates.ts';
 import { sha256Hex } from '../protocol/receipt.ts';
 import { requestAad, sealRequest } from '../protocol/sealing/index.ts';
 import type { ProxyConnection } from './proxy-pool.ts';
 import { type ReplyKeys, ReplyReader } from './reply-reader.ts';
 import type { CheckedWorker, WorkerCheck } from './worker-check.ts';
 
-type Offer = Extract<ControlMessage, { type: 'request.offer' }>;
+type Offer = ResolvedOffer;
 
 /**
  * Offers answered for one request at most: each costs the client a certificate check and a sealing, so a

@@ -5,6 +5,7 @@ import { PeerLink, type PeerLinkOptions } from '../net/peer-link.ts';
 import type { Session } from '../net/session.ts';
 import type { Logger } from '../ops/log.ts';
 import { type ControlMessage, controlSchema, parseMessage } from '../protocol/messages.ts';
+import { OfferedCertificates, type ResolvedOffer } from '../protocol/offered-certificates.ts';
 import type { ClientPayments } from './client-payments.ts';
 
 /** How long a new session may take to confirm our account before it is retried. */
@@ -97,7 +98,7 @@ export interface ProxyPoolOptions {
   newPayments?: () => ClientPayments;
   log: Logger;
   /** A proxy offers a worker for one of our requests (the client checks it before sending the body). */
-  onOffer: (offer: Extract<ControlMessage, { type: 'request.offer' }>, conn: ProxyConnection) => void;
+  onOffer: (offer: ResolvedOffer, conn: ProxyConnection) => void;
 }
 
 /**
@@ -155,10 +156,13 @@ export class ProxyPool {
   private onUp(c: ProxyConnection, session: Session, peer: PeerIdentity): void {
     c.draining = false;
     this.opts.log.info({ proxy: c.address, tier: peer.attestation.tier }, 'connected to proxy');
+    const offered = new OfferedCertificates();
     session.on('control', (payload) => {
       let msg: ControlMessage;
+      let offer: ResolvedOffer | null = null;
       try {
         msg = parseMessage(controlSchema, payload, 'control');
+        if (msg.type === 'request.offer') offer = offered.resolve(msg);
       } catch (err) {
         session.fail(err);
         return;
@@ -166,8 +170,8 @@ export class ProxyPool {
       if (msg.type === 'proxy.draining') {
         c.draining = true;
         this.opts.log.info({ proxy: c.address }, 'proxy is shutting down; new requests go elsewhere');
-      } else if (msg.type === 'request.offer') {
-        this.opts.onOffer(msg, c);
+      } else if (offer) {
+        this.opts.onOffer(offer, c);
       } else {
         c.payments?.onControl(msg);
       }

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import { verifyPeerCertificate } from '../attest/certificate.ts';
 import { AttestationError } from '../attest/errors.ts';
 import { attestedModel } from '../attest/model-identity.ts';
@@ -22,8 +21,9 @@ export interface CheckedWorker {
 }
 
 export interface OfferedWorker {
-  /** The worker's certificate, DER in base64, as the proxy relayed it. */
-  certificate: string;
+  /** The worker's certificate, DER, as the proxy relayed it, and its SHA-256. */
+  der: Buffer;
+  hash: Buffer;
   coefficient: number;
   worker: string;
 }
@@ -69,8 +69,7 @@ export class WorkerCheck {
     request: { model: string; minTier: TrustTier },
     sealed: boolean,
   ): Promise<CheckedWorker> {
-    const der = Buffer.from(offer.certificate, 'base64');
-    const hash = createHash('sha256').update(der).digest();
+    const { der, hash } = offer;
     const peer = await this.verify(der, hash.toString('hex'), request.minTier);
     checkPeerPolicy(peer, this.trust.policy.current());
     if (TRUST_TIER_RANK[peer.attestation.tier] < TRUST_TIER_RANK[request.minTier]) {

@@ -116,8 +116,15 @@ export const controlSchema = z.discriminatedUnion('type', [
   z.object({
     type: z.literal('request.offer'),
     requestId: z.string().max(100),
-    /** The worker's RA-TLS certificate, DER in base64 (what it presented to the proxy). */
-    certificate: z.string().max(MAX_CERTIFICATE_BASE64),
+    /**
+     * The worker's RA-TLS certificate, DER in base64 (what it presented to the proxy), the first time on
+     * a session; afterwards its SHA-256 (hex) instead (src/protocol/offered-certificates.ts).
+     */
+    certificate: z.string().max(MAX_CERTIFICATE_BASE64).optional(),
+    certificateHash: z
+      .string()
+      .regex(/^[0-9a-f]{64}$/)
+      .optional(),
     /** The worker's price coefficient for this model (1000 = 1×): the only one a bill may name. */
     coefficient: z.number().int().min(0).max(1_000_000_000),
     /** The worker's name, for logs (its word only). */

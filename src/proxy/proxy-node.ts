@@ -36,7 +36,7 @@ import type { ProxyBilling } from './billing.ts';
 
 export type { FinishedRequest } from './request-relay.ts';
 
-import { type FinishedRequest, RequestRelay, type SessionCalls } from './request-relay.ts';
+import { type FinishedRequest, RequestRelay, SessionCalls } from './request-relay.ts';
 import { checkAnnouncedModels, WorkerRegistry } from './worker-registry.ts';
 
 /** Control messages a client may send while the proxy is still reading its account from the chain. */
@@ -341,7 +341,7 @@ export class ProxyNode {
       this.clients.delete(session);
       this.countViolation(session, 'client');
     });
-    const calls: SessionCalls = new Map();
+    const calls = new SessionCalls();
     const billing = this.opts.billing;
     if (!billing) {
       session.on('stream', (stream) => void this.onClientCall(stream, peer, null, calls));

@@ -24,6 +24,7 @@ import {
 } from '../protocol/inference.ts';
 import { type WorkerTrailer, workerTrailerSchema } from '../protocol/messages.ts';
 import { OutputObserver } from '../protocol/observed-output.ts';
+import { OfferedCertificates } from '../protocol/offered-certificates.ts';
 import { parseReceipt, type Receipt, verifyReceiptSignature } from '../protocol/receipt.ts';
 import { sealedRequestEnc } from '../protocol/sealing/index.ts';
 import type { BillRequest, ProxyBilling } from './billing.ts';
@@ -90,13 +91,17 @@ interface Relay {
   enc: Buffer | null;
   /** When the proxy received the request (performance.now()). */
   started: number;
+  /** Certificates offered whole on the caller's session. */
+  offered: OfferedCertificates;
 }
 
 /**
  * The calls in flight on one client session, by request id: a second call with the same id is refused,
- * and `request.cancel` finds the one to stop.
+ * and `request.cancel` finds the one to stop. Also the workers' certificates offered whole on it.
  */
-export type SessionCalls = Map<string, () => void>;
+export class SessionCalls extends Map<string, () => void> {
+  readonly certificates = new OfferedCertificates();
+}
 
 /** Worth another worker: it was lost, broke, was busy, or did not serve the model after all. */
 function isRetryable(e: CocoonError): boolean {
@@ -183,6 +188,7 @@ export class RequestRelay {
       relayed: desk !== null && account !== null && request.sealed ? new RelayedReply() : null,
       enc: null,
       started,
+      offered: calls.certificates,
     };
     calls.set(requestId, () => {
       relay.cancelled = true;
@@ -444,7 +450,7 @@ export class RequestRelay {
     call: InferenceCall,
     relay: Relay,
   ): Promise<WorkerTrailer> {
-    const body = await this.offer(clientStream, requestId, call, worker);
+    const body = await this.offer(clientStream, requestId, call, worker, relay.offered);
     if (relay.relayed) relay.enc = sealedRequestEnc(body);
     // The worker's budget starts when it gets the call, after the client answered the offer: each hop
     // keeps a little of what is left for itself, as the original does.
@@ -516,8 +522,9 @@ export class RequestRelay {
     requestId: string,
     call: InferenceCall,
     worker: WorkerConnection,
+    offered: OfferedCertificates,
   ): Promise<Buffer> {
-    clientStream.sessionControl(worker.offer(requestId, call.model));
+    clientStream.sessionControl(worker.offer(requestId, call.model, offered));
     const r = await clientStream.next();
     if (r.done) throw new BadRequestError('The call ended without its body.', null, 'missing_body');
     if (r.value.length !== call.bodyBytes) {

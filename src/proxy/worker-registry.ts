@@ -6,6 +6,7 @@ import { PeerHealth } from '../net/peer-health.ts';
 import type { Session } from '../net/session.ts';
 import type { WorkerAccount } from '../pay/worker-account.ts';
 import type { ControlMessage, WorkerInfo } from '../protocol/messages.ts';
+import type { OfferedCertificates } from '../protocol/offered-certificates.ts';
 
 /** A connected worker as the proxy sees it: what it serves, how loaded it is, how it has performed. */
 export class WorkerConnection {
@@ -32,13 +33,17 @@ export class WorkerConnection {
     return this.info.models.find((m) => m.name === name);
   }
 
-  /** What the proxy offers a client for a request on `model`: the client checks the certificate itself. */
-  offer(requestId: string, model: string): ControlMessage {
-    this.certificateBase64 ??= this.peer.certificate.toString('base64');
+  /**
+   * What the proxy offers a client for a request on `model`: the client checks the certificate itself.
+   * It goes whole the first time on the client's session, then by hash (`offered`, per session).
+   */
+  offer(requestId: string, model: string, offered: OfferedCertificates): ControlMessage {
+    const byHash = offered.offeredBefore(this.certificateHash, this.peer.certificate);
+    if (!byHash) this.certificateBase64 ??= this.peer.certificate.toString('base64');
     return {
       type: 'request.offer',
       requestId,
-      certificate: this.certificateBase64,
+      ...(byHash ? { certificateHash: this.certificateHash } : { certificate: this.certificateBase64! }),
       coefficient: this.model(model)?.coefficient ?? 0,
       worker: this.name,
     };

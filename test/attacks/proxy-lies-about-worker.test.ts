@@ -10,6 +10,7 @@ import type { Session } from '../../src/net/session.ts';
 import type { Stream } from '../../src/net/stream.ts';
 import { listenForPeers, type PeerListener } from '../../src/net/tls.ts';
 import { callSchema } from '../../src/protocol/messages.ts';
+import { OfferedCertificates } from '../../src/protocol/offered-certificates.ts';
 import type { ProxyNode } from '../../src/proxy/proxy-node.ts';
 import type { WorkerConnection } from '../../src/proxy/worker-registry.ts';
 import { Harness, post } from '../e2e/harness.ts';
@@ -47,7 +48,7 @@ describe('attack: a proxy lies to the client about who serves its request', () =
   const relayTo =
     (offered: () => WorkerConnection, target: () => WorkerConnection, as?: () => string): Behaviour =>
     async ({ stream, session, requestId, model }) => {
-      session.sendControl(offered().offer(requestId, model));
+      session.sendControl(offered().offer(requestId, model, new OfferedCertificates()));
       const body = await stream.next();
       if (body.done) return;
       bodiesSeen.push(body.value);
@@ -155,7 +156,7 @@ describe('attack: a proxy lies to the client about who serves its request', () =
 
   test('a reply the proxy makes up itself cannot pass for the worker it offered', async () => {
     behave = async ({ stream, session, requestId, model }) => {
-      session.sendControl(a.offer(requestId, model));
+      session.sendControl(a.offer(requestId, model, new OfferedCertificates()));
       await stream.next();
       const chunk = { id: 'x', object: 'chat.completion', created: 0, model, choices: [] };
       await stream.write(Buffer.from(JSON.stringify(chunk)));
@@ -210,7 +211,7 @@ describe('attack: a proxy lies to the client about who serves its request', () =
 
   test('offers without end: the client answers a few, then gives the request up', async () => {
     behave = async ({ stream, session, requestId, model }) => {
-      for (let i = 0; i < 50; i++) session.sendControl(b.offer(requestId, model));
+      for (let i = 0; i < 50; i++) session.sendControl(b.offer(requestId, model, new OfferedCertificates()));
       for (;;) {
         const body = await stream.next();
         if (body.done) return;
