@@ -33,6 +33,9 @@ import { formatTon } from './money.ts';
  * write, and the new content survives a crash once this returns: temp file + fsync + rename (or link, when
  * `overwrite` is false, so an existing file is never replaced) + fsync of the directory.
  */
+/** A node's wallet file, in its data dir. */
+export const WALLET_FILE = 'wallet.json';
+
 export async function writeFileAtomic(
   path: string,
   data: string | Buffer,

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { formatTon, parseTon } from '../chain/money.ts';
 import { TonChain } from '../chain/ton-chain.ts';
 import { WalletFileError, WalletSender } from '../chain/wallet.ts';
-import { type NodeChain, openNodeChain } from '../config/build-payments.ts';
+import type { NodeChain } from '../config/build-payments.ts';
 import { ConfigError } from '../config/config.ts';
 
 /**
@@ -217,6 +217,8 @@ export async function openNode(c: NodeChainConfig): Promise<{ nc: NodeChain; rea
   // A missing or unreadable wallet file is a configuration error (exit 2), as for the daemons.
   let nc: NodeChain;
   try {
+    // Loaded here, not at start-up: it brings the payments of every role (ledger, billing) with it.
+    const { openNodeChain } = await import('../config/build-payments.ts');
     nc = (await openNodeChain(c))!;
   } catch (err) {
     if (err instanceof ConfigError || !/get method|exit_code/i.test(describeError(err))) throw err;

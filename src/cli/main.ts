@@ -10,14 +10,6 @@ import {
 import { addDaemonFlags, flagsToConfig } from '../config/flags.ts';
 import { LOCAL_DEFAULTS } from '../config/local-defaults.ts';
 import { choicesAt } from '../config/strict.ts';
-import { registerCheckCommands } from './check-commands.ts';
-import { registerClientMoneyCommands } from './client-money-commands.ts';
-import { registerEarningsCommands } from './earnings-commands.ts';
-import { registerModelCommands } from './model-commands.ts';
-import { registerReceiptsCommands } from './receipts-commands.ts';
-import { registerRootCommands } from './root-commands.ts';
-import { registerWalletCommands } from './wallet-commands.ts';
-import { registerWorkerAdminCommands } from './worker-admin-commands.ts';
 
 /**
  * `cocoon` — one command for every role. Each daemon reads defaults < `--config file.json` < flags;
@@ -169,15 +161,25 @@ program
   });
 
 // Money on TON: wallets, the root, and subcommands of the roles (`cocoon client deposit`, …). A role given
-// no subcommand still runs its daemon.
-registerWalletCommands(program);
-registerRootCommands(program);
-registerClientMoneyCommands(program);
-registerEarningsCommands(program);
-registerModelCommands(program);
-registerWorkerAdminCommands(program);
-registerCheckCommands(program);
-registerReceiptsCommands(program);
+// no subcommand still runs its daemon. Each group loads only when its command is run (or for help):
+// loading all of them costs about a second of start-up, paid by every command.
+type Register = (program: Command) => void;
+const GROUPS: [string[], () => Promise<Register>][] = [
+  [['wallet'], async () => (await import('./wallet-commands.ts')).registerWalletCommands],
+  [['root', 'deploy-root'], async () => (await import('./root-commands.ts')).registerRootCommands],
+  [['client'], async () => (await import('./client-money-commands.ts')).registerClientMoneyCommands],
+  [['worker', 'proxy'], async () => (await import('./earnings-commands.ts')).registerEarningsCommands],
+  [['model-hash'], async () => (await import('./model-commands.ts')).registerModelCommands],
+  [['worker'], async () => (await import('./worker-admin-commands.ts')).registerWorkerAdminCommands],
+  [['worker', 'proxy'], async () => (await import('./check-commands.ts')).registerCheckCommands],
+  [['receipts'], async () => (await import('./receipts-commands.ts')).registerReceiptsCommands],
+];
+/** The command named on the command line (its first word that is no option): its groups, or all of them. */
+const named = process.argv.slice(2).find((a) => !a.startsWith('-'));
+const needed = GROUPS.some(([names]) => named !== undefined && names.includes(named))
+  ? GROUPS.filter(([names]) => names.includes(named!))
+  : GROUPS;
+for (const [, load] of needed) (await load())(program);
 
 program.parseAsync().catch((err) => {
   if (err instanceof ConfigError) {

@@ -8,8 +8,7 @@ import type { RootParams } from '../chain/contracts/params.ts';
 import { LOCAL_PARAMS } from '../chain/contracts/params.ts';
 import { changeOwnerBody, RootContract } from '../chain/contracts/root-contract.ts';
 import { formatTon, parseTon } from '../chain/money.ts';
-import { loadWalletFile, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
-import { WALLET_FILE } from '../config/build-payments.ts';
+import { loadWalletFile, WALLET_FILE, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
 import { ConfigError, loadConfig } from '../config/config.ts';
 import {
   awaitEffect,

@@ -17,8 +17,13 @@ import {
   updateProxyBody,
 } from '../chain/contracts/root-contract.ts';
 import { formatTon } from '../chain/money.ts';
-import { loadWalletFile, type Wallet, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
-import { WALLET_FILE } from '../config/build-payments.ts';
+import {
+  loadWalletFile,
+  WALLET_FILE,
+  type Wallet,
+  WalletSender,
+  walletFromMnemonic,
+} from '../chain/wallet.ts';
 import { ConfigError, hostPortSchema } from '../config/config.ts';
 import {
   awaitEffect,

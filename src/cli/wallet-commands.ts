@@ -4,8 +4,13 @@ import type { Address } from '@ton/core';
 import { type Command, Option } from 'commander';
 import { z } from 'zod';
 import { GLOBAL_IDS, TonChain } from '../chain/ton-chain.ts';
-import { createWalletFile, loadWalletFile, WalletFileError, walletFromMnemonic } from '../chain/wallet.ts';
-import { WALLET_FILE } from '../config/build-payments.ts';
+import {
+  createWalletFile,
+  loadWalletFile,
+  WALLET_FILE,
+  WalletFileError,
+  walletFromMnemonic,
+} from '../chain/wallet.ts';
 import {
   ConfigError,
   clientConfigSchema,

@@ -9,7 +9,10 @@ import { RootContract } from '../chain/contracts/root-contract.ts';
 import { formatTon, parseTon } from '../chain/money.ts';
 import { loadCodes, TonPayments } from '../chain/payments-chain.ts';
 import { TonChain } from '../chain/ton-chain.ts';
-import { loadWalletFile, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
+import { loadWalletFile, WALLET_FILE, WalletSender, walletFromMnemonic } from '../chain/wallet.ts';
+
+export { WALLET_FILE };
+
 import { ClientPayments } from '../client/client-payments.ts';
 import { PaymentRefusedError } from '../errors.ts';
 import { backoffDelay } from '../net/peer-link.ts';
@@ -36,8 +39,6 @@ interface ChainConfig {
   root?: string | undefined;
   ledgerDurability: 'disk' | 'process';
 }
-
-export const WALLET_FILE = 'wallet.json';
 
 /** What a node last read from the chain at boot: enough to start without it (see `chainInfo`). */
 export const CHAIN_INFO_FILE = 'chain-info.json';

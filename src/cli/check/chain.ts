@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import type { Address } from '@ton/core';
 import { RootContract, type RootData } from '../../chain/contracts/root-contract.ts';
-import { loadWalletFile, WalletFileError, walletFromMnemonic } from '../../chain/wallet.ts';
-import { WALLET_FILE } from '../../config/build-payments.ts';
+import { loadWalletFile, WALLET_FILE, WalletFileError, walletFromMnemonic } from '../../chain/wallet.ts';
 import { describeError, type Reach, reachChain, ton, walletText } from '../chain-cli.ts';
 import { parseRoot } from './identity.ts';
 import type { CheckList } from './report.ts';
