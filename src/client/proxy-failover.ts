@@ -143,18 +143,13 @@ async function attemptOn(
     const answer = new OfferAnswer(o, conn, s, request, requestId, body, () => cancel(conn, s, requestId));
     // Everything received is opened and counted as it arrives: a bill, which comes before the reply's
     // end, is checked against all of it.
-    if (conn.payments) {
-      const observed = bound.observed as OutputObserver;
-      s.onData = request.stream
-        ? (p) => {
-            observed.observeStreamPart(p, o.e2e);
-            answer.arrive(p);
-          }
-        : (p) => {
-            observed.collect(p, o.e2e);
-            answer.arrive(p);
-          };
-    } else s.onData = (p) => answer.arrive(p);
+    const observed = bound.observed as OutputObserver;
+    const paying = conn.payments !== null;
+    s.onData = (p) => {
+      if (paying && request.stream) observed.observeStreamPart(p, o.e2e);
+      else if (paying) observed.collect(p, o.e2e);
+      answer.arrive(p);
+    };
     o.offers.expect(requestId, conn, (offer) => answer.offered(offer));
     let first: IteratorResult<Buffer> | undefined;
     try {

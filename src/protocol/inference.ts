@@ -61,6 +61,14 @@ export const inferenceCallSchema = inferenceRequestSchema.omit({ body: true }).e
 });
 export type InferenceCall = z.infer<typeof inferenceCallSchema>;
 
+/**
+ * Does the reply to this call carry the worker's receipt? Unless the client turned receipts off, which it
+ * may only with E2E off: the proxy bounds a sealed prompt by nothing else, so a sealed call always gets one.
+ */
+export function receiptRequired(call: Pick<InferenceCall, 'receipt' | 'sealed'>): boolean {
+  return call.receipt || call.sealed;
+}
+
 /** Raw token counts of one finished request, as the engine reported them. */
 export interface TokenUsage {
   promptTokens: number;

@@ -19,6 +19,7 @@ import { boundUsage, type RequestCost, sameUsage, usageBeyondBound } from '../pa
 import {
   type InferenceCall,
   maxCompletionTokens,
+  receiptRequired,
   type TokenUsage,
   ZERO_USAGE,
 } from '../protocol/inference.ts';
@@ -505,7 +506,7 @@ export class RequestRelay {
         throw this.misbehaved(worker, 'worker ended a reply without a body', 'empty_reply');
       if (relay.metered) for (const part of held) relay.output.collect(part, forwarded.sealed);
     }
-    if (forwarded.receipt || forwarded.sealed) this.checkReceipt(worker, requestId, parsed.data);
+    if (receiptRequired(forwarded)) this.checkReceipt(worker, requestId, parsed.data);
     if (forwarded.sealed && parsed.data.end === undefined) {
       throw this.misbehaved(worker, 'a sealed reply without its sealed end', 'bad_message');
     }

@@ -32,7 +32,12 @@ import { NodeMetrics, type Outcome, tonGauge } from '../ops/metrics.ts';
 import { RequestTally } from '../ops/request-tally.ts';
 import { waitUntil } from '../ops/wait.ts';
 import { boundUsage } from '../pay/pricing.ts';
-import { type InferenceRequest, maxCompletionTokens, type TokenUsage } from '../protocol/inference.ts';
+import {
+  type InferenceRequest,
+  maxCompletionTokens,
+  receiptRequired,
+  type TokenUsage,
+} from '../protocol/inference.ts';
 import { callSchema, type WorkerInfo, type WorkerTrailer } from '../protocol/messages.ts';
 import type { Receipt } from '../protocol/receipt.ts';
 import type { InferenceBackend, ReplyPart } from './backend.ts';
@@ -310,9 +315,7 @@ export class WorkerNode {
         worker: this.opts.name,
         workerMs: performance.now() - started,
         ...ending,
-        // Unless the client turned receipts off, which it may only with E2E off (the proxy requires one
-        // for a sealed reply, so a sealed call gets one whatever it asks).
-        ...(call.receipt || call.sealed
+        ...(receiptRequired(call)
           ? { receipt: this.receipt(session, requestId, call.model, certificate, opened, usage) }
           : {}),
       };

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { UsageDisputedError } from '../../src/errors.ts';
 import type { Bill, Payer, RequestBound } from '../../src/pay/payer.ts';
+import { post } from '../e2e/harness.ts';
 import { paidSuite, workerAccrued } from './paid-network.ts';
 
 /**
@@ -18,14 +19,10 @@ describe('attack: a client disputes a fair bill', () => {
   const env = paidSuite();
 
   const ask = () =>
-    fetch(`${env.net.client.baseUrl}/chat/completions`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({
-        model: 'cocoon-tiny',
-        messages: [{ role: 'user', content: 'hello there' }],
-        max_tokens: 20,
-      }),
+    post(`${env.net.client.baseUrl}/chat/completions`, {
+      model: 'cocoon-tiny',
+      messages: [{ role: 'user', content: 'hello there' }],
+      max_tokens: 20,
     });
 
   /** The client's payer disputes every bill, with the proof its reader kept, altered by `alter`. */
@@ -46,9 +43,8 @@ describe('attack: a client disputes a fair bill', () => {
     };
     try {
       const res = await ask();
-      const body = (await res.json()) as { error: { code: string } };
       assert.equal(res.status, 402);
-      assert.equal(body.error.code, 'unpaid_bill');
+      assert.equal(res.json.error?.code, 'unpaid_bill');
     } finally {
       (payer as { pay: Payer['pay'] }).pay = honestPay;
     }
@@ -82,6 +78,6 @@ describe('attack: a client disputes a fair bill', () => {
     await disputeWith((p) => [randomBytes(32), ...p.slice(1)]);
     const res = await ask();
     assert.equal(res.status, 402);
-    assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'unpaid_bills');
+    assert.equal(res.json.error?.code, 'unpaid_bills');
   });
 });
